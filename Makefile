@@ -1,0 +1,30 @@
+# Two commands matter (README.md): `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install data demo test test-slow bench
+
+$(BIN)/lifelong: pyproject.toml requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.txt torch==2.13.0
+	$(BIN)/pip install -q -c requirements.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/lifelong
+
+data:
+	sh scripts/fashion-mnist.sh
+
+demo: install data
+	$(BIN)/lifelong run
+
+test: install
+	$(BIN)/python -m pytest
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+bench: install data
+	$(BIN)/python benchmarks/overhead.py

@@ -1,0 +1,107 @@
+"""Image folders (one sub-folder per class), loaded lazily with PIL when a batch is indexed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from .stream import Dataset, Split, stratified_split
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class LazyImages:
+    """Image files that become a float tensor batch (N, C, H, W) in [0, 1] only when indexed."""
+
+    def __init__(self, paths: Sequence[str], size: tuple[int, int], grayscale: bool) -> None:
+        self.paths = np.asarray(paths, dtype=object)
+        self.size, self.grayscale = size, grayscale
+        self.shape = (len(self.paths), 1 if grayscale else 3, *size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, idx: Tensor) -> Tensor:
+        from PIL import Image
+
+        h, w = self.size
+        out = np.empty((len(idx), h, w, self.shape[1]), dtype=np.float32)
+        for i, path in enumerate(self.paths[idx.cpu().numpy()]):
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("L" if self.grayscale else "RGB")
+                    if im.size != (w, h):
+                        im = im.resize((w, h))
+                    out[i] = np.asarray(im, dtype=np.float32).reshape(h, w, -1) / 255.0
+            except OSError as err:  # truncated or removed since image_folder checked its header
+                raise DataError(f"cannot read image {path}: {err}") from None
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+    def subset(self, idx: Tensor) -> LazyImages:
+        return LazyImages(list(self.paths[idx.cpu().numpy()]), self.size, self.grayscale)
+
+    def cat(self, others: Sequence[LazyImages]) -> LazyImages:
+        paths = np.concatenate([self.paths, *(o.paths for o in others)])
+        return LazyImages(list(paths), self.size, self.grayscale)
+
+
+def image_folder(
+    path: str | Path,
+    *,
+    size: tuple[int, int] | None = None,
+    grayscale: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """A data set from `path/<class>/<image>` (or `path/train/<class>/...` and `path/test/<class>/...`).
+
+    Every image header is checked up front (corrupt files and mixed sizes fail here, not mid-run);
+    pixels are read only when a batch is indexed. Without `size`, all images must share one size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    parts = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
+    class_names = sorted(p.name for p in parts[0].iterdir() if p.is_dir())
+    if not class_names:
+        raise DataError(f"{parts[0]} has no class sub-folders: expected {parts[0]}/<class name>/<image files>")
+    splits: list[tuple[list[str], list[int]]] = []
+    for part in parts:
+        files, labels = [], []
+        for c, name in enumerate(class_names):
+            found = sorted(str(f) for f in (part / name).glob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found and part == parts[0]:
+                raise DataError(f"class folder {part / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+            labels += [c] * len(found)
+        splits.append((files, labels))
+    explicit = size is not None
+    for files, _ in splits:
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im_size = (im.height, im.width)
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"cannot read image {f}: {err}") from None
+            size = size or im_size
+            if im_size != size and not explicit:
+                raise DataError(
+                    f"image {f} is {im_size[0]}x{im_size[1]}, others {size[0]}x{size[1]}: pass size=(H, W) to resize"
+                )
+    assert size is not None
+
+    def split(files: list[str], labels: list[int]) -> Split:
+        return Split(LazyImages(files, size, grayscale), torch.tensor(labels, dtype=torch.long))
+
+    if len(parts) == 2:
+        train, test = split(*splits[0]), split(*splits[1])
+    else:
+        train, test = stratified_split(split(*splits[0]), test_fraction, seed)
+    return Dataset(root.name, train, test, class_names, (1 if grayscale else 3, *size))

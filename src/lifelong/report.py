@@ -1,0 +1,111 @@
+"""Tables (terminal, Markdown) and plots (PNG) of results. Every figure comes from `metrics`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write_bytes
+from .metrics import mean_std
+
+# (key in a run's metrics, column title, scale, decimals)
+COLUMNS = [
+    ("acc", "ACC", 100, 2),
+    ("bwt", "BWT", 100, 2),
+    ("fwt", "FWT", 100, 2),
+    ("forgetting", "Forgetting", 100, 2),
+    ("learning_accuracy", "LA", 100, 2),
+    ("train_seconds", "Time (s)", 1, 1),
+    ("samples_per_second", "Samples/s", 1, 0),
+    ("peak_rss_mb", "Peak RSS (MB)", 1, 0),
+    ("strategy_memory_bytes", "Strategy mem (MB)", 2**-20, 2),
+]
+
+
+def summary_rows(runs: Sequence[dict]) -> list[list[str]]:
+    """One row per strategy (in order of first appearance): mean +- std over its seeds."""
+    by_strategy: dict[str, list[dict]] = {}
+    for run in runs:
+        by_strategy.setdefault(run["strategy"], []).append(run["metrics"])
+    rows = []
+    for name, ms in by_strategy.items():
+        row = [name, str(len(ms))]
+        for key, _, scale, dec in COLUMNS:
+            mean, std = mean_std([m[key] * scale for m in ms])
+            row.append(f"{mean:.{dec}f} ± {std:.{dec}f}" if len(ms) > 1 else f"{mean:.{dec}f}")
+        rows.append(row)
+    return rows
+
+
+def table(runs: Sequence[dict], markdown: bool = False) -> str:
+    """The strategy x metrics table (accuracies in %), aligned for a terminal or as Markdown."""
+    header = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
+    rows = summary_rows(runs)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+def _figure():  # matplotlib is imported only when a plot is drawn, with a file backend
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    fig.clf()
+    _figure().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_matrix(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
+    """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %."""
+    plt = _figure()
+    m = np.asarray(matrix, dtype=float) * 100
+    t = len(m)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
+    im = ax.imshow(m, vmin=0, vmax=100, cmap="viridis")
+    for i in range(t):
+        for j in range(t):
+            ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if m[i, j] < 60 else "black")
+    ax.set_xlabel("tested on task j")
+    ax.set_ylabel("after training task i")
+    ax.set_xticks(range(t))
+    ax.set_yticks(range(t))
+    ax.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
+    """Accuracy on each task (one line per task) as training moves through the stream."""
+    plt = _figure()
+    m = np.asarray(matrix, dtype=float) * 100
+    t = len(m)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for j in range(t):
+        ax.plot(range(j, t), m[j:, j], marker="o", label=f"task {j}")
+    ax.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
+    ax.set_xlabel("after training task")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xticks(range(t))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+    return path

@@ -1,0 +1,174 @@
+"""The Strategy hook interface and Compose.
+
+A continual-learning method is a small class that overrides only the hooks it needs; `Trainer`
+calls only hooks that are overridden, so an unused hook costs nothing in the inner loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ..data import Stream, Task
+    from ..training import Trainer
+
+HOOKS = ("training_tasks", "before_task", "batch", "loss", "after_backward", "after_step", "after_task", "predict")
+
+
+class Strategy:
+    """Base class: every hook is a no-op. Subclasses set `name` (the CLI name) and override hooks.
+
+    Hyper-parameters are the keyword arguments of `__init__`; the CLI offers each as
+    `--<name>-<argument>` (renamed through `option_names`, e.g. {"lam": "lambda"}).
+    """
+
+    name: ClassVar[str] = "strategy"
+    summary: ClassVar[str] = ""
+    option_names: ClassVar[dict[str, str]] = {}
+
+    trainer: Trainer
+    stream: Stream
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        """Called once by `Trainer.fit` before anything else."""
+        self.trainer, self.stream = trainer, stream
+
+    @property
+    def model(self) -> nn.Module:
+        return self.trainer.model
+
+    def training_tasks(self, task: Task, stream: Stream) -> list[Task]:
+        """The tasks whose training data is used while learning `task` (default: just `task`)."""
+        return [task]
+
+    def before_task(self, task: Task) -> None:
+        """Before training on `task` (grow a head, add a column, set masks)."""
+
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Change a training batch (replay mixes memory samples in)."""
+        return x, y, t
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        """An extra loss term added to the cross-entropy (penalties, distillation)."""
+        return None
+
+    def after_backward(self) -> None:
+        """After `loss.backward()`, before the optimiser step (gradient projection, masks)."""
+
+    def after_step(self) -> None:
+        """After the optimiser step (path integrals, buffer updates)."""
+
+    def after_task(self, task: Task) -> None:
+        """After training on `task` (importance estimates, snapshots, exemplars)."""
+
+    def predict(self, x: Tensor, t: Tensor) -> Tensor:
+        """Logits for evaluation (default: the model's output)."""
+        return self.model(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's state: tensors and JSON-serialisable values only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the strategy's state (buffers, Fisher, snapshots)."""
+        return sum(v.numel() * v.element_size() for v in self.state_dict().values() if isinstance(v, Tensor))
+
+    def options(self) -> dict[str, Any]:
+        """The hyper-parameters this instance was built with (from `__init__`'s signature)."""
+        return {p: getattr(self, p) for p in hyper_parameters(type(self))}
+
+    def children(self) -> Iterator[Strategy]:
+        yield self
+
+
+def hyper_parameters(cls: type[Strategy]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of a strategy class's `__init__` (its hyper-parameters)."""
+    if cls.__init__ is object.__init__:
+        return {}
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p for k, p in params.items() if k != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def overrides(strategy: Strategy, hook: str) -> bool:
+    """Whether any part of `strategy` implements `hook` itself."""
+    return any(getattr(type(s), hook) is not getattr(Strategy, hook) for s in strategy.children())
+
+
+class Compose(Strategy):
+    """Several strategies as one: hooks run in the given order, extra losses are summed, batches
+    pass through each `batch` hook in turn, and the last strategy that defines `predict` (or
+    `training_tasks`) decides it. Example: `Compose(EWC(lam=100), Replay(buffer_size=500))`."""
+
+    name = "compose"
+
+    def __init__(self, *strategies: Strategy) -> None:
+        if not strategies:
+            raise ValueError("Compose needs at least one strategy")
+        self.parts = list(strategies)
+
+    def children(self) -> Iterator[Strategy]:
+        for part in self.parts:
+            yield from part.children()
+
+    def _with(self, hook: str) -> list[Strategy]:
+        return [s for s in self.parts if overrides(s, hook)]
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        super().attach(trainer, stream)
+        for s in self.parts:
+            s.attach(trainer, stream)
+
+    def training_tasks(self, task: Task, stream: Stream) -> list[Task]:
+        chosen = self._with("training_tasks")
+        return chosen[-1].training_tasks(task, stream) if chosen else [task]
+
+    def before_task(self, task: Task) -> None:
+        for s in self._with("before_task"):
+            s.before_task(task)
+
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        for s in self._with("batch"):
+            x, y, t = s.batch(x, y, t)
+        return x, y, t
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        terms = [v for s in self._with("loss") if (v := s.loss(out, x, y, t)) is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    def after_backward(self) -> None:
+        for s in self._with("after_backward"):
+            s.after_backward()
+
+    def after_step(self) -> None:
+        for s in self._with("after_step"):
+            s.after_step()
+
+    def after_task(self, task: Task) -> None:
+        for s in self._with("after_task"):
+            s.after_task(task)
+
+    def predict(self, x: Tensor, t: Tensor) -> Tensor:
+        chosen = self._with("predict")
+        return chosen[-1].predict(x, t) if chosen else self.model(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {f"{i}.{k}": v for i, s in enumerate(self.parts) for k, v in s.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for i, s in enumerate(self.parts):
+            prefix = f"{i}."
+            s.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def memory_bytes(self) -> int:
+        return sum(s.memory_bytes() for s in self.parts)
+
+    def options(self) -> dict[str, Any]:
+        return {s.name: s.options() for s in self.parts}

@@ -1,0 +1,157 @@
+"""The CLI end to end on split-digits (small and fast), plus bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lifelong.cli import main
+from lifelong.data.sources import fashion_mnist_dirs
+from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results
+
+FAST = ["--benchmark", "split-digits", "--hidden", "64", "--batch-size", "16", "--epochs", "2"]
+
+
+def run_cli(capsys, *args):
+    code = main(["run", *FAST, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_one_object_per_strategy_and_seed(capsys):
+    code, out, _ = run_cli(capsys, "--strategy", "naive", "--strategy", "joint", "--seeds", "2", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(r["strategy"], r["seed"]) for r in rows] == [("naive", 0), ("naive", 1), ("joint", 0), ("joint", 1)]
+    assert all(set(RECORD_KEYS) <= set(r) for r in rows)
+    assert all(len(r["matrix"]) == 5 and r["scenario"] == "class" for r in rows)
+    assert min(r["acc"] for r in rows[2:]) > max(r["acc"] for r in rows[:2]) + 0.4
+
+
+def test_same_seed_same_matrix_through_cli(capsys):
+    a = json.loads(run_cli(capsys, "--strategy", "naive", "--json")[1])
+    b = json.loads(run_cli(capsys, "--strategy", "naive", "--json")[1])
+    assert a["matrix"] == b["matrix"]
+
+
+def test_table_and_run_directory(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "--strategy", "naive,joint", "--scenario", "task", "--out", str(out_dir))
+    assert code == 0
+    assert "naive" in out and "joint" in out and "ACC" in out and "task-incremental" in out
+    results = load_results(out_dir / "results.json")
+    assert results["schema"] == RESULTS_SCHEMA and len(results["runs"]) == 2
+    assert json.loads((out_dir / "config.json").read_text())["scenario"] == "task"
+    for name in ("matrix-naive.png", "curves-naive.png", "matrix-joint.png", "curves-joint.png"):
+        assert (out_dir / name).read_bytes()[:4] == b"\x89PNG"
+    # the table prints the numbers that results.json holds
+    acc = results["runs"][0]["acc"] * 100
+    assert f"{acc:.2f}" in out
+
+
+def test_finished_run_is_not_clobbered(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    assert run_cli(capsys, "--strategy", "naive", "--out", str(out_dir))[0] == 0
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    code, out, err = run_cli(capsys, "--strategy", "joint", "--out", str(out_dir))
+    assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    assert run_cli(capsys, "--strategy", "joint", "--out", str(out_dir), "--overwrite")[0] == 0
+    assert load_results(out_dir / "results.json")["runs"][0]["strategy"] == "joint"
+
+
+def test_config_file_and_command_line_precedence(capsys, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("benchmark: split-digits\nstrategy: [naive]\nepochs: 1\nn-tasks: 2\nhidden: [16]\n")
+    assert main(["run", "--config", str(cfg), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert len(row["matrix"]) == 2
+    assert main(["run", "--config", str(cfg), "--n-tasks", "5", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["matrix"]) == 5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--benchmark", "split-fmnst"], "did you mean 'split-fmnist'"),
+        (["--strategy", "ewcc"], "unknown strategy 'ewcc'"),
+        (["--model", "vgg"], "unknown model 'vgg'"),
+        (["--model", "resnet18", "--benchmark", "split-mnist1d"], "resnet18"),
+        (["--epochs", "0"], "epochs must be"),
+        (["--seeds", "0"], "--seeds"),
+        (["--n-tasks", "11"], "n_tasks must be"),
+        (["--class-order", "0,0,1"], "class_order"),
+        (["--lr", "-1"], "learning rate"),
+        (["--no-such-option"], "unrecognized arguments"),
+        (["--epochs", "two"], "invalid int value"),
+        (["--scenario", "sideways"], "invalid choice"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(["run", "--benchmark", "split-digits", *args]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("epochz: 3\n", "unknown config key 'epochz'"), ("epochs: three\n", "wrong type"),
+     ("- a\n- b\n", "mapping"), ("epochs: [\n", "not valid YAML"), ("lr: true\n", "wrong type")],
+)
+def test_bad_config_file(capsys, tmp_path, text, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    assert main(["run", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_out_is_a_file(capsys, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    assert run_cli(capsys, "--out", str(target))[0] == 2
+    assert target.read_text() == "keep me"
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("split-fmnist", "permuted-fmnist", "rotated-fmnist", "split-digits", "permuted-digits",
+                 "split-mnist1d", "naive", "joint", "cumulative", "mlp", "cnn", "resnet18", "domain"):
+        assert f"  {name} " in out
+
+
+def _subprocess(args, env=None):
+    return subprocess.run([sys.executable, "-m", "lifelong", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_corrupt_idx_file_is_refused(tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (folder / stem).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 10)
+    proc = _subprocess(["run", "--strategy", "naive"], env={"LIFELONG_DATA": str(tmp_path)})
+    assert proc.returncode == 2
+    assert "truncated" in proc.stderr and "train-images-idx3-ubyte" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+HAVE_FMNIST = any((d / "train-images-idx3-ubyte.gz").exists() for d in fashion_mnist_dirs())
+
+
+@pytest.mark.skipif(not HAVE_FMNIST, reason="Fashion-MNIST is not installed (make data)")
+def test_default_run_shows_forgetting_and_upper_bound():
+    """`lifelong run` with no arguments: class-IL Split Fashion-MNIST, naive and joint."""
+    proc = _subprocess(["run", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["strategy"]: r for r in map(json.loads, proc.stdout.strip().splitlines())}
+    assert rows["joint"]["acc"] > 0.80
+    assert 0.15 < rows["naive"]["acc"] < 0.30  # near 1/5: class-incremental forgetting
+    assert rows["naive"]["benchmark"] == "split-fmnist" and len(rows["naive"]["matrix"]) == 5

@@ -1,0 +1,69 @@
+import torch
+
+import lifelong as ll
+from lifelong.strategies import Compose, Naive, Strategy, hyper_parameters, overrides
+
+
+class AddOne(Strategy):
+    name = "add-one"
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+        self.memory = torch.zeros(3)
+
+    def batch(self, x, y, t):
+        return x + 1, y, t
+
+    def loss(self, out, x, y, t):
+        return torch.tensor(self.weight)
+
+    def predict(self, x, t):
+        return torch.full((len(x), 2), self.weight)
+
+    def state_dict(self):
+        return {"memory": self.memory, "weight": self.weight}
+
+    def load_state_dict(self, state):
+        self.memory, self.weight = state["memory"], state["weight"]
+
+
+def test_overrides_detects_only_implemented_hooks():
+    assert not any(overrides(Naive(), h) for h in ("batch", "loss", "after_step", "predict"))
+    s = AddOne()
+    assert overrides(s, "batch") and overrides(s, "loss") and not overrides(s, "after_step")
+    assert overrides(Compose(Naive(), AddOne()), "loss")
+    assert not overrides(Compose(Naive(), Naive()), "loss")
+
+
+def test_compose_chains_batches_sums_losses_last_predict_wins():
+    c = Compose(AddOne(1.0), AddOne(2.0))
+    x, _, _ = c.batch(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2))
+    assert torch.equal(x, torch.full((2, 3), 2.0))
+    assert c.loss(None, None, None, None).item() == 3.0
+    assert torch.equal(c.predict(torch.zeros(4, 3), None), torch.full((4, 2), 2.0))
+
+
+def test_compose_state_dict_round_trip_and_memory():
+    a = Compose(AddOne(1.0), AddOne(2.0))
+    a.parts[1].memory = torch.arange(3.0)
+    state = a.state_dict()
+    assert set(state) == {"0.memory", "0.weight", "1.memory", "1.weight"}
+    b = Compose(AddOne(), AddOne())
+    b.load_state_dict(state)
+    assert b.parts[1].weight == 2.0 and torch.equal(b.parts[1].memory, torch.arange(3.0))
+    assert a.memory_bytes() == 2 * 3 * 4
+
+
+def test_hyper_parameters_and_options():
+    assert list(hyper_parameters(AddOne)) == ["weight"]
+    assert hyper_parameters(Naive) == {}
+    assert AddOne(0.5).options() == {"weight": 0.5}
+    assert Compose(AddOne(0.5), Naive()).options() == {"add-one": {"weight": 0.5}, "naive": {}}
+
+
+def test_compose_in_trainer_matches_single_strategy(digits_stream):
+    from ..conftest import small_mlp
+
+    a = ll.Trainer(small_mlp(digits_stream), Naive(), seed=0).fit(digits_stream)
+    b = ll.Trainer(small_mlp(digits_stream), Compose(Naive(), Naive()), seed=0).fit(digits_stream)
+    assert a.matrix == b.matrix

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from lifelong import metrics
+
+# Hand-computed example: 3 tasks.
+R = [
+    [0.90, 0.10, 0.20],
+    [0.95, 0.80, 0.30],
+    [0.50, 0.70, 0.95],
+]
+B = [0.10, 0.05, 0.10]
+
+
+def test_average_accuracy():
+    assert metrics.average_accuracy(R) == pytest.approx((0.50 + 0.70 + 0.95) / 3)
+
+
+def test_backward_transfer_uses_diagonal_not_max():
+    # ((0.50 - 0.90) + (0.70 - 0.80)) / 2
+    assert metrics.backward_transfer(R) == pytest.approx(-0.25)
+
+
+def test_forward_transfer_against_reference_row():
+    # ((R[0,1] - b1) + (R[1,2] - b2)) / 2 = ((0.10 - 0.05) + (0.30 - 0.10)) / 2
+    assert metrics.forward_transfer(R, B) == pytest.approx(0.125)
+
+
+def test_forgetting_uses_best_earlier_accuracy():
+    # task 0: max(0.90, 0.95) - 0.50 = 0.45 ; task 1: max(0.10, 0.80) - 0.70 = 0.10
+    assert metrics.forgetting(R) == pytest.approx(0.275)
+    assert metrics.forgetting(R) != pytest.approx(-metrics.backward_transfer(R))
+
+
+def test_learning_accuracy():
+    assert metrics.learning_accuracy(R) == pytest.approx((0.90 + 0.80 + 0.95) / 3)
+
+
+def test_summary_keys_and_single_task():
+    s = metrics.summary([[0.7]], [0.1])
+    assert s == {"acc": 0.7, "bwt": 0.0, "fwt": 0.0, "forgetting": 0.0, "learning_accuracy": 0.7}
+
+
+def test_no_forgetting_matrix():
+    r = np.triu(np.full((4, 4), 0.9)) + np.tril(np.full((4, 4), 0.9), -1)
+    assert metrics.backward_transfer(r) == 0.0 and metrics.forgetting(r) == 0.0
+
+
+@pytest.mark.parametrize("bad", [[[0.1, 0.2]], [], [[0.1], [0.2]]])
+def test_non_square_matrix_rejected(bad):
+    with pytest.raises(ValueError):
+        metrics.average_accuracy(bad)
+
+
+def test_reference_row_length_checked():
+    with pytest.raises(ValueError):
+        metrics.forward_transfer(R, [0.1, 0.2])
+
+
+def test_mean_std():
+    assert metrics.mean_std([1.0, 3.0]) == pytest.approx((2.0, np.sqrt(2.0)))
+    assert metrics.mean_std([5.0]) == (5.0, 0.0)
