@@ -150,40 +150,32 @@ class Trainer:
         """Learn the tasks of `stream` in order; returns the accuracy matrix and measurements."""
         torch.manual_seed(self.seed)
         self.generator = torch.Generator().manual_seed(self.seed)
-        stream = self._on_device(stream)
+        self.stream = stream = self._on_device(stream)
         self.strategy.attach(self, stream)
-        hooks = {h: overrides(self.strategy, h) for h in ("batch", "loss", "after_backward", "after_step")}
         self.make_optimizer()  # the first optimiser imports torch._dynamo (~1 s): keep that out of the timings
+        self.samples_seen = 0
 
         t0 = time.perf_counter()
         reference = self.evaluate(stream)
         eval_seconds = time.perf_counter() - t0
-        matrix, losses, task_seconds, samples = [], [], [], 0
-        bar = tqdm(total=0, disable=not self.progress, file=sys.stderr, unit="batch", dynamic_ncols=True, leave=False)
+        matrix, losses, task_seconds = [], [], []
+        self.bar = tqdm(total=0, disable=not self.progress, file=sys.stderr, unit="batch", dynamic_ncols=True,
+                        leave=False)
         try:
             for task in stream:
                 start = time.perf_counter()
                 self.model.train()
                 self.strategy.before_task(task)
                 data = self.strategy.training_tasks(task, stream)
-                task_losses = []
-                if data:
-                    train, t_all = _concat(data)
-                    self.optimizer = self.make_optimizer()
-                    n_batches = math.ceil(len(train) / self.batch_size)
-                    bar.total += n_batches * self.epochs
-                    for epoch in range(self.epochs):
-                        bar.set_description(f"{self.label} task {task.id + 1}/{len(stream)} epoch {epoch + 1}/{self.epochs}")
-                        task_losses.append(self._epoch(stream, train, t_all, hooks, bar, task, epoch))
-                        samples += len(train)
+                losses.append(self.train(*_concat(data), self.epochs, f"task {task.id + 1}/{len(stream)}") if data else [])
                 self.strategy.after_task(task)
+                self._check_parameters(task)
                 task_seconds.append(time.perf_counter() - start)
-                losses.append(task_losses)
                 t1 = time.perf_counter()
                 matrix.append(self.evaluate(stream))
                 eval_seconds += time.perf_counter() - t1
         finally:
-            bar.close()
+            self.bar.close()
         return Result(
             matrix=matrix,
             reference=reference,
@@ -191,17 +183,30 @@ class Trainer:
             task_seconds=task_seconds,
             train_seconds=sum(task_seconds),
             eval_seconds=eval_seconds,
-            samples_seen=samples,
+            samples_seen=self.samples_seen,
             peak_rss_mb=peak_rss_mb(),
             strategy_memory_bytes=self.strategy.memory_bytes(),
             stream={"name": stream.name, "scenario": stream.scenario, "n_tasks": len(stream),
                     "n_outputs": stream.n_outputs, "info": stream.info},
         )
 
-    def _epoch(self, stream: Stream, train: Split, t_all: Tensor, hooks: dict[str, bool], bar: tqdm,
-               task: Task, epoch: int) -> float:
+    def train(self, data: Split, task_ids: Tensor, epochs: int, what: str = "") -> list[float]:
+        """Train on `data` (each sample tagged with its task id) for `epochs` with a fresh optimiser,
+        through the strategy's hooks; returns the mean loss of each epoch. `fit` calls this once per
+        task; strategies that retrain (PackNet after pruning, GDumb on its memory) call it too."""
+        self.optimizer = self.make_optimizer()
+        hooks = {h: overrides(self.strategy, h) for h in ("batch", "loss", "after_backward", "after_step")}
+        self.bar.total += math.ceil(len(data) / self.batch_size) * epochs
+        out = []
+        for epoch in range(epochs):
+            self.bar.set_description(f"{self.label} {what} epoch {epoch + 1}/{epochs}".strip())
+            out.append(self._epoch(data, task_ids, hooks, what, epoch))
+            self.samples_seen += len(data)
+        return out
+
+    def _epoch(self, train: Split, t_all: Tensor, hooks: dict[str, bool], what: str, epoch: int) -> float:
         """One pass over `train` in random order; returns the mean training loss."""
-        model, opt, strategy, bs = self.model, self.optimizer, self.strategy, self.batch_size
+        model, opt, strategy, stream, bs, bar = self.model, self.optimizer, self.strategy, self.stream, self.batch_size, self.bar
         assert opt is not None
         n = len(train)
         perm = torch.randperm(n, generator=self.generator).to(train.y.device)
@@ -239,10 +244,19 @@ class Trainer:
         mean = float(total) / max(n_batches, 1)
         if not math.isfinite(mean):
             raise TrainingError(
-                f"the training loss became non-finite in task {task.id}, epoch {epoch + 1}: "
-                "lower --lr or the strategy's penalty weight"
+                f"the training loss became non-finite ({what}, epoch {epoch + 1}): the learning rate or the "
+                "strategy's penalty weight is too large for this model; lower --lr or the penalty"
             )
         return mean
+
+    def _check_parameters(self, task: Task) -> None:
+        """A diverged model is never evaluated or reported."""
+        for name, p in self.model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingError(
+                    f"parameter {name} became non-finite while learning task {task.id}: lower --lr or the "
+                    "strategy's penalty weight"
+                )
 
     def _on_device(self, stream: Stream) -> Stream:
         """A copy of the stream whose in-memory tensors live on the training device."""
