@@ -86,7 +86,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     for dest, (name, arg, param) in strategy_options().items():
         kind = type(param.default) if param.default is not inspect.Parameter.empty else str
         group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_bool if kind is bool else kind,
-                           default=S, help=f"{name}: {arg} (default {param.default})")
+                           default=S, help=f"{name} option (default {param.default})")
 
 
 def parser() -> Parser:

@@ -221,7 +221,8 @@ class Trainer:
                 x, y, t = x.to(self.device), y.to(self.device), t.to(self.device)
             if hooks["batch"]:
                 x, y, t = strategy.batch(x, y, t)
-            out = stream.mask(model(x), t)
+            self.logits = model(x)  # unmasked, for strategies that need other heads' outputs (LwF)
+            out = stream.mask(self.logits, t)
             loss = F.cross_entropy(out, y)
             if hooks["loss"]:
                 extra = strategy.loss(out, x, y, t)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..data import Stream, Task
     from ..training import Trainer
@@ -30,12 +32,16 @@ class Strategy:
     name: ClassVar[str] = "strategy"
     summary: ClassVar[str] = ""
     option_names: ClassVar[dict[str, str]] = {}
+    needs_task_ids: ClassVar[bool] = False  # True: `attach` refuses streams without task ids at test time
 
     trainer: Trainer
     stream: Stream
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         """Called once by `Trainer.fit` before anything else."""
+        if self.needs_task_ids and stream.scenario != "task":
+            raise ConfigError(f"{self.name} needs the task id at test time, which a {stream.scenario}-incremental "
+                              "stream does not give: use a task-incremental stream (--scenario task)")
         self.trainer, self.stream = trainer, stream
 
     @property
@@ -54,7 +60,9 @@ class Strategy:
         return x, y, t
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        """An extra loss term added to the cross-entropy (penalties, distillation)."""
+        """An extra loss term added to the cross-entropy (penalties, distillation). In task-incremental
+        streams `out` is masked (other tasks' units hold the dtype's minimum); the unmasked logits of
+        the same forward pass are `self.trainer.logits`."""
         return None
 
     def after_backward(self) -> None:

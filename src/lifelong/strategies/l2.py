@@ -1,0 +1,33 @@
+"""L2 regularisation towards the previous task's parameters: the ablation baseline for EWC/SI/MAS
+(every parameter equally important):  L(θ) = L_t(θ) + (λ/2) · sum_i (θ_i − θ*_i)^2, θ* = the
+parameters after the previous task (Kirkpatrick et al. 2017 use it as their "L2" baseline)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import Task
+from ..errors import ConfigError
+from .penalty import QuadraticPenalty
+
+
+class L2(QuadraticPenalty):
+    """L2 pull to the last task's weights. lam: λ (default 1.0, sweep in BENCHMARKS.md)."""
+
+    name = "l2"
+    summary = "plain L2 pull to the previous task's parameters (ablation baseline)"
+    option_names = {"lam": "lambda"}
+
+    def __init__(self, lam: float = 1.0) -> None:
+        super().__init__()
+        if lam < 0:
+            raise ConfigError(f"--l2-lambda must be >= 0, got {lam}")
+        self.lam = lam
+
+    @property
+    def scale(self) -> float:
+        return self.lam / 2
+
+    def after_task(self, task: Task) -> None:
+        anchor = self.parameters_now()
+        self.consolidate({n: torch.ones_like(p) for n, p in anchor.items()}, anchor, keep_old_anchors=False, decay=0.0)

@@ -1,0 +1,75 @@
+"""Learning without Forgetting (Li & Hoiem 2017, eq. 3 / Algorithm 1).
+
+Before task t the current model is frozen as a teacher; while task t is learnt, the loss on each
+batch becomes
+
+    L = L_new(y, ŷ) + α · sum_g  −(1/B) sum_n sum_{c∈g} y'_nc log ŷ'_nc,   y' = softmax(teacher/T), ŷ' = softmax(student/T)
+
+where g runs over the old outputs: each earlier task's head (task-incremental), the units of all
+earlier classes (class-incremental), or all outputs (domain-incremental: old and new tasks share them).
+No data is stored; the teacher costs one extra no-grad forward pass per batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Task
+from ..errors import ConfigError
+from ..losses import soft_cross_entropy
+from .base import Strategy
+
+
+class LwF(Strategy):
+    """LwF. alpha: the distillation weight λ_o (default 1.0, the paper's); temperature: T (default 2.0,
+    the paper's)."""
+
+    name = "lwf"
+    summary = "Learning without Forgetting (Li & Hoiem 2017): distil the previous model's old outputs"
+
+    def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
+        if alpha < 0 or temperature <= 0:
+            raise ConfigError(f"--lwf-alpha must be >= 0 and --lwf-temperature > 0, got {alpha}, {temperature}")
+        self.alpha, self.temperature = alpha, temperature
+        self.teacher: nn.Module | None = None
+        self.groups: list[Tensor] = []
+
+    def before_task(self, task: Task) -> None:
+        old = self.stream.tasks[: task.id]
+        if not old:
+            self.groups = []
+        elif self.stream.scenario == "task":
+            self.groups = [torch.tensor(k.units) for k in old]
+        elif self.stream.scenario == "class":
+            self.groups = [torch.tensor(sorted({u for k in old for u in k.units}))]
+        else:
+            self.groups = [torch.arange(self.stream.n_outputs)]
+        self.groups = [g.to(self.trainer.device) for g in self.groups]
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        if self.teacher is None or not self.groups:
+            return None
+        with torch.no_grad():
+            old = self.teacher(x)
+        new = self.trainer.logits
+        total = sum(soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups)
+        return self.alpha * total
+
+    def after_task(self, task: Task) -> None:
+        self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.teacher is None:
+            return {}
+        return {f"teacher.{k}": v for k, v in self.teacher.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            self.teacher = None
+            return
+        self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.teacher.load_state_dict({k[len("teacher."):]: v for k, v in state.items()})

@@ -1,0 +1,43 @@
+"""Memory Aware Synapses (Aljundi et al. 2018, eqs. 2-4).
+
+Importance is the sensitivity of the learnt function's output, not of the loss, so it needs no
+labels: Ω_ij = (1/N) sum_n |∂ ‖F(x_n; θ)‖²₂ / ∂θ_ij|, the mean of per-sample absolute gradients of
+the squared L2 norm of the output (the logits; a task-incremental head's own units only). After each
+task Ω accumulates and the anchor moves:  L(θ) = L_t(θ) + λ · sum_ij Ω_ij (θ_ij − θ*_ij)^2.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..data import Task
+from ..errors import ConfigError
+from .importance import grad_stats
+from .penalty import QuadraticPenalty
+
+
+class MAS(QuadraticPenalty):
+    """MAS. lam: λ (default 1.0, the paper's value; sweep in BENCHMARKS.md); samples: how many of the
+    task's samples estimate Ω (0 = all); method: as for EWC."""
+
+    name = "mas"
+    summary = "Memory Aware Synapses (Aljundi et al. 2018): output-sensitivity importance, no labels"
+    option_names = {"lam": "lambda"}
+
+    def __init__(self, lam: float = 1.0, samples: int = 0, method: str = "auto") -> None:
+        super().__init__()
+        if lam < 0 or samples < 0:
+            raise ConfigError(f"--mas-lambda and --mas-samples must be >= 0, got {lam}, {samples}")
+        self.lam, self.samples, self.method = lam, samples, method
+
+    @property
+    def scale(self) -> float:
+        return self.lam
+
+    def _squared_norm(self, logits: Tensor, y: Tensor, t: Tensor) -> Tensor:
+        return (logits * self.stream.masks.to(logits.device)[t]).pow(2).sum(1)
+
+    def after_task(self, task: Task) -> None:
+        x, y, t = self.task_data(task, self.samples)
+        total = grad_stats(self.model, x, y, t, self._squared_norm, "abs", method=self.method)
+        self.consolidate({k: v / len(x) for k, v in total.items()}, self.parameters_now(), keep_old_anchors=False)

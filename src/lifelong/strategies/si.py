@@ -1,0 +1,63 @@
+"""Synaptic Intelligence (Zenke, Poole & Ganguli 2017, eqs. 3-5).
+
+While task μ is learnt, each parameter's contribution to the drop in loss is accumulated along the
+optimisation path, ω_k ← ω_k − g_k(t) Δθ_k(t) per step, with g the gradient of the task's own loss
+(the surrogate's analytic gradient is subtracted from the total gradient, as in the paper). After
+the task, with Δ_k the parameter's total change over the task,
+
+    Ω_k ← Ω_k + ω_k / (Δ_k^2 + ξ),      θ̃ ← θ,      L(θ) = L_μ(θ) + c · sum_k Ω_k (θ_k − θ̃_k)^2
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data import Task
+from ..errors import ConfigError
+from .penalty import QuadraticPenalty
+
+
+class SI(QuadraticPenalty):
+    """SI. c: the surrogate's strength (default 1.0, sweep in BENCHMARKS.md; paper: 0.1 on Permuted
+    MNIST, 1 on Split MNIST); xi: the damping ξ (default 0.1, the paper's Permuted MNIST value)."""
+
+    name = "si"
+    summary = "Synaptic Intelligence (Zenke et al. 2017): path-integral importance, quadratic surrogate"
+
+    def __init__(self, c: float = 1.0, xi: float = 0.1) -> None:
+        super().__init__()
+        if c < 0 or xi <= 0:
+            raise ConfigError(f"--si-c must be >= 0 and --si-xi > 0, got c={c}, xi={xi}")
+        self.c, self.xi = c, xi
+
+    @property
+    def scale(self) -> float:
+        return self.c
+
+    def before_task(self, task: Task) -> None:
+        self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self._start = [p.detach().clone() for _, p in self._params]
+        self._prev = [p.detach().clone() for _, p in self._params]
+        self._omega_path = [torch.zeros_like(p) for _, p in self._params]
+        self._grads: list[Tensor] = []
+
+    def after_backward(self) -> None:
+        grads = []
+        for name, p in self._params:
+            g = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+            own = self.penalty_grad(name, p)
+            grads.append(g if own is None else g.sub_(own))
+        self._grads = grads
+
+    def after_step(self) -> None:
+        now = [p.detach() for _, p in self._params]
+        delta = torch._foreach_sub(now, self._prev)
+        torch._foreach_addcmul_(self._omega_path, self._grads, delta, value=-1.0)
+        torch._foreach_copy_(self._prev, now)
+
+    def after_task(self, task: Task) -> None:
+        omega = {}
+        for (name, p), start, w in zip(self._params, self._start, self._omega_path):
+            omega[name] = w / ((p.detach() - start) ** 2 + self.xi)
+        self.consolidate(omega, self.parameters_now(), keep_old_anchors=False)

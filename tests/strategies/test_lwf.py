@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.strategies import LwF
+
+from ..conftest import small_mlp
+
+
+def fit(stream, strategy, seed=0):
+    model = small_mlp(stream, seed)
+    trainer = ll.Trainer(model, strategy, epochs=3, batch_size=16, seed=seed)
+    return trainer, trainer.fit(stream)
+
+
+@pytest.mark.parametrize("scenario, groups", [("task", [[0, 1], [2, 3]]), ("class", [[0, 1, 2, 3]]),
+                                              ("domain", [[0, 1]])])
+def test_old_outputs_per_scenario(digits, scenario, groups):
+    stream = ll.data.split(digits, n_tasks=5, scenario=scenario, seed=0, class_order=list(range(10)))
+    lwf = LwF()
+    lwf.attach(ll.Trainer(small_mlp(stream)), stream)
+    lwf.before_task(stream[2])
+    assert [g.tolist() for g in lwf.groups] == groups
+
+
+def test_distillation_gradient_vanishes_at_the_teacher(digits):
+    stream = ll.data.split(digits, n_tasks=2, scenario="task", seed=0)
+    model = small_mlp(stream)
+    trainer = ll.Trainer(model)
+    lwf = LwF(alpha=1.0, temperature=2.0)
+    lwf.attach(trainer, stream)
+    lwf.after_task(stream[0])
+    lwf.before_task(stream[1])
+    x = stream[1].train.x[:32]
+    trainer.logits = model(x)
+    lwf.loss(None, x, None, None).backward()
+    assert all(p.grad.abs().max() < 1e-6 for p in model.parameters())
+    assert all(not p.requires_grad for p in lwf.teacher.parameters())
+
+
+def test_lwf_keeps_old_head_outputs_closer_than_naive(digits):
+    stream = ll.data.split(digits, n_tasks=2, scenario="task", seed=0)
+    x0 = stream[0].test.x
+    units = stream[0].units
+
+    def old_head_change(strategy):
+        model = small_mlp(stream)
+        snapshots = []
+
+        class Snap(ll.Strategy):
+            def after_task(self, task):
+                with torch.no_grad():
+                    snapshots.append(torch.softmax(model(x0)[:, units], 1))
+
+        ll.Trainer(model, ll.Compose(Snap(), strategy), epochs=3, batch_size=16, seed=0).fit(stream)
+        return (snapshots[1] - snapshots[0]).abs().sum(1).mean().item()
+
+    assert old_head_change(LwF(alpha=5.0)) < 0.5 * old_head_change(ll.strategies.Naive())
+
+
+def test_teacher_state_round_trip(digits_stream):
+    trainer, _ = fit(digits_stream, LwF())
+    a = trainer.strategy
+    b = LwF()
+    b.attach(trainer, digits_stream)
+    b.load_state_dict(a.state_dict())
+    x = digits_stream[0].test.x
+    assert torch.equal(a.teacher(x), b.teacher(x))
+    assert a.memory_bytes() == sum(p.numel() * 4 for p in trainer.model.parameters())
+
+
+def test_bad_options():
+    with pytest.raises(ll.ConfigError):
+        LwF(temperature=0)
