@@ -168,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({k: rec[k] for k in RECORD_KEYS}), flush=True)
 
-    records = run(config, on_record=emit, progress=sys.stderr.isatty())
+    records = run(config, on_record=emit, progress=sys.stderr.isatty(),
+                  checkpoints=args.out / "checkpoints" if args.out else None)
     if args.out:
         write_run_dir(args.out, config, records)
     if not args.json:

@@ -115,8 +115,9 @@ def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: 
 
 
 def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = False) -> list[dict[str, Any]]:
-    """Fit every (strategy, seed) of `config` in turn; returns one record per fit."""
+        progress: bool = False, checkpoints: Path | None = None) -> list[dict[str, Any]]:
+    """Fit every (strategy, seed) of `config` in turn; returns one record per fit. With
+    `checkpoints`, each fit keeps its latest checkpoint there as `<strategy>-seed<seed>`."""
     config.validate()
     records = []
     for spec in config.strategy:
@@ -132,7 +133,8 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
             trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                               optimizer=config.optimizer, momentum=config.momentum,
                               weight_decay=config.weight_decay, seed=seed, device=config.device,
-                              progress=progress, label=f"{spec} seed {seed}")
+                              progress=progress, label=f"{spec} seed {seed}",
+                              checkpoint=checkpoints / f"{spec.replace('+', '_')}-seed{seed}" if checkpoints else None)
             rec = record(config, spec, seed, strategy, trainer.fit(stream))
             records.append(rec)
             if on_record is not None:

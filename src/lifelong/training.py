@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import metrics
+from .checkpoint import save as save_checkpoint
 from .data import Split, Stream, Task
 from .errors import ConfigError, TrainingError
 from .evaluation import accuracy_row
@@ -91,6 +92,8 @@ class Trainer:
     The optimiser is built afresh at the start of every task (after `before_task`, which may add
     parameters), so no optimiser state such as Adam's moments leaks from one task to the next.
     With the same seed, the same model initialisation and the CPU, two fits give identical results.
+    With `checkpoint=PATH`, the model and strategy state are saved to PATH.safetensors/.json after
+    every task (the latest task only; see `lifelong.checkpoint`).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Trainer:
         eval_batch_size: int = 1024,
         progress: bool = False,
         label: str = "",
+        checkpoint: str | Path | None = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -125,6 +129,7 @@ class Trainer:
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.lr, self.optimizer_name, self.momentum, self.weight_decay = lr, optimizer, momentum, weight_decay
         self.seed, self.progress, self.label = seed, progress, label
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.optimizer: torch.optim.Optimizer | None = None
 
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -174,6 +179,9 @@ class Trainer:
                 t1 = time.perf_counter()
                 matrix.append(self.evaluate(stream))
                 eval_seconds += time.perf_counter() - t1
+                if self.checkpoint is not None:
+                    save_checkpoint(self.checkpoint, self.model, self.strategy,
+                                    {"task": task.id, "seed": self.seed, "matrix": matrix, "reference": reference})
         finally:
             self.bar.close()
         return Result(
