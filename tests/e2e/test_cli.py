@@ -55,10 +55,11 @@ def test_table_and_run_directory(capsys, tmp_path):
 def test_finished_run_is_not_clobbered(capsys, tmp_path):
     out_dir = tmp_path / "run"
     assert run_cli(capsys, "--strategy", "naive", "--out", str(out_dir))[0] == 0
-    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    before = {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    assert any(p.suffix == ".safetensors" for p in before)
     code, out, err = run_cli(capsys, "--strategy", "joint", "--out", str(out_dir))
     assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
-    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    assert {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()} == before
     assert run_cli(capsys, "--strategy", "joint", "--out", str(out_dir), "--overwrite")[0] == 0
     assert load_results(out_dir / "results.json")["runs"][0]["strategy"] == "joint"
 
