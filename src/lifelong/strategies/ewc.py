@@ -21,8 +21,8 @@ from .penalty import QuadraticPenalty
 class EWC(QuadraticPenalty):
     """EWC with one (Fisher, anchor) term per task, merged exactly.
 
-    lam: λ, the penalty weight. Default 1000, from the sweep in BENCHMARKS.md (Permuted
-        Fashion-MNIST, Adam lr 1e-3); the paper tunes λ per experiment.
+    lam: λ, the penalty weight. Default 100, the best of 10-10000 in the sweep in BENCHMARKS.md
+        (Permuted Fashion-MNIST, Adam lr 1e-3); the paper tunes λ per experiment.
     fisher: "empirical" (true labels) or "expected" (exact expectation over the model's predictions).
     samples: how many of the task's training samples estimate the Fisher (0 = all).
     method: "auto", "layers" (per-layer identity) or "vmap" (torch.func), see `importance`.
@@ -32,7 +32,7 @@ class EWC(QuadraticPenalty):
     summary = "Elastic Weight Consolidation (Kirkpatrick et al. 2017): Fisher-weighted pull to old tasks' weights"
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 1000.0, fisher: str = "empirical", samples: int = 0, method: str = "auto") -> None:
+    def __init__(self, lam: float = 100.0, fisher: str = "empirical", samples: int = 0, method: str = "auto") -> None:
         super().__init__()
         if lam < 0:
             raise ConfigError(f"--{self.name}-lambda must be >= 0, got {lam}")

@@ -17,14 +17,15 @@ from .penalty import QuadraticPenalty
 
 
 class MAS(QuadraticPenalty):
-    """MAS. lam: λ (default 1.0, the paper's value; sweep in BENCHMARKS.md); samples: how many of the
+    """MAS. lam: λ (default 0.01, the best of 0.01-10 in the sweep in BENCHMARKS.md; the paper uses 1
+    with SGD and its own output scale); samples: how many of the
     task's samples estimate Ω (0 = all); method: as for EWC."""
 
     name = "mas"
     summary = "Memory Aware Synapses (Aljundi et al. 2018): output-sensitivity importance, no labels"
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 1.0, samples: int = 0, method: str = "auto") -> None:
+    def __init__(self, lam: float = 0.01, samples: int = 0, method: str = "auto") -> None:
         super().__init__()
         if lam < 0 or samples < 0:
             raise ConfigError(f"--mas-lambda and --mas-samples must be >= 0, got {lam}, {samples}")
