@@ -16,7 +16,7 @@ from . import __version__
 from .data import BENCHMARKS, SCENARIOS
 from .errors import ConfigError, LifelongError
 from .experiment import RECORD_KEYS, RunConfig, check_out_dir, config_keys, run, write_run_dir
-from .models import MODELS
+from .models import HEADS, MODELS
 from .report import table
 from .strategies import STRATEGIES, hyper_parameters
 
@@ -68,6 +68,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", type=_names, action="append", default=S,
                    help="strategy name, repeatable or comma-separated; a+b composes (default naive,joint)")
     p.add_argument("--model", default=S, help=f"model name (default {d.model}); see `lifelong list`")
+    p.add_argument("--head", default=S, choices=list(HEADS), help="output head: linear (default) or growing "
+                   "(a unit gives logits only once its task has arrived: the classifier grows with the classes)")
     p.add_argument("--hidden", type=_ints, default=S, help="hidden layer sizes of the mlp (default 400,400)")
     p.add_argument("--epochs", type=int, default=S, help=f"epochs per task (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"mini-batch size (default {d.batch_size})")

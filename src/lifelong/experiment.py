@@ -22,7 +22,7 @@ from . import __version__
 from .data import BENCHMARKS, SCENARIOS, benchmark
 from .errors import ConfigError, LifelongError
 from .files import atomic_write_json
-from .models import MODELS, build
+from .models import HEADS, MODELS, build, with_head
 from .report import plot_curves, plot_matrix
 from .strategies import STRATEGIES, Compose, Strategy, hyper_parameters
 from .training import Result, Trainer
@@ -43,6 +43,7 @@ class RunConfig:
     strategy: list[str] = field(default_factory=lambda: ["naive", "joint"])
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: str = "mlp"
+    head: str = "linear"
     hidden: list[int] = field(default_factory=lambda: [400, 400])
     epochs: int = 1
     batch_size: int = 128
@@ -57,6 +58,8 @@ class RunConfig:
     def validate(self) -> None:
         BENCHMARKS.get(self.benchmark)
         MODELS.get(self.model)
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}")
         if self.scenario is not None and self.scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
         if not self.strategy:
@@ -126,7 +129,8 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                                class_order=config.class_order)
             torch.manual_seed(seed)
             try:
-                model = build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
+                model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden)),
+                                  config.head)
             except ValueError as err:
                 raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
             strategy = make_strategy(spec, config.strategy_options)

@@ -28,6 +28,7 @@ from .checkpoint import save as save_checkpoint
 from .data import Split, Stream, Task
 from .errors import ConfigError, TrainingError
 from .evaluation import accuracy_row
+from .models.heads import grow_heads
 from .strategies import Naive, Strategy, overrides
 
 OPTIMIZERS = ("sgd", "adam")
@@ -157,6 +158,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.stream = stream = self._on_device(stream)
         self.strategy.attach(self, stream)
+        grow_heads(self.model, stream[0].units)  # a growing head has the first task's units for the reference row
         self.make_optimizer()  # the first optimiser imports torch._dynamo (~1 s): keep that out of the timings
         self.samples_seen = 0
 
@@ -172,6 +174,7 @@ class Trainer:
                 self.model.train()
                 self.strategy.before_task(task)
                 data = self.strategy.training_tasks(task, stream)
+                grow_heads(self.model, [u for t in (task, *data) for u in t.units])
                 losses.append(self.train(*_concat(data), self.epochs, f"task {task.id + 1}/{len(stream)}") if data else [])
                 self.strategy.after_task(task)
                 self._check_parameters(task)

@@ -10,11 +10,13 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from .cnn import cnn
+from .heads import HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
 from .net import Net
 from .resnet import ResNet18, resnet18
 
-__all__ = ["MODELS", "Net", "ResNet18", "build", "cnn", "mlp", "resnet18"]
+__all__ = ["HEADS", "MODELS", "GrowingHead", "Net", "ResNet18", "build", "cnn", "grow_heads", "mlp", "resnet18",
+           "with_head"]
 
 MODELS = Registry("model")
 

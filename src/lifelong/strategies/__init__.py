@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 from ..registry import Registry
+from .agem import AGEM
 from .base import Compose, Strategy, hyper_parameters, overrides
 from .cumulative import Cumulative
+from .der import DER, DERpp
+from .er_ace import ERACE
 from .ewc import EWC
+from .gdumb import GDumb
+from .gem import GEM
+from .hat import HAT
+from .icarl import ICaRL
 from .joint import Joint
 from .l2 import L2
 from .lwf import LwF
 from .mas import MAS
 from .naive import Naive
 from .online_ewc import OnlineEWC
+from .packnet import PackNet
+from .pnn import PNN
+from .replay import Replay
 from .si import SI
 
 STRATEGIES = Registry("strategy")
-for _cls in (Naive, Joint, Cumulative, EWC, OnlineEWC, SI, MAS, L2, LwF):
+for _cls in (Naive, Joint, Cumulative, EWC, OnlineEWC, SI, MAS, L2, LwF, PNN, PackNet, HAT,
+             Replay, GEM, AGEM, DER, DERpp, ERACE, ICaRL, GDumb):
     STRATEGIES.register(_cls.name, _cls.summary)(_cls)
 
 __all__ = [
-    "STRATEGIES", "Compose", "Cumulative", "EWC", "Joint", "L2", "LwF", "MAS", "Naive", "OnlineEWC", "SI", "Strategy",
-    "hyper_parameters", "overrides",
+    "STRATEGIES", "Compose", "Cumulative", "EWC", "HAT", "Joint", "L2", "LwF", "MAS", "Naive", "OnlineEWC", "PNN",
+    "PackNet", "SI", "Strategy", "hyper_parameters", "overrides",
+    "AGEM", "DER", "DERpp", "ERACE", "GDumb", "GEM", "ICaRL", "Replay",
 ]

@@ -1,0 +1,74 @@
+"""Output heads whose units come into use as the stream brings them: growing and multi-head.
+
+The Trainer's contract is that a model returns one logit per output unit of the stream
+(`Stream.n_outputs`) and that a task-incremental stream hides other tasks' units (`Stream.mask`).
+
+- Multi-head (task-IL): a linear head under a task-incremental stream already *is* one head per
+  task. Task k owns the rows `task.units` of the weight matrix, the mask gives other tasks' logits
+  the dtype's minimum, so they take exactly zero gradient: training task k never changes another
+  task's head. A separate per-task module would compute the same thing in more pieces.
+- Growing (class-IL, `GrowingHead`): a linear head whose units are off until a task brings them.
+  `Trainer.fit` calls `grow_heads(model, units)` for the units of the tasks it trains on; an inactive
+  unit outputs the dtype's minimum, so it is never predicted, takes no gradient (its weights stay
+  at their initial values until its classes arrive) and the softmax runs over the classes seen so
+  far. Under task-IL it is the multi-head above whose heads switch on task by task.
+
+The weights of every unit are allocated up front (the stream says how many units there are), so
+the parameter set never changes shape: strategies that keep per-parameter state (EWC, SI, ...),
+optimisers and checkpoints work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .resnet import ResNet18
+
+HEADS = {"linear": "one linear layer over all output units (default)",
+         "growing": "units switched on as their task arrives (class-IL: the classifier grows with the classes)"}
+
+
+class GrowingHead(nn.Linear):
+    """A linear head whose units are active (give logits) only once `grow` was called with them."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(in_features, out_features, bias)
+        self.register_buffer("active", torch.zeros(out_features, dtype=torch.bool))
+
+    def grow(self, units: Sequence[int]) -> None:
+        """Switch `units` on (those already on stay on)."""
+        if any(not 0 <= u < self.out_features for u in units):
+            raise ConfigError(f"output units {list(units)} do not fit a head of {self.out_features} units: "
+                              "build the model with the stream's n_outputs")
+        self.active[list(units)] = True
+
+    def forward(self, f: Tensor) -> Tensor:
+        return super().forward(f).masked_fill(~self.active, torch.finfo(f.dtype).min)
+
+
+def grow_heads(model: nn.Module, units: Sequence[int]) -> None:
+    """Switch `units` on in every GrowingHead inside `model` (the Trainer calls this per task)."""
+    for module in model.modules():
+        if isinstance(module, GrowingHead):
+            module.grow(units)
+
+
+def with_head(model: nn.Module, head: str) -> nn.Module:
+    """`model` with a head of the kind `head` (see HEADS) in place of its linear one (`head` of a
+    Net, `fc` of a ResNet18); the weights are kept, so both kinds start from the same initialisation."""
+    if head not in HEADS:
+        raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
+    if head == "linear":
+        return model
+    name = "fc" if isinstance(model, ResNet18) else "head"
+    old = getattr(model, name, None)
+    if not isinstance(old, nn.Linear):
+        raise ConfigError(f"a growing head replaces a linear head; {type(model).__name__} has none: use --head linear")
+    new = GrowingHead(old.in_features, old.out_features, old.bias is not None).to(old.weight.device, old.weight.dtype)
+    new.load_state_dict(old.state_dict(), strict=False)
+    setattr(model, name, new)
+    return model

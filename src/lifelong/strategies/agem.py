@@ -1,0 +1,61 @@
+"""Averaged gradient episodic memory (A-GEM).
+
+Chaudhry, Ranzato, Rohrbach & Elhoseiny 2019, "Efficient Lifelong Learning with A-GEM" (ICLR),
+Eqs. 10-11. With g the gradient of the current batch's loss and g_ref the gradient of the loss on a
+batch drawn at random from the episodic memory of all past tasks, the step uses
+
+    g~ = g - (g . g_ref / g_ref . g_ref) g_ref    if g . g_ref < 0,    else g~ = g,
+
+the projection of g onto the half-space where the average memory loss does not rise (to first
+order). The projection is computed without a branch: the coefficient is min(g . g_ref, 0) / |g_ref|^2,
+so no value is read back from the device.
+
+Memory: an equal quota per task (`per_task`), filled with a random sample of each task's training
+data when the task ends, so the reference batch holds past tasks only (the paper's episodic memory).
+Hyper-parameters: `buffer_size` (total over tasks; the paper stores a fixed number of samples per
+task), `replay_batch_size` (the size of the reference batch, a random subset of the memory; 128
+here, the Trainer's batch size). A-GEM has no other hyper-parameter.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data import Task
+from .replay import Rehearsal, check_whole
+
+
+def project(grads: list[Tensor], ref: list[Tensor]) -> list[Tensor]:
+    """A-GEM's Eq. 11 on gradients given parameter by parameter."""
+    dot = torch.stack([(g * r).sum() for g, r in zip(grads, ref)]).sum()
+    norm = torch.stack([r.pow(2).sum() for r in ref]).sum()
+    coef = dot.clamp(max=0) / norm.clamp(min=torch.finfo(norm.dtype).tiny)
+    return [g - coef * r for g, r in zip(grads, ref)]
+
+
+class AGEM(Rehearsal):
+    """After the backward pass, project the gradient against one averaged memory gradient."""
+
+    name = "agem"
+    summary = "averaged gradient episodic memory: one projection per step (Chaudhry et al. 2019)"
+    policy = "per_task"
+
+    def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128) -> None:
+        check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
+        self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
+
+    def after_backward(self) -> None:
+        memory = self.memory
+        if not memory.filled:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        ref = torch.autograd.grad(self.replay_loss(memory.sample(self.replay_batch_size)), params,
+                                  allow_unused=True)
+        ref = [torch.zeros_like(p) if r is None else r for p, r in zip(params, ref)]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        for p, g in zip(params, project(grads, ref)):
+            p.grad = g
+
+    def after_task(self, task: Task) -> None:
+        self.memory.add_split(task.train, task.id, self.trainer.generator)

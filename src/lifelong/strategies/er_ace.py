@@ -1,0 +1,72 @@
+"""Experience replay with asymmetric cross-entropy (ER-ACE).
+
+Caccia, Aljundi, Asadi, Tuytelaars, Pineau & Belilovsky 2022, "New Insights on Reducing Abrupt
+Representation Change in Online Continual Learning" (ICLR), Section 4 (ER-ACE): incoming and
+replayed samples get different losses,
+
+    L = CE_{C_in}(f(x_in), y_in) + CE(f(x_M), y_M),
+
+where CE_{C_in} is the cross-entropy over the logits of C_in only: the classes present in the
+incoming batch, plus (as in the authors' code) the classes never seen so far. So learning new classes
+does not push down the logits of old classes; the replayed batch (drawn uniformly from a reservoir
+memory) uses all logits. The Trainer already adds CE(f(x_in), y_in) over all logits; since
+CE_{C_in} - CE = logsumexp over C_in - logsumexp over all classes (the label's logit cancels), the
+extra term returned here is that difference plus the replay loss: the total is exactly the paper's.
+
+Only class-incremental streams: with a task id (task-IL) or shared labels (domain-IL) the logits of
+old classes are not in competition with the new ones and ER-ACE reduces to ER (`replay`), so other
+scenarios are refused with a ConfigError. Hyper-parameters: `buffer_size`, `replay_batch_size`
+(128, the Trainer's batch size: as many replayed as incoming samples, as in the paper).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from .replay import Rehearsal, check_whole
+
+if TYPE_CHECKING:
+    from ..data import Stream
+    from ..training import Trainer
+
+
+class ERACE(Rehearsal):
+    """ER with the incoming batch's cross-entropy restricted to its own (and unseen) classes."""
+
+    name = "er-ace"
+    summary = "ER with asymmetric cross-entropy, class-incremental (Caccia et al. 2022)"
+
+    def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128) -> None:
+        check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
+        self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        if stream.scenario != "class":
+            raise ConfigError(f"er-ace is for class-incremental streams, not {stream.scenario}-incremental "
+                              "(there it is plain ER): use --strategy replay or --scenario class")
+        super().attach(trainer, stream)
+        self.seen = torch.zeros(stream.n_outputs, dtype=torch.bool, device=trainer.device)
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        memory = self.memory
+        present = torch.zeros_like(self.seen).index_fill_(0, y, True)
+        self.seen |= present
+        keep = present | ~self.seen
+        extra = (torch.logsumexp(out.masked_fill(~keep, torch.finfo(out.dtype).min), 1)
+                 - torch.logsumexp(out, 1)).mean()
+        if memory.filled:
+            extra = extra + self.replay_loss(memory.sample(self.replay_batch_size))
+        memory.add(x, y, t)
+        return extra
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seen": self.seen} if self.buffer else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "seen" in state:
+            self.seen = state["seen"].to(self.device)

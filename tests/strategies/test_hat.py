@@ -1,0 +1,110 @@
+"""HAT: old outputs stay put once gates saturate; regulariser, compensation and conditioning maths."""
+
+import json
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import lifelong as ll
+from lifelong.strategies import HAT
+
+from ..conftest import small_mlp
+from .test_pnn import assert_earlier_outputs_kept, assert_refuses_bad_setups, first_tasks, fit_recording
+from .test_pnn import task_stream  # noqa: F401 (a fixture)
+
+
+def attached(stream, net, **options):
+    strategy = HAT(**options)
+    strategy.attach(ll.Trainer(net), stream)
+    return strategy
+
+
+def test_earlier_outputs_within_1e6_with_saturated_gates(task_stream):
+    strategy = HAT()  # the paper's optimiser: SGD, lr 0.05
+    _, result, record = fit_recording(strategy, task_stream, epochs=3, optimizer="sgd", lr=0.05)
+    gates = strategy.gated.gates(torch.arange(5), strategy.s_max).detach()
+    assert ((gates < 1e-6) | (gates > 1 - 1e-6)).float().mean() > 0.99
+    assert_earlier_outputs_kept(record, atol=1e-6)
+    assert result.metrics["forgetting"] == 0.0 and result.metrics["acc"] > 0.75
+    assert len(set(record.params)) == 1  # embeddings for every task exist from the start: no growth
+
+
+def test_regulariser_gradient_and_compensation_on_a_toy_layer(task_stream):
+    strategy = attached(task_stream, ll.models.Net(nn.Sequential(nn.Flatten(), nn.Linear(64, 4)), nn.Linear(4, 10)))
+    gated, s = strategy.gated, 2.0
+    with torch.no_grad():
+        gated.embedding.copy_(torch.tensor([[0.3, -1.0, 2.0, 0.1]]).repeat(5, 1))
+    strategy.mask = torch.tensor([1.0, 0.0, 0.5, 0.0])
+    strategy.tasks = 1
+    strategy.before_task(task_stream[1])
+    gated.s = s
+    reg = strategy.regulariser()
+    reg.backward()
+    e, free = gated.embedding.detach()[1], 1 - strategy.mask
+    a = torch.sigmoid(s * e)
+    assert torch.allclose(reg, (a * free).sum() / free.sum())
+    expected = free * s * a * (1 - a) / free.sum()  # d/de of sum a (1 - a<t) / sum (1 - a<t)
+    assert torch.allclose(gated.embedding.grad[1], expected)
+    assert torch.all(gated.embedding.grad[[0, 2, 3, 4]] == 0)
+    strategy.after_backward()
+    compensation = strategy.s_max / s * (torch.cosh(s * e) + 1) / (torch.cosh(e) + 1)
+    assert torch.allclose(gated.embedding.grad[1], expected * compensation)
+
+
+def test_gradient_conditioning_blocks_units_used_before(task_stream):
+    net = ll.models.Net(nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.ReLU(), nn.Linear(4, 3), nn.ReLU()),
+                        nn.Linear(3, 10))
+    strategy = attached(task_stream, net)
+    first, second = net.features[1], net.features[3]
+    strategy.mask = torch.tensor([1.0, 0.0, 0.5, 1.0, 1.0, 0.0, 0.25])
+    strategy.tasks = 1
+    strategy.before_task(task_stream[1])
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    strategy.after_backward()
+    pre, post = strategy.mask[:4], strategy.mask[4:]
+    assert torch.equal(first.weight.grad, (1 - pre).view(-1, 1).expand(4, 64))
+    assert torch.equal(first.bias.grad, 1 - pre)
+    assert torch.equal(second.weight.grad, 1 - torch.minimum(post.view(-1, 1), pre.view(1, -1)))
+    assert torch.equal(second.bias.grad, 1 - post)
+    assert torch.equal(net.head.weight.grad, torch.ones(10, 3))  # each task's head is its own
+
+
+def test_conditioning_of_a_linear_layer_after_flattened_convolutions(task_stream):
+    net = ll.models.cnn((1, 8, 8), task_stream.n_outputs, channels=(2, 3))
+    strategy = attached(task_stream, net)
+    units = strategy.gated.embedding.shape[1]
+    assert units == 2 + 3 + 128
+    strategy.mask = torch.rand(units, generator=torch.Generator().manual_seed(0))
+    strategy.tasks = 1
+    strategy.before_task(task_stream[1])
+    factors = dict((id(p), f) for p, f in strategy.factors)
+    conv2, linear = strategy.gated.layers[1:]
+    channel = strategy.mask[2:5].repeat_interleave(2 * 2)  # 3 channels of 2x2 maps, flattened channel-major
+    expected = 1 - torch.minimum(strategy.mask[5:].view(-1, 1), channel.view(1, -1))
+    assert torch.equal(factors[id(linear.weight)], expected)
+    assert factors[id(conv2.weight)].shape == conv2.weight.shape
+
+
+def test_state_dict_restores_the_gates(task_stream):
+    strategy, stream = HAT(), first_tasks(task_stream, 3)
+    fit_recording(strategy, stream, epochs=1)
+    state = strategy.state_dict()
+    json.dumps({k: v for k, v in state.items() if not isinstance(v, Tensor)})
+    restored = HAT()
+    restored.load_state_dict(state)
+    restored.attach(ll.Trainer(strategy.gated.net), stream)
+    x, t = stream[2].test.x, torch.full_like(stream[2].test.y, 2)
+    with torch.no_grad():
+        assert torch.equal(restored.predict(x, t), strategy.predict(x, t))
+    other = HAT()
+    other.load_state_dict(state)
+    with pytest.raises(ll.ConfigError, match="3 tasks"):
+        other.attach(ll.Trainer(strategy.gated.net), task_stream)  # a 5-task stream
+
+
+def test_refuses_bad_setups(digits, task_stream):
+    assert_refuses_bad_setups(HAT, digits)
+    with pytest.raises(ll.ConfigError, match="--hidden"):
+        ll.Trainer(small_mlp(task_stream, hidden=()), HAT()).fit(task_stream)

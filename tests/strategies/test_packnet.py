@@ -1,0 +1,63 @@
+"""PackNet: old outputs are bit-identical, masks are disjoint and prune the set fraction."""
+
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.strategies import PackNet
+
+from ..conftest import small_mlp
+from .test_pnn import assert_earlier_outputs_kept, assert_refuses_bad_setups, first_tasks, fit_recording
+from .test_pnn import task_stream  # noqa: F401 (a fixture)
+
+
+def test_earlier_outputs_are_bit_identical(task_stream):
+    strategy = PackNet()
+    _, result, record = fit_recording(strategy, task_stream, epochs=2)
+    assert_earlier_outputs_kept(record)
+    assert result.metrics["bwt"] == 0.0 and result.metrics["acc"] > 0.9
+    assert len(set(record.params)) == 1  # the model does not grow
+
+
+def test_masks_are_disjoint_and_prune_the_set_fraction(task_stream):
+    prune = 0.6
+    strategy = PackNet(prune=prune, retrain_epochs=1)
+    trainer, _, _ = fit_recording(strategy, task_stream, epochs=1)
+    masks = strategy.masks()
+    assert len(masks) == 5
+    for name, weight in strategy.weights.items():
+        owned = torch.stack([m[name] for m in masks]).long()
+        assert owned.sum(0).max() <= 1  # no weight belongs to two tasks
+        free = weight.numel()
+        for k in range(5):  # task k keeps what it does not release of the weights free before it
+            released = round(prune * free)
+            assert int(owned[k].sum()) == free - released, (name, k)
+            free = released
+        assert torch.all(weight[owned.sum(0) == 0] == 0)  # released weights hold 0 for later tasks
+    biases = [p for p in trainer.model.parameters() if p.dim() == 1]
+    assert not any(p.requires_grad for p in biases[:-1])  # shared biases: first task only; head bias stays
+
+
+def test_state_dict_restores_the_masks(task_stream):
+    strategy = PackNet()
+    trainer, _, _ = fit_recording(strategy, first_tasks(task_stream, 3), epochs=1)
+    state = strategy.state_dict()
+    assert state["tasks"] == 3 and all(v.dtype == torch.uint8 for k, v in state.items() if k != "tasks")
+    assert strategy.memory_bytes() == 2 * sum(p.numel() for p in strategy.weights.values())  # owner + mask
+    restored = PackNet()
+    restored.load_state_dict(state)
+    restored.attach(trainer, task_stream)
+    x, t = task_stream[1].test.x, torch.ones(len(task_stream[1].test.y), dtype=torch.long)
+    assert torch.equal(restored.predict(x, t), strategy.predict(x, t))
+    mixed = torch.arange(len(x)) % 3  # samples of several tasks in one batch
+    assert torch.equal(restored.predict(x, mixed)[mixed == 1], strategy.predict(x, t)[mixed == 1])
+    other = PackNet()
+    other.load_state_dict(state)
+    with pytest.raises(ll.ConfigError, match="other layers"):
+        ll.Trainer(small_mlp(task_stream, hidden=(32,)), other).fit(task_stream)
+
+
+def test_refuses_bad_setups(digits):
+    assert_refuses_bad_setups(PackNet, digits)
+    with pytest.raises(ll.ConfigError, match="--packnet-prune"):
+        PackNet(prune=1.0)
