@@ -1,16 +1,15 @@
 """HAT: old outputs stay put once gates saturate; regulariser, compensation and conditioning maths."""
 
-import json
-
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 import lifelong as ll
 from lifelong.strategies import HAT
 
 from ..conftest import small_mlp
-from .test_pnn import assert_earlier_outputs_kept, assert_refuses_bad_setups, first_tasks, fit_recording
+from .test_pnn import (assert_earlier_outputs_kept, assert_refuses_bad_setups, assert_same_predictions, first_tasks,
+                       fit_and_restore, fit_recording)
 from .test_pnn import task_stream  # noqa: F401 (a fixture)
 
 
@@ -87,21 +86,16 @@ def test_conditioning_of_a_linear_layer_after_flattened_convolutions(task_stream
     assert factors[id(conv2.weight)].shape == conv2.weight.shape
 
 
-def test_state_dict_restores_the_gates(task_stream):
-    strategy, stream = HAT(), first_tasks(task_stream, 3)
-    fit_recording(strategy, stream, epochs=1)
-    state = strategy.state_dict()
-    json.dumps({k: v for k, v in state.items() if not isinstance(v, Tensor)})
-    restored = HAT()
-    restored.load_state_dict(state)
-    restored.attach(ll.Trainer(strategy.gated.net), stream)
-    x, t = stream[2].test.x, torch.full_like(stream[2].test.y, 2)
-    with torch.no_grad():
-        assert torch.equal(restored.predict(x, t), strategy.predict(x, t))
+def test_checkpoint_restores_the_gates(task_stream, tmp_path):
+    stream = first_tasks(task_stream, 3)
+    trainer, again = fit_and_restore(HAT, stream, tmp_path / "ck", epochs=1)
+    for task in stream:
+        assert_same_predictions(trainer, again, task)
+    assert torch.equal(again.strategy.mask, trainer.strategy.mask) and again.strategy.tasks == 3
     other = HAT()
-    other.load_state_dict(state)
+    other.load_state_dict(trainer.strategy.state_dict())
     with pytest.raises(ll.ConfigError, match="3 tasks"):
-        other.attach(ll.Trainer(strategy.gated.net), task_stream)  # a 5-task stream
+        other.attach(ll.Trainer(small_mlp(task_stream)), task_stream)  # a 5-task stream
 
 
 def test_refuses_bad_setups(digits, task_stream):

@@ -7,7 +7,8 @@ import lifelong as ll
 from lifelong.strategies import PackNet
 
 from ..conftest import small_mlp
-from .test_pnn import assert_earlier_outputs_kept, assert_refuses_bad_setups, first_tasks, fit_recording
+from .test_pnn import (assert_earlier_outputs_kept, assert_refuses_bad_setups, assert_same_predictions, first_tasks,
+                       fit_and_restore, fit_recording)
 from .test_pnn import task_stream  # noqa: F401 (a fixture)
 
 
@@ -38,19 +39,17 @@ def test_masks_are_disjoint_and_prune_the_set_fraction(task_stream):
     assert not any(p.requires_grad for p in biases[:-1])  # shared biases: first task only; head bias stays
 
 
-def test_state_dict_restores_the_masks(task_stream):
-    strategy = PackNet()
-    trainer, _, _ = fit_recording(strategy, first_tasks(task_stream, 3), epochs=1)
-    state = strategy.state_dict()
+def test_checkpoint_restores_the_masks(task_stream, tmp_path):
+    stream = first_tasks(task_stream, 3)
+    trainer, again = fit_and_restore(PackNet, stream, tmp_path / "ck", epochs=1)
+    strategy, state = trainer.strategy, trainer.strategy.state_dict()
     assert state["tasks"] == 3 and all(v.dtype == torch.uint8 for k, v in state.items() if k != "tasks")
     assert strategy.memory_bytes() == 2 * sum(p.numel() for p in strategy.weights.values())  # owner + mask
-    restored = PackNet()
-    restored.load_state_dict(state)
-    restored.attach(trainer, task_stream)
-    x, t = task_stream[1].test.x, torch.ones(len(task_stream[1].test.y), dtype=torch.long)
-    assert torch.equal(restored.predict(x, t), strategy.predict(x, t))
+    for task in stream:
+        assert_same_predictions(trainer, again, task)
+    x, t = stream[1].test.x, torch.ones(len(stream[1].test.y), dtype=torch.long)
     mixed = torch.arange(len(x)) % 3  # samples of several tasks in one batch
-    assert torch.equal(restored.predict(x, mixed)[mixed == 1], strategy.predict(x, t)[mixed == 1])
+    assert torch.equal(again.predict(x, mixed)[mixed == 1], strategy.predict(x, t)[mixed == 1])
     other = PackNet()
     other.load_state_dict(state)
     with pytest.raises(ll.ConfigError, match="other layers"):

@@ -1,13 +1,13 @@
 """PNN: frozen columns give bit-identical old outputs; columns grow; bad input is refused."""
 
 import dataclasses
-import json
 
 import pytest
 import torch
 from torch import Tensor
 
 import lifelong as ll
+from lifelong import checkpoint
 from lifelong.cli import main
 from lifelong.strategies import PNN, Compose, Strategy
 
@@ -43,6 +43,23 @@ def fit_recording(strategy, stream, **options):
     record = Record()
     trainer = ll.Trainer(small_mlp(stream), Compose(strategy, record), batch_size=32, seed=0, **options)
     return trainer, trainer.fit(stream), record
+
+
+def fit_and_restore(make_strategy, stream, path, **options):
+    """Fit with a checkpoint, then restore it the documented way: a fresh model and strategy,
+    `attach`, then `checkpoint.load` into `trainer.model` (the network the strategy installed)."""
+    trainer = ll.Trainer(small_mlp(stream), make_strategy(), batch_size=32, checkpoint=path, **options)
+    trainer.fit(stream)
+    again = ll.Trainer(small_mlp(stream, seed=5), make_strategy())
+    again.strategy.attach(again, stream)
+    checkpoint.load(path, again.model, again.strategy)
+    return trainer, again
+
+
+def assert_same_predictions(trainer, again, task):
+    x, t = task.test.x, torch.full_like(task.test.y, task.id)
+    with torch.no_grad():
+        assert torch.equal(again.predict(x, t), trainer.predict(x, t))
 
 
 def assert_earlier_outputs_kept(record, atol=0.0):
@@ -86,17 +103,18 @@ def test_earlier_outputs_are_bit_identical_and_columns_grow(task_stream):
     assert [c.adapters[0].v.in_features for c in old[1:]] == [64, 128, 192]
 
 
-def test_state_dict_restores_every_column(task_stream):
-    strategy = PNN()
-    trainer, _, _ = fit_recording(strategy, first_tasks(task_stream, 3), epochs=1)
-    state = strategy.state_dict()
-    json.dumps({k: v for k, v in state.items() if not isinstance(v, Tensor)})
-    assert strategy.memory_bytes() == sum(p.numel() * 4 for p in strategy.net.parameters()) + 6 * 8
-    restored = PNN()
-    restored.load_state_dict(state)
-    x = task_stream[3].test.x
+def test_checkpoint_restores_every_column(task_stream, tmp_path):
+    stream = first_tasks(task_stream, 3)
+    trainer, again = fit_and_restore(PNN, stream, tmp_path / "ck", epochs=1)
+    assert len(again.strategy.net.columns) == 3 and again.model is again.strategy.net
+    for task in stream:
+        assert_same_predictions(trainer, again, task)
+    assert again.strategy.memory_bytes() == sum(p.numel() * 4 for p in trainer.model.parameters()) + 6 * 8
+    fresh = PNN()  # or straight from the strategy's own state, before any attach
+    fresh.load_state_dict(trainer.strategy.state_dict())
+    x = stream[2].test.x
     with torch.no_grad():
-        assert torch.equal(restored.net.eval()(x), trainer.model.eval()(x))
+        assert torch.equal(fresh.net(x), trainer.model(x))
 
 
 def test_refuses_other_scenarios_and_models(digits, task_stream):

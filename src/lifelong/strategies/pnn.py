@@ -65,13 +65,15 @@ class Column(nn.Module):
 
 
 class Progressive(nn.Module):
-    """The columns so far; column k's logits fill task k's output units (`Stream.n_outputs` in all)."""
+    """The columns so far; column k's logits fill task k's output units (`Stream.n_outputs` in all).
+
+    A state_dict with more columns loads into it: the missing columns are added first.
+    """
 
     def __init__(self, sizes: list[int], n_outputs: int) -> None:
         super().__init__()
         self.sizes, self.n_outputs = sizes, n_outputs
         self.columns = nn.ModuleList()
-        self.column_units: list[list[int]] = []
         self.register_buffer("units", torch.zeros(0, dtype=torch.long))
 
     def add_column(self, units: list[int]) -> None:
@@ -79,8 +81,15 @@ class Progressive(nn.Module):
         self.requires_grad_(False)
         device = self.units.device
         self.columns.append(Column(self.sizes, len(units), len(self.columns)).to(device))
-        self.column_units.append(list(units))
         self.units = torch.cat([self.units, torch.tensor(units, device=device)])
+
+    def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        head = len(self.sizes) - 1  # index of a column's output layer
+        while f"{prefix}columns.{len(self.columns)}.layers.{head}.weight" in state:
+            width = state[f"{prefix}columns.{len(self.columns)}.layers.{head}.weight"].shape[0]
+            start = sum(c.layers[head].out_features for c in self.columns)
+            self.add_column(state[prefix + "units"][start : start + width].tolist())
+        super()._load_from_state_dict(state, prefix, *args)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.flatten(1)
@@ -133,16 +142,13 @@ class PNN(Strategy):
     def state_dict(self) -> dict[str, Any]:
         if self.net is None:
             return {}
-        return {"sizes": self.net.sizes, "n_outputs": self.net.n_outputs, "column_units": self.net.column_units,
+        return {"sizes": self.net.sizes, "n_outputs": self.net.n_outputs,
                 **{f"net.{k}": v for k, v in self.net.state_dict().items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore every column (into the network `attach` installed, if it ran, else a new one)."""
         if not state:
             return
-        net = Progressive(list(state["sizes"]), int(state["n_outputs"]))
-        for units in state["column_units"]:
-            net.add_column(list(units))
-        net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.net = net
-        if hasattr(self, "trainer"):
-            self.trainer.model = net.to(self.trainer.device)
+        if self.net is None:
+            self.net = Progressive(list(state["sizes"]), int(state["n_outputs"]))
+        self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
