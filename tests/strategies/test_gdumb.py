@@ -62,6 +62,12 @@ def test_gradients_are_clipped_while_retraining(digits_stream):
     assert len(norms) == 5 * 2 and max(norms) <= 0.01 * (1 + 1e-4)
 
 
+def test_domain_incremental_streams_are_refused(digits):
+    stream = ll.data.split(digits, n_tasks=5, scenario="domain", seed=0)
+    with pytest.raises(ll.ConfigError, match="domain-incremental"):
+        ll.Trainer(small_mlp(stream), GDumb()).fit(stream)
+
+
 @pytest.mark.parametrize("kwargs", [{"buffer_size": 0}, {"epochs": 0}, {"clip": -1.0}])
 def test_bad_options_are_config_errors(kwargs):
     with pytest.raises(ll.ConfigError):

@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import lifelong as ll
+from lifelong.checkpoint import load as load_checkpoint
+from lifelong.checkpoint import save as save_checkpoint
 from lifelong.strategies import ICaRL, Naive
 from lifelong.strategies.icarl import herding
 
@@ -51,6 +53,19 @@ def test_exemplars_are_herded_prefixes_and_prediction_is_the_nearest_mean(digits
         means = torch.stack([F.normalize(F.normalize(model.forward_features(sets[1][c]), dim=1).mean(0), dim=0)
                              for c in range(10)])
         assert torch.equal(icarl.predict(x, None).argmax(1), torch.cdist(f, means).argmin(1))
+
+
+def test_checkpoint_restores_exemplars_means_and_the_old_network(digits, tmp_path):
+    stream = ll.data.split(digits, n_tasks=2, scenario="task", seed=0)
+    icarl = ICaRL(buffer_size=30)
+    ll.Trainer(small_mlp(stream), icarl, epochs=1, batch_size=32, seed=0).fit(stream)
+    save_checkpoint(tmp_path / "ck", icarl.model, icarl)
+    again, model = ICaRL(buffer_size=30), small_mlp(stream, seed=1)
+    again.attach(ll.Trainer(model, again), stream)
+    load_checkpoint(tmp_path / "ck", model, again)
+    x = stream[1].test.x[:20]
+    assert torch.equal(again.predict(x, None), icarl.predict(x, None))
+    assert torch.equal(again.old(x), icarl.old(x)) and again.memory_bytes() == icarl.memory_bytes()
 
 
 def test_icarl_beats_naive(digits_stream):
