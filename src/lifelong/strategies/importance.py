@@ -42,7 +42,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 def _layers(model: nn.Module) -> list[nn.Module] | None:
     """The layers holding every trainable parameter, if all are supported by the layer identity."""
-    owned, layers = set(), []
+    layers = []
     for module in model.modules():
         mine = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not mine:
@@ -52,7 +52,6 @@ def _layers(model: nn.Module) -> list[nn.Module] | None:
         if isinstance(module, (nn.Conv1d, nn.Conv2d)) and (module.groups != 1 or module.padding_mode != "zeros"
                                                            or isinstance(module.padding, str)):
             return None
-        owned.update(map(id, mine))
         layers.append(module)
     return layers
 
