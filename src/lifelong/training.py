@@ -206,7 +206,7 @@ class Trainer:
         through the strategy's hooks; returns the mean loss of each epoch. `fit` calls this once per
         task; strategies that retrain (PackNet after pruning, GDumb on its memory) call it too."""
         self.optimizer = self.make_optimizer()
-        hooks = {h: overrides(self.strategy, h) for h in ("batch", "loss", "after_backward", "after_step")}
+        hooks = {h: overrides(self.strategy, h) for h in ("batch", "loss", "add_grad", "after_backward", "after_step")}
         self.bar.total += math.ceil(len(data) / self.batch_size) * epochs
         out = []
         for epoch in range(epochs):
@@ -217,7 +217,8 @@ class Trainer:
 
     def _epoch(self, train: Split, t_all: Tensor, hooks: dict[str, bool], what: str, epoch: int) -> float:
         """One pass over `train` in random order; returns the mean training loss."""
-        model, opt, strategy, stream, bs, bar = self.model, self.optimizer, self.strategy, self.stream, self.batch_size, self.bar
+        model, opt, strategy, stream = self.model, self.optimizer, self.strategy, self.stream
+        bs, bar = self.batch_size, self.bar
         assert opt is not None
         n = len(train)
         perm = torch.randperm(n, generator=self.generator).to(train.y.device)
@@ -241,6 +242,8 @@ class Trainer:
                     loss = loss + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if hooks["add_grad"]:
+                strategy.add_grad()
             if hooks["after_backward"]:
                 strategy.after_backward()
             opt.step()

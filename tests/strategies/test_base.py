@@ -67,3 +67,22 @@ def test_compose_in_trainer_matches_single_strategy(digits_stream):
     a = ll.Trainer(small_mlp(digits_stream), Naive(), seed=0).fit(digits_stream)
     b = ll.Trainer(small_mlp(digits_stream), Compose(Naive(), Naive()), seed=0).fit(digits_stream)
     assert a.matrix == b.matrix
+
+
+def test_penalty_gradients_reach_a_projection_listed_before_them(digits):
+    """In a Compose, a projection (after_backward, as in A-GEM) listed before a penalty (add_grad, as in
+    EWC) still sees the penalty's gradient, as if the penalty were part of the loss."""
+    seen = []
+
+    class Probe(Strategy):
+        def after_backward(self):
+            seen.append(self.model.head.bias.grad.clone())
+
+    class Push(Strategy):
+        def add_grad(self):
+            self.model.head.bias.grad.add_(1000.0)
+
+    stream = ll.data.split(digits, n_tasks=2, scenario="class", seed=0)
+    model = ll.models.mlp(64, stream.n_outputs, hidden=(8,))
+    ll.Trainer(model, Compose(Probe(), Push()), epochs=1, batch_size=64, seed=0).fit(stream)
+    assert seen and all((g > 500).all() for g in seen)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ..data import Stream, Task
     from ..training import Trainer
 
-HOOKS = ("training_tasks", "before_task", "batch", "loss", "after_backward", "after_step", "after_task", "predict")
+HOOKS = ("training_tasks", "before_task", "batch", "loss", "add_grad", "after_backward", "after_step", "after_task",
+         "predict")
 
 
 class Strategy:
@@ -65,8 +66,13 @@ class Strategy:
         the same forward pass are `self.trainer.logits`."""
         return None
 
+    def add_grad(self) -> None:
+        """Right after `loss.backward()`: add the analytic gradient of a penalty to the parameters'
+        `.grad` (EWC, SI, MAS, L2), cheaper than putting the penalty in the loss. It runs before every
+        strategy's `after_backward`, so projections and masks see the whole gradient."""
+
     def after_backward(self) -> None:
-        """After `loss.backward()`, before the optimiser step (gradient projection, masks)."""
+        """After `loss.backward()` and `add_grad`, before the optimiser step (gradient projection, masks)."""
 
     def after_step(self) -> None:
         """After the optimiser step (path integrals, buffer updates)."""
@@ -150,6 +156,10 @@ class Compose(Strategy):
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         terms = [v for s in self._with("loss") if (v := s.loss(out, x, y, t)) is not None]
         return torch.stack(terms).sum() if terms else None
+
+    def add_grad(self) -> None:
+        for s in self._with("add_grad"):
+            s.add_grad()
 
     def after_backward(self) -> None:
         for s in self._with("after_backward"):

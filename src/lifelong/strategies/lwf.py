@@ -3,7 +3,8 @@
 Before task t the current model is frozen as a teacher; while task t is learnt, the loss on each
 batch becomes
 
-    L = L_new(y, ŷ) + α · sum_g  −(1/B) sum_n sum_{c∈g} y'_nc log ŷ'_nc,   y' = softmax(teacher/T), ŷ' = softmax(student/T)
+    L = L_new(y, ŷ) + α · sum_g  −(1/B) sum_n sum_{c∈g} y'_nc log ŷ'_nc,
+    y' = softmax(teacher/T), ŷ' = softmax(student/T)
 
 where g runs over the old outputs: each earlier task's head (task-incremental), the units of all
 earlier classes (class-incremental), or all outputs (domain-incremental: old and new tasks share them).
@@ -36,7 +37,7 @@ class LwF(Strategy):
             raise ConfigError(f"--lwf-alpha must be >= 0 and --lwf-temperature > 0, got {alpha}, {temperature}")
         self.alpha, self.temperature = alpha, temperature
         self.teacher: nn.Module | None = None
-        self.groups: list[Tensor] = []
+        self.groups: list[Tensor | None] = []  # None: all outputs (no gather)
 
     def before_task(self, task: Task) -> None:
         old = self.stream.tasks[: task.id]
@@ -47,8 +48,8 @@ class LwF(Strategy):
         elif self.stream.scenario == "class":
             self.groups = [torch.tensor(sorted({u for k in old for u in k.units}))]
         else:
-            self.groups = [torch.arange(self.stream.n_outputs)]
-        self.groups = [g.to(self.trainer.device) for g in self.groups]
+            self.groups = [None]
+        self.groups = [None if g is None else g.to(self.trainer.device) for g in self.groups]
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         if self.teacher is None or not self.groups:
@@ -56,7 +57,8 @@ class LwF(Strategy):
         with torch.no_grad():
             old = self.teacher(x)
         new = self.trainer.logits
-        total = sum(soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups)
+        total = sum(soft_cross_entropy(new, old, self.temperature) if g is None else
+                    soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups)
         return self.alpha * total
 
     def after_task(self, task: Task) -> None:
