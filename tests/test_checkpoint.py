@@ -2,6 +2,8 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 import lifelong as ll
 from lifelong import checkpoint
@@ -53,3 +55,66 @@ def test_cli_run_directory_holds_checkpoints(tmp_path, capsys):
     assert (out / "checkpoints" / "ewc-seed0.safetensors").exists()
     info = json.loads((out / "checkpoints" / "ewc-seed0.json").read_text())
     assert info["meta"]["task"] == 4 and "const" in info["strategy_values"]
+
+
+def test_states_keep_what_a_resume_may_need(tmp_path):
+    """Numbered states; pruning keeps the two newest, the two newest without a base and the bases of
+    those kept; the newest intact state comes with its base."""
+    states = checkpoint.States(tmp_path / "s", "fit")
+    bases = [None, 1, 1, None, 4, 4, 4]  # a start, two states inside task 0, the end of task 0, ...
+    for i, base in enumerate(bases):
+        assert states.save({"x": torch.full((3,), float(i))}, {"i": i}, base=base) == i + 1
+    assert states.numbers() == [1, 4, 6, 7]  # 1 and 4: newest without a base; 6, 7 newest; 4: their base
+    chain = states.latest()
+    assert [n for n, _, _ in chain] == [4, 7] and chain[1][2] == {"i": 6}
+    assert torch.equal(chain[1][1]["x"], torch.full((3,), 6.0))
+
+
+def test_states_survive_a_crash_while_writing(tmp_path, monkeypatch):
+    """Killed after a state's tensors were written but before its JSON: that state does not exist;
+    the next save reuses its number and removes the leftovers (and any half-written temp file)."""
+    states = checkpoint.States(tmp_path / "s", "fit")
+    states.save({"x": torch.zeros(2)}, {"i": 0})
+
+    def crash(where):
+        raise KeyboardInterrupt(where)
+
+    monkeypatch.setattr(checkpoint, "pause_point", crash)
+    with pytest.raises(KeyboardInterrupt, match="fit:write:2"):
+        states.save({"x": torch.ones(2)}, {"i": 1})
+    (tmp_path / "s" / ".state-00000002.safetensors.abc.tmp").write_bytes(b"half")
+    assert states.numbers() == [1] and [v for _, _, v in states.latest()] == [{"i": 0}]
+    monkeypatch.undo()
+    assert states.save({"x": torch.ones(2)}, {"i": 2}) == 2
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "state-00000001.json", "state-00000001.safetensors", "state-00000002.json", "state-00000002.safetensors"]
+
+
+def test_damaged_states_are_passed_over_then_refused(tmp_path):
+    states = checkpoint.States(tmp_path / "s", "fit")
+    for i in range(3):
+        states.save({"x": torch.full((4,), float(i))}, {"i": i}, base=1 if i == 2 else None)
+    path = tmp_path / "s" / "state-00000001.safetensors"
+    path.write_bytes(path.read_bytes()[:-3])  # the base of state 3: state 3 is unusable too
+    with pytest.warns(UserWarning, match="state-00000001.safetensors is truncated or altered"):
+        assert [v for _, _, v in states.latest()] == [{"i": 1}]
+    (tmp_path / "s" / "state-00000002.json").write_text("{not json")
+    with pytest.warns(UserWarning), pytest.raises(ll.LifelongError, match="none of the 3 saved states"):
+        states.latest()
+    states.clear()
+    assert not (tmp_path / "s").exists() and states.latest() == []
+
+
+def test_random_states_round_trip():
+    import random
+
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(3)
+    tensors, values = checkpoint.rng_state(gen)
+    tensors, values = st_load(st_save({k: v.contiguous() for k, v in tensors.items()})), json.loads(json.dumps(values))
+    draws = (torch.rand(3), torch.rand(3, generator=gen), np.random.rand(3), random.random())
+    checkpoint.set_rng_state(gen, tensors, values)
+    again = (torch.rand(3), torch.rand(3, generator=gen), np.random.rand(3), random.random())
+    assert torch.equal(draws[0], again[0]) and torch.equal(draws[1], again[1])
+    assert (draws[2] == again[2]).all() and draws[3] == again[3]

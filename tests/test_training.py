@@ -1,8 +1,11 @@
+import os
+
 import pytest
 import torch
 
 import lifelong as ll
-from lifelong.strategies import Strategy
+from lifelong.checkpoint import States
+from lifelong.strategies import STRATEGIES, Strategy, hyper_parameters
 
 from .conftest import small_mlp
 
@@ -141,3 +144,110 @@ def test_plot_writes_pngs(digits_stream, tmp_path):
     paths = r.plot(tmp_path, "naive")
     assert [p.name for p in paths] == ["matrix-naive.png", "curves-naive.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+class Killed(Exception):
+    """Stands for SIGKILL in-process: raised at a pause point (see `checkpoint.pause_point`)."""
+
+
+@pytest.fixture
+def killable(monkeypatch):
+    """`kill_at(point)` makes the fit raise Killed at that pause point; None lets it run to the end."""
+    from lifelong import checkpoint, training
+
+    def pause_point(where):
+        if os.environ.get(checkpoint.PAUSE_ENV) == where:
+            raise Killed(where)
+
+    monkeypatch.setattr(checkpoint, "pause_point", pause_point)
+    monkeypatch.setattr(training, "pause_point", pause_point)
+
+    def kill_at(point):
+        if point is None:
+            monkeypatch.delenv(checkpoint.PAUSE_ENV, raising=False)
+        else:
+            monkeypatch.setenv(checkpoint.PAUSE_ENV, point)
+
+    return kill_at
+
+
+RESUME_OPTIONS = {"gdumb": {"epochs": 2}}
+TASK_IL = {"pnn", "packnet", "hat"}
+
+
+def resume_chain(stream, make, tmp_path, kill_at, points, every=3):
+    """A fit interrupted at each of `points` in turn, each time resumed by a fresh Trainer (with a
+    differently initialised model), then resumed to the end; returns its result and where it stopped."""
+    stopped = []
+    for k, point in enumerate([*points, None]):
+        kill_at(point)
+        trainer = ll.Trainer(small_mlp(stream, seed=k, hidden=(16,)), make(), epochs=2, batch_size=64, seed=0,
+                             checkpoint=tmp_path / "ck", checkpoint_every=every)
+        try:
+            return trainer.fit(stream, resume=k > 0), stopped
+        except Killed as err:
+            stopped.append(str(err))
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("name", [e.name for e in STRATEGIES])
+def test_resumed_fit_is_identical_for_every_strategy(digits, tmp_path, killable, name):
+    """Killed mid-epoch in task 0, while writing a state, between tasks 1 and 2 and two steps before
+    the end: the resumed fit's matrix and per-epoch losses equal an uninterrupted fit's, bit for bit."""
+    stream = ll.data.split(digits, n_tasks=3, seed=0, scenario="task" if name in TASK_IL else "class")
+    opts = {**({"buffer_size": 40} if "buffer_size" in hyper_parameters(STRATEGIES.get(name).factory) else {}),
+            **RESUME_OPTIONS.get(name, {})}
+
+    def make():
+        return STRATEGIES.get(name).factory(**opts)
+
+    trainer = ll.Trainer(small_mlp(stream, hidden=(16,)), make(), epochs=2, batch_size=64, seed=0)
+    ref = trainer.fit(stream)
+    if not ref.losses[0]:  # no training of its own in task 0 (GDumb trains in after_task)
+        points = ["ck:task:0", "ck:write:4"]
+    else:  # task 0 has >= 10 steps: states 2, 3 at steps 3, 6; killed at 7; state 4 at step 9
+        points = ["ck:step:7", "ck:write:4", "ck:task:1"] + ([f"ck:step:{trainer.step - 2}"] if ref.losses[2] else [])
+    result, stopped = resume_chain(stream, make, tmp_path, killable, points)
+    assert result.matrix == ref.matrix and result.losses == ref.losses and result.reference == ref.reference
+    assert result.samples_seen == ref.samples_seen and stopped == points
+
+
+def test_damaged_newest_state_is_passed_over(digits, tmp_path, killable):
+    """A state truncated or tampered with after it was written is refused by its checksum; the fit
+    resumes from the newest intact one (with a warning) and still ends identical."""
+    stream = ll.data.split(digits, n_tasks=3, seed=0)
+    make = ll.strategies.EWC
+    ref = ll.Trainer(small_mlp(stream, hidden=(16,)), make(), epochs=2, batch_size=64, seed=0).fit(stream)
+    resume_chain(stream, make, tmp_path, killable, ["ck:task:1"])  # its states stay once it has finished
+    states = States(tmp_path / "ck.resume", "ck")
+    numbers = states.numbers()
+    newest = tmp_path / "ck.resume" / f"state-{numbers[-1]:08d}.safetensors"
+    newest.write_bytes(newest.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="truncated or altered"):
+        again = ll.Trainer(small_mlp(stream, seed=3, hidden=(16,)), make(), epochs=2, batch_size=64, seed=0,
+                           checkpoint=tmp_path / "ck").fit(stream, resume=True)
+    assert again.matrix == ref.matrix and again.losses == ref.losses
+    for n in states.numbers():  # every state damaged: the user is told to start over
+        path = tmp_path / "ck.resume" / f"state-{n:08d}.safetensors"
+        path.write_bytes(b"x" + path.read_bytes()[1:])
+    with pytest.warns(UserWarning), pytest.raises(ll.LifelongError, match="start the run over"):
+        ll.Trainer(small_mlp(stream, hidden=(16,)), make(), checkpoint=tmp_path / "ck").fit(stream, resume=True)
+
+
+def test_resume_refuses_another_setup_and_needs_a_checkpoint(digits, tmp_path):
+    stream = ll.data.split(digits, n_tasks=2, seed=0)
+    ll.Trainer(small_mlp(stream), epochs=1, batch_size=64, checkpoint=tmp_path / "ck").fit(stream)
+    with pytest.raises(ll.ConfigError, match="another epochs"):
+        ll.Trainer(small_mlp(stream), epochs=2, batch_size=64, checkpoint=tmp_path / "ck").fit(stream, resume=True)
+    with pytest.raises(ll.ConfigError, match="another strategy"):
+        ll.Trainer(small_mlp(stream), ll.strategies.SI(), epochs=1, batch_size=64,
+                   checkpoint=tmp_path / "ck").fit(stream, resume=True)
+    with pytest.raises(ll.ConfigError, match="another model"):
+        ll.Trainer(small_mlp(stream, hidden=(8,)), epochs=1, batch_size=64,
+                   checkpoint=tmp_path / "ck").fit(stream, resume=True)
+    with pytest.raises(ll.ConfigError, match="needs Trainer\\(checkpoint=PATH\\)"):
+        ll.Trainer(small_mlp(stream)).fit(stream, resume=True)
+    with pytest.raises(ll.ConfigError, match="checkpoint path"):
+        ll.Trainer(small_mlp(stream), checkpoint_every=5)
+    with pytest.raises(ll.ConfigError, match="checkpoint_every"):
+        ll.Trainer(small_mlp(stream), checkpoint=tmp_path / "x", checkpoint_every=-1)

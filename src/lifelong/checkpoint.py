@@ -3,15 +3,24 @@
 A checkpoint `NAME` is two files: `NAME.safetensors` (the model's state_dict under `model.` and the
 strategy's tensors under `strategy.`) and `NAME.json` (the strategy's other values, metadata, and the
 SHA-256 of the tensor file, so that a truncated or altered checkpoint is refused). Nothing is pickled.
+
+`States` keeps what a fit needs to resume after a crash: numbered generations of such pairs in a
+folder, so that a crash while one is written (or a damaged file) leaves an older intact one to use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
+import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -22,20 +31,26 @@ from .files import atomic_write_bytes, atomic_write_json
 from .strategies import Strategy
 
 FORMAT = "lifelong.checkpoint/1"
+STATE_FORMAT = "lifelong.state/1"
+PAUSE_ENV = "LIFELONG_PAUSE_AT"
+
+
+def split_state(state: dict[str, Any], prefix: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """A state_dict's tensors (keys given `prefix`) and its other, JSON-ready values."""
+    tensors = {f"{prefix}{k}": v for k, v in state.items() if isinstance(v, Tensor)}
+    return tensors, {k: v for k, v in state.items() if not isinstance(v, Tensor)}
+
+
+def _serialise(tensors: dict[str, Tensor]) -> bytes:
+    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
 
 
 def save(path: str | Path, model: nn.Module, strategy: Strategy, meta: dict[str, Any] | None = None) -> None:
     """Write `path`.safetensors then `path`.json (the JSON, written last, vouches for the tensors)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
-    values: dict[str, Any] = {}
-    for k, v in strategy.state_dict().items():
-        if isinstance(v, Tensor):
-            tensors[f"strategy.{k}"] = v
-        else:
-            values[k] = v
-    blob = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+    tensors, values = split_state(strategy.state_dict(), "strategy.")
+    blob = _serialise({**{f"model.{k}": v for k, v in model.state_dict().items()}, **tensors})
     atomic_write_bytes(path.with_suffix(".safetensors"), blob)
     atomic_write_json(path.with_suffix(".json"), {
         "format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "strategy_values": values,
@@ -64,3 +79,142 @@ def load(path: str | Path, model: nn.Module, strategy: Strategy | None = None,
         state.update(info.get("strategy_values", {}))
         strategy.load_state_dict(state)
     return info.get("meta", {})
+
+
+def pause_point(where: str) -> None:
+    """Test hook: when the environment variable LIFELONG_PAUSE_AT equals `where`, say so on stderr and
+    wait to be killed. The kill-and-resume tests stop a real run at exact points this way: `<fit>:step:<n>`
+    (after optimiser step n of the fit), `<fit>:write:<n>` (state n's tensors are written, its JSON is
+    not yet) and `<fit>:task:<k>` (task k is learnt and saved), <fit> being the checkpoint's name."""
+    if os.environ.get(PAUSE_ENV) == where:
+        print(f"lifelong: paused at {where}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
+
+
+def rng_state(generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The random states a fit draws from: torch's (CPU, CUDA), `generator`'s, NumPy's and Python's."""
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.generator": generator.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # type: ignore[misc]
+    tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
+    version, words, py_gauss = random.getstate()
+    return tensors, {"numpy": [kind, int(pos), int(has_gauss), float(gauss)],
+                     "python": [version, list(words), py_gauss]}
+
+
+def set_rng_state(generator: torch.Generator, tensors: dict[str, Tensor], values: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.generator"])
+    cuda = sorted((int(k.rsplit(".", 1)[1]), v) for k, v in tensors.items() if k.startswith("rng.cuda."))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([v for _, v in cuda])
+    kind, pos, has_gauss, gauss = values["numpy"]
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, words, py_gauss = values["python"]
+    random.setstate((version, tuple(words), py_gauss))
+
+
+class States:
+    """A fit's resumable states, numbered, in `folder`: `state-<n>.safetensors` and `state-<n>.json`
+    (the format, the tensors' SHA-256, an optional `base` and the values), each file written
+    atomically, the JSON last. A state saved inside a task names as `base` the state saved at the
+    task's start, which a resume needs too. Saving deletes states no longer needed: all but the two
+    newest, the two newest without a base, and the bases of those kept."""
+
+    def __init__(self, folder: str | Path, name: str) -> None:
+        self.folder, self.name = Path(folder), name
+
+    def numbers(self) -> list[int]:
+        """The states saved (those whose JSON exists), oldest first."""
+        found = (p.stem.removeprefix("state-") for p in self.folder.glob("state-*.json"))
+        return sorted(int(n) for n in found if n.isdigit())
+
+    def _paths(self, n: int) -> tuple[Path, Path]:
+        stem = self.folder / f"state-{n:08d}"
+        return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+    def save(self, tensors: dict[str, Tensor], values: dict[str, Any], base: int | None = None) -> int:
+        """Write the next state; returns its number."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        numbers = self.numbers()
+        n = numbers[-1] + 1 if numbers else 1
+        blob = _serialise(tensors)
+        tensor_path, json_path = self._paths(n)
+        atomic_write_bytes(tensor_path, blob)
+        pause_point(f"{self.name}:write:{n}")
+        atomic_write_json(json_path, {"format": STATE_FORMAT, "sha256": hashlib.sha256(blob).hexdigest(),
+                                      "base": base, "values": values})
+        self._prune([*numbers, n])
+        return n
+
+    def _base(self, n: int) -> int | None:
+        try:
+            base = json.loads(self._paths(n)[1].read_text()).get("base")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return base if isinstance(base, int) else None
+
+    def _prune(self, numbers: list[int]) -> None:
+        bases = {n: self._base(n) for n in numbers}
+        keep = set(numbers[-2:]) | set([n for n in numbers if bases[n] is None][-2:])
+        keep |= {b for n in list(keep) if (b := bases[n]) is not None}
+        for n in numbers:
+            if n not in keep:
+                tensor_path, json_path = self._paths(n)
+                json_path.unlink(missing_ok=True)
+                tensor_path.unlink(missing_ok=True)
+        for path in self.folder.glob("state-*.safetensors"):  # tensors whose JSON was never written
+            number = path.stem.removeprefix("state-")
+            if not number.isdigit() or int(number) not in keep:
+                path.unlink(missing_ok=True)
+        for path in self.folder.glob(".state-*.tmp"):  # left by a crash in the middle of a write
+            path.unlink(missing_ok=True)
+
+    def read(self, n: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """State n's tensors and values; LifelongError if it is unreadable, truncated or altered."""
+        tensor_path, json_path = self._paths(n)
+        try:
+            info = json.loads(json_path.read_text())
+            blob = tensor_path.read_bytes()
+        except (OSError, ValueError) as err:
+            raise LifelongError(f"cannot read state {json_path}: {err}") from None
+        if not isinstance(info, dict) or info.get("format") != STATE_FORMAT:
+            raise LifelongError(f"{json_path} is not a lifelong state ({STATE_FORMAT})")
+        if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
+            raise LifelongError(f"state {tensor_path} is truncated or altered (checksum mismatch)")
+        return st_load(blob), info
+
+    def latest(self) -> list[tuple[int, dict[str, Tensor], dict[str, Any]]]:
+        """The newest intact state's (number, tensors, values), preceded by its base's if it has one;
+        [] if no state was saved. A damaged state (or one whose base is damaged) is passed over with a
+        warning; when every state is damaged, a LifelongError says to start over."""
+        numbers = self.numbers()
+        for n in reversed(numbers):
+            try:
+                tensors, info = self.read(n)
+                chain = [(n, tensors, info["values"])]
+                if info.get("base") is not None:
+                    base = int(info["base"])
+                    base_tensors, base_info = self.read(base)
+                    chain.insert(0, (base, base_tensors, base_info["values"]))
+            except (LifelongError, KeyError, TypeError, ValueError) as err:
+                warnings.warn(f"{err}: resuming from an older state", stacklevel=2)
+                continue
+            return chain
+        if numbers:
+            raise LifelongError(f"none of the {len(numbers)} saved states in {self.folder} is intact: "
+                                "start the run over (--overwrite)")
+        return []
+
+    def clear(self) -> None:
+        """Delete every state (the folder too, once empty)."""
+        if not self.folder.is_dir():
+            return
+        for pattern in ("state-*.json", "state-*.safetensors", ".state-*.tmp"):
+            for path in self.folder.glob(pattern):
+                path.unlink(missing_ok=True)
+        if not any(self.folder.iterdir()):
+            self.folder.rmdir()

@@ -1,24 +1,44 @@
-"""Command line: `lifelong run` and `lifelong list`. A thin front over `experiment`; nothing else lives here."""
+"""Command line: `lifelong run`, `list`, `bench` and `report`. A thin front over the library; nothing else
+lives here."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from tqdm import tqdm
 
 from . import __version__
-from .data import BENCHMARKS, SCENARIOS
+from .data import BENCHMARKS, DATASETS, SCENARIOS, dataset
 from .errors import ConfigError, LifelongError
-from .experiment import RECORD_KEYS, RunConfig, check_out_dir, config_keys, run, write_run_dir
+from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_out_dir, check_unfinished, config_keys, resumable, run
+from .experiment import write_run_dir
 from .models import HEADS, MODELS
-from .report import table
+from .report import curve_rows, table, text_table
+from .reporting import write_report
+from .runlog import check_tensorboard
+from .suite import Outcome, run_suite
+from .suite import load as load_suite
 from .strategies import STRATEGIES, hyper_parameters
+from .meta import META_BENCHMARKS
+from .meta import METHODS as META_METHODS
+from .meta.experiment import RECORD_KEYS as META_KEYS
+from .meta.experiment import MetaConfig, run_meta, summary, write_meta_dir
+from .transfer import METHODS, CurveConfig, learning_curve, pretrain, save_pretrained, write_curve_dir
+from .transfer.curve import RECORD_KEYS as TRANSFER_KEYS
+from .transfer.adaptation import DOMAINS, AdaptConfig, run_adaptation
+from .transfer.adaptation import METHODS as ADAPT_METHODS
+from .transfer.adaptation import RECORD_KEYS as ADAPT_KEYS
+from .transfer.adaptation import summary as adapt_summary
+from .registry import Registry
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,13 +67,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def strategy_options() -> dict[str, tuple[str, str, inspect.Parameter]]:
-    """CLI option dest -> (strategy name, argument name, parameter), e.g. ewc_lambda -> (ewc, lam, ...)."""
+def strategy_options(registry: Registry = STRATEGIES) -> dict[str, tuple[str, str, inspect.Parameter]]:
+    """CLI option dest -> (strategy name, argument name, parameter), e.g. ewc_lambda -> (ewc, lam, ...);
+    also for other registries of classes (adaptation methods)."""
     out = {}
-    for entry in STRATEGIES:
+    for entry in registry:
         cls = entry.factory
         for arg, param in hyper_parameters(cls).items():
-            flag = f"{entry.name}-{cls.option_names.get(arg, arg).replace('_', '-')}"
+            flag = f"{entry.name}-{getattr(cls, 'option_names', {}).get(arg, arg).replace('_', '-')}"
             out[flag.replace("-", "_")] = (entry.name, arg, param)
     return out
 
@@ -71,6 +92,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head", default=S, choices=list(HEADS), help="output head: linear (default) or growing "
                    "(a unit gives logits only once its task has arrived: the classifier grows with the classes)")
     p.add_argument("--hidden", type=_ints, default=S, help="hidden layer sizes of the mlp (default 400,400)")
+    p.add_argument("--backbone", default=S, help="a saved model (`lifelong pretrain --out DIR`): start from its "
+                   "backbone with a fresh head instead of --model")
+    p.add_argument("--freeze", default=S, choices=list(FREEZE), help="backbone: train only the head (default none)")
     p.add_argument("--epochs", type=int, default=S, help=f"epochs per task (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"mini-batch size (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=S, help=f"learning rate (default {d.lr})")
@@ -84,6 +108,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="write config.json, results.json and plots to this folder")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--json", action="store_true", help="print one JSON object per (strategy, seed) on stdout")
+    p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard under --out (needs tensorboard)")
+    p.add_argument("--checkpoint-every", type=int, default=S, metavar="N",
+                   help="with --out, also save the whole state every N training steps (default 0: after every task)")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run in DIR with its own "
+                   "options (options given as well must be the same)")
     group = p.add_argument_group("strategy options")
     for dest, (name, arg, param) in strategy_options().items():
         kind = type(param.default) if param.default is not inspect.Parameter.empty else str
@@ -98,6 +127,16 @@ def parser() -> Parser:
     p_run = sub.add_parser("run", help="train strategies on a continual-learning benchmark and report metrics")
     _add_run_arguments(p_run)
     sub.add_parser("list", help="list benchmarks, scenarios, strategies and models")
+    _add_transfer_parsers(sub)
+    _add_meta_parser(sub)
+    _add_adapt_parser(sub)
+    p_bench = sub.add_parser("bench", help="run a suite (benchmarks x scenarios x strategies x seeds) from a YAML file")
+    p_bench.add_argument("suite", type=Path, help="suite file, e.g. suites/smoke.yaml (format: lifelong.suite)")
+    p_bench.add_argument("--out", type=Path, help="root folder of the run folders (default: the suite's `out`)")
+    p_bench.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
+    p_report = sub.add_parser("report", help="Markdown + HTML report (tables, plots) from run folders")
+    p_report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run folders, or folders holding them")
+    p_report.add_argument("--out", type=Path, help="report folder (default: DIR/report of the first DIR)")
     return top
 
 
@@ -115,9 +154,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the --config file, then the command line."""
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "out", "overwrite", "json")}
+CONTROL = ("command", "config", "out", "overwrite", "json", "tensorboard", "resume")  # not RunConfig keys
+
+
+def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """Defaults (or `base`), then the --config file, then the command line."""
+    given = {k: v for k, v in vars(args).items() if k not in CONTROL}
     if "strategy" in given:  # action="append" of comma lists
         given["strategy"] = [name for chunk in given["strategy"] for name in chunk]
     values = _load_yaml(args.config) if args.config else {}
@@ -135,45 +177,44 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             fields[key] = value
         else:
             raise ConfigError(f"unknown config key {key!r}: valid keys are the options of `lifelong run --help`")
-    config = RunConfig(**fields, strategy_options=options)
-    _check_types(config)
+    base = base or RunConfig()
+    options = {name: {**base.strategy_options.get(name, {}), **opts} for name, opts in options.items()}
+    config = dataclasses.replace(base, **fields, strategy_options={**base.strategy_options, **options})
+    config.check_types()
     return config
 
 
-def _check_types(config: RunConfig) -> None:
-    """YAML values must have the option's type (a CLI value was already converted by argparse)."""
-    default = RunConfig()
-    for key, value in config.to_dict().items():
-        want = getattr(default, key)
-        if key in ("scenario", "n_tasks", "class_order") and value is None:
-            continue
-        ok = isinstance(value, type(want)) if want is not None else True
-        if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if isinstance(value, bool) and not isinstance(want, bool):
-            ok = False
-        if key in ("n_tasks",):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        if key == "class_order":
-            ok = isinstance(value, list) and all(isinstance(v, int) for v in value)
-        if not ok:
-            raise ConfigError(f"config value {key}: {value!r} has the wrong type")
+def resume_config(args: argparse.Namespace) -> RunConfig:
+    """--resume DIR: the run's own configuration with the options given on top (`run` refuses any
+    change but --checkpoint-every)."""
+    if args.out or args.overwrite:
+        raise ConfigError("--resume DIR continues the run in DIR: drop --out and --overwrite")
+    return build_config(args, base=resumable(args.resume))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = build_config(args)
+    config = resume_config(args) if args.resume else build_config(args)
     config.validate()
-    if args.out:
+    if args.resume:
+        args.out = args.resume
+    elif args.out:
         check_out_dir(args.out, args.overwrite)
+        check_unfinished(args.out, args.overwrite)
+    if args.tensorboard:
+        if not args.out:
+            raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
+        check_tensorboard()
 
     def emit(rec: dict[str, Any]) -> None:
         if args.json:
             print(json.dumps({k: rec[k] for k in RECORD_KEYS}), flush=True)
 
-    records = run(config, on_record=emit, progress=sys.stderr.isatty(),
-                  checkpoints=args.out / "checkpoints" if args.out else None)
+    with warnings.catch_warnings():  # e.g. a damaged checkpoint passed over: one line, no source excerpt
+        warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
+        records = run(config, on_record=emit, progress=sys.stderr.isatty(),
+                      checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
     if args.out:
-        write_run_dir(args.out, config, records)
+        write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
     if not args.json:
         r = records[0]
         print(f"{config.benchmark}: {r['scenario']}-incremental, {r['stream']['n_tasks']} tasks, "
@@ -185,12 +226,225 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite, args.out)
+    if args.tensorboard:
+        check_tensorboard()
+    n = len(suite.points)
+    print(f"suite {args.suite}: {n} runs into {suite.out}/", flush=True)
+
+    def show(o: Outcome) -> None:
+        i = suite.points.index(o.point) + 1
+        what = "finished earlier, skipped" if o.status == "skipped" else f"ACC {o.acc * 100:.2f}%  {o.seconds:.1f} s"
+        tqdm.write(f"[{i}/{n}] {o.point.path.relative_to(suite.out)}: {what}", file=sys.stdout)
+
+    outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
+    ran = sum(o.status == "ran" for o in outcomes)
+    print(f"{ran} run(s) done, {n - ran} skipped; report: lifelong report {suite.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    md, page = write_report(args.dirs, args.out or args.dirs[0] / "report")
+    print(f"report written to {md} and {page}")
+    return 0
+
+
+def _shots(text: str) -> list[int | None]:
+    """"1,5,all" -> [1, 5, None] (None: the whole training split)."""
+    return [None if v == "all" else _ints(v)[0] for v in _names(text)]
+
+
+def _add_transfer_parsers(sub: Any) -> None:
+    p = sub.add_parser("pretrain", help="train a source model on a data set and save it for transfer")
+    p.add_argument("--benchmark", default="fmnist:0-4", help="data set, whole or some classes: fmnist, digits, "
+                   "mnist1d, e.g. fmnist:0-4 (default)")
+    p.add_argument("--model", default="cnn", help="model name (default cnn); see `lifelong list`")
+    p.add_argument("--hidden", type=_ints, default=[400, 400], help="hidden layer sizes of the mlp (default 400,400)")
+    p.add_argument("--out", type=Path, required=True, help="folder for model.safetensors and model.json")
+    p.add_argument("--overwrite", action="store_true", help="replace a saved model in --out")
+    d = CurveConfig()
+    q = sub.add_parser("transfer", help="learning curves: target accuracy against labelled target samples per class")
+    q.add_argument("--source", default=d.source, help=f"data set to pretrain on (default {d.source})")
+    q.add_argument("--target", default=d.target, help=f"target data set (default {d.target})")
+    q.add_argument("--shots", type=_shots, default=d.shots, help="labelled target samples per class "
+                   "(default 1,5,10,50,all)")
+    q.add_argument("--method", type=_names, default=d.method, help=f"comma-separated, from {', '.join(METHODS)} "
+                   f"(default {','.join(d.method)})")
+    q.add_argument("--model", default=d.model, help=f"source model (default {d.model})")
+    q.add_argument("--hidden", type=_ints, default=d.hidden, help="hidden layer sizes of the mlp (default 400,400)")
+    q.add_argument("--backbone", help="a saved model (`lifelong pretrain`) used for every seed instead of pretraining")
+    q.add_argument("--source-epochs", type=int, default=d.source_epochs, help=f"pretraining epochs (default "
+                   f"{d.source_epochs})")
+    q.add_argument("--steps", type=int, default=d.steps, help=f"least optimiser steps per target fit "
+                   f"(default {d.steps})")
+    q.add_argument("--seeds", type=int, default=d.seeds, help="number of seeds: seed, seed+1, ... (default 1)")
+    q.add_argument("--out", type=Path, help="write transfer.json and curve.png to this folder")
+    q.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    q.add_argument("--json", action="store_true", help="print one JSON object per (method, shots, seed) on stdout")
+    for cmd in (p, q):
+        cmd.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default 1; transfer: per target fit, at "
+                         "least)")
+        cmd.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+        cmd.add_argument("--batch-size", type=int, default=d.batch_size, help=f"mini-batch size "
+                         f"(default {d.batch_size})")
+        cmd.add_argument("--seed", type=int, default=d.seed, help="(first) random seed (default 0)")
+        cmd.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    dataset(args.benchmark), MODELS.get(args.model)  # bad names fail before --out is touched
+    check_out_dir(args.out, args.overwrite, marker="model.json")
+    model, rec = pretrain(args.benchmark, args.model, hidden=args.hidden, seed=args.seed, epochs=args.epochs,
+                          lr=args.lr, batch_size=args.batch_size, device=args.device, progress=sys.stderr.isatty())
+    stem = save_pretrained(args.out, model, rec)
+    print(f"{args.benchmark}: {args.model}, {args.epochs} epoch(s), test accuracy {rec['acc'] * 100:.2f}%, "
+          f"{rec['train_seconds']:.1f} s; saved to {stem}.safetensors and {stem}.json")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    config = CurveConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "json")})
+    config.validate()
+    if args.out:
+        check_out_dir(args.out, args.overwrite, marker="transfer.json")
+
+    def emit(rec: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps({k: rec[k] for k in TRANSFER_KEYS}), flush=True)
+
+    records = learning_curve(config, on_record=emit)
+    if args.out:
+        write_curve_dir(args.out, config, records)
+    if not args.json:
+        print(f"{records[0]['source']} -> {config.target}: target test accuracy (%) by labelled samples per class, "
+              f"seeds {config.seed}..{config.seed + config.seeds - 1}")
+        print(text_table(*curve_rows(records)))
+        if args.out:
+            print(f"results written to {args.out}/")
+    return 0
+
+
+def _add_meta_parser(sub: Any) -> None:
+    d, S = MetaConfig(), argparse.SUPPRESS
+    p = sub.add_parser("meta", help="meta-learning: meta-train (MAML, Reptile, ProtoNets, ...), evaluate on "
+                       "held-out tasks")
+    p.add_argument("--benchmark", default=S, help=f"{', '.join(META_BENCHMARKS.names())} (default {d.benchmark})")
+    p.add_argument("--method", type=_names, action="append", default=S, help=f"comma-separated or repeated, from "
+                   f"{', '.join(META_METHODS.names())} (default maml; pretrain always runs)")
+    p.add_argument("--ways", type=int, default=S, help=f"classes per episode (default {d.ways})")
+    p.add_argument("--shots", type=_ints, default=S, help="support samples per class (or per task), e.g. 1,5 "
+                   "(default 10)")
+    p.add_argument("--queries", type=int, default=S, help="query samples per class (default 15; sinusoid: 10 per task)")
+    p.add_argument("--classes", default=S, help="meta-train/valid/test classes, e.g. 0-5/6-7/8-9 or 0-4//5-9 "
+                   "(default 60/20/20%%, or halves when the test part has fewer classes than --ways)")
+    p.add_argument("--model", default=S, help=f"model name (default {d.model}); see `lifelong list`")
+    p.add_argument("--hidden", type=_ints, default=S, help="hidden sizes of the mlp (default 40,40 for sinusoid, "
+                   "else 256,128)")
+    p.add_argument("--iterations", type=int, default=S, help=f"meta-training steps (default {d.iterations})")
+    for opt, what in (("inner-lr", "inner-loop / fine-tuning learning rate"), ("meta-lr", "outer learning rate")):
+        p.add_argument(f"--{opt}", type=float, default=S, help=f"{what} (default: the method's)")
+    for opt, what in (("inner-steps", "inner-loop steps while meta-training"), ("meta-batch", "tasks per outer step")):
+        p.add_argument(f"--{opt}", type=int, default=S, help=f"{what} (default: the method's)")
+    p.add_argument("--steps", type=_ints, default=S, help="adaptation steps at meta-test, e.g. 1,10 (default 10)")
+    p.add_argument("--eval-tasks", type=int, default=S, help=f"meta-test tasks (default {d.eval_tasks})")
+    p.add_argument("--seed", type=int, default=S, help="first random seed (default 0)")
+    p.add_argument("--seeds", type=int, default=S, help="number of seeds: seed, seed+1, ... (default 1)")
+    p.add_argument("--device", default=S, help="cpu or cuda (default cpu)")
+    p.add_argument("--out", type=Path, help="write meta.json and plots to this folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--json", action="store_true", help="print one JSON object per (method, shots, seed, steps)")
+
+
+def cmd_meta(args: argparse.Namespace) -> int:
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "json")}
+    if "method" in given:
+        given["method"] = [name for chunk in given["method"] for name in chunk]
+    config = MetaConfig(**given)
+    config.validate()
+    if args.out:
+        check_out_dir(args.out, args.overwrite, marker="meta.json")
+
+    def emit(rec: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps({**{k: rec[k] for k in META_KEYS}, rec["metric"]: rec[rec["metric"]]}), flush=True)
+
+    records = run_meta(config, on_record=emit, progress=sys.stderr.isatty())
+    if args.out:
+        write_meta_dir(args.out, config, records)
+    if not args.json:
+        print(f"{config.benchmark}: {config.iterations} meta-training iterations, mean over {config.eval_tasks} "
+              f"meta-test tasks per seed, seeds {config.seed}..{config.seed + config.seeds - 1}")
+        print(text_table(*summary(records)))
+        if args.out:
+            print(f"results written to {args.out}/")
+    return 0
+
+
+def _add_adapt_parser(sub: Any) -> None:
+    d = AdaptConfig()
+    p = sub.add_parser("adapt", help="unsupervised domain adaptation: labelled source, unlabelled target "
+                       "(target labels only to test)")
+    p.add_argument("--source", default=d.source, help=f"source domain (default {d.source}); see `lifelong list`")
+    p.add_argument("--target", default=d.target, help=f"target domain (default {d.target}): "
+                   f"{', '.join(DOMAINS.names())}")
+    p.add_argument("--method", type=_names, default=d.method, help=f"comma-separated, from "
+                   f"{', '.join(ADAPT_METHODS.names())} (default: all)")
+    p.add_argument("--model", default=d.model, help=f"model name (default {d.model}); see `lifelong list`")
+    p.add_argument("--hidden", type=_ints, default=d.hidden, help="hidden layer sizes of the mlp (default 400,400)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs over the source (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"source (and target) batch size "
+                   f"(default {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"],
+                   help=f"optimiser (default {d.optimizer})")
+    p.add_argument("--seed", type=int, default=d.seed, help="first random seed (default 0)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="number of seeds: seed, seed+1, ... (default 1)")
+    p.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per (method, seed) on stdout")
+    group = p.add_argument_group("method options")
+    for dest, (name, _, param) in strategy_options(ADAPT_METHODS).items():
+        default = param.default
+        kind = _bool if isinstance(default, bool) else _ints if isinstance(default, (tuple, list)) else type(default)
+        group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=kind, default=argparse.SUPPRESS,
+                           help=f"{name} option (default {default})")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    method_opts, options, fields = strategy_options(ADAPT_METHODS), {}, {}
+    for key, value in vars(args).items():
+        if key in method_opts:
+            name, arg, _ = method_opts[key]
+            options.setdefault(name, {})[arg] = value
+        elif key not in ("command", "json"):
+            fields[key] = value
+    config = AdaptConfig(**fields, method_options=options)
+    config.validate()
+
+    def emit(rec: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps({k: rec[k] for k in ADAPT_KEYS}), flush=True)
+
+    records = run_adaptation(config, on_record=emit)
+    if not args.json:
+        print(f"{config.source} -> {config.target}: unsupervised, target labels only to test; model {config.model}, "
+              f"{config.epochs} epoch(s), seeds {config.seed}..{config.seed + config.seeds - 1}")
+        print(text_table(*adapt_summary(records)))
+    return 0
+
+
 def cmd_list() -> int:
     for title, entries in (
         ("benchmarks", [(e.name, e.description) for e in BENCHMARKS]),
         ("scenarios", list(SCENARIOS.items())),
         ("strategies", [(e.name, e.description) for e in STRATEGIES]),
         ("models", [(e.name, e.description) for e in MODELS]),
+        ("data sets (lifelong pretrain/transfer: NAME or NAME:CLASSES, e.g. fmnist:0-4)",
+         [(e.name, e.description) for e in DATASETS]),
+        ("domains (lifelong adapt --source/--target)", [(e.name, e.description) for e in DOMAINS]),
+        ("domain-adaptation methods (lifelong adapt)", [(e.name, e.description) for e in ADAPT_METHODS]),
+        ("meta-learning benchmarks (lifelong meta)", [(e.name, e.description) for e in META_BENCHMARKS]),
+        ("meta-learning methods (lifelong meta)", [(e.name, e.description) for e in META_METHODS]),
     ):
         print(f"{title}:")
         width = max(len(n) for n, _ in entries)
@@ -206,6 +460,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "list":
             return cmd_list()
+        if args.command == "pretrain":
+            return cmd_pretrain(args)
+        if args.command == "transfer":
+            return cmd_transfer(args)
+        if args.command == "bench":
+            return cmd_bench(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "meta":
+            return cmd_meta(args)
+        if args.command == "adapt":
+            return cmd_adapt(args)
         parser().print_help()
         return 2
     except LifelongError as err:

@@ -13,5 +13,9 @@ class ConfigError(LifelongError, ValueError):
     """An unknown name, option or value in a configuration."""
 
 
+class StorageError(LifelongError, OSError):
+    """A file could not be written (disk full, read-only file system, no permission)."""
+
+
 class TrainingError(LifelongError, RuntimeError):
     """Training could not go on (for example the loss became non-finite)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import sys
@@ -21,13 +22,18 @@ import torch
 from . import __version__
 from .data import BENCHMARKS, SCENARIOS, benchmark
 from .errors import ConfigError, LifelongError
+from .checkpoint import States
 from .files import atomic_write_json
-from .models import HEADS, MODELS, build, with_head
+from .models import HEADS, MODELS, build, load_backbone, with_head
+from .models import info as model_info
 from .report import plot_curves, plot_matrix
+from .runlog import write_csv, write_tensorboard
 from .strategies import STRATEGIES, Compose, Strategy, hyper_parameters
-from .training import Result, Trainer
+from .training import Result, Trainer, resolve_device
 
 RESULTS_SCHEMA = "lifelong.results/1"
+RUN_FORMAT = "lifelong.run/1"
+FREEZE = ("none", "backbone")
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
                "train_seconds", "samples_per_second", "peak_rss_mb")
 
@@ -54,8 +60,31 @@ class RunConfig:
     seed: int = 0
     seeds: int = 1
     device: str = "cpu"
+    backbone: str | None = None  # a saved model (lifelong pretrain) whose backbone replaces `model`'s
+    freeze: str = "none"  # "backbone": train only the head
+    checkpoint_every: int = 0  # save the whole state every N steps too (needs --out); 0: after every task only
+
+    def check_types(self) -> None:
+        """Every value must have its option's type (YAML files and Python callers can pass anything)."""
+        default = RunConfig()
+        for key, value in self.to_dict().items():
+            want = getattr(default, key)
+            if key in ("scenario", "n_tasks", "class_order") and value is None:
+                continue
+            ok = isinstance(value, type(want)) if want is not None else True
+            if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if isinstance(value, bool) and not isinstance(want, bool):
+                ok = False
+            if key in ("n_tasks",):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            if key == "class_order":
+                ok = isinstance(value, list) and all(isinstance(v, int) for v in value)
+            if not ok:
+                raise ConfigError(f"config value {key}: {value!r} has the wrong type")
 
     def validate(self) -> None:
+        self.check_types()
         BENCHMARKS.get(self.benchmark)
         MODELS.get(self.model)
         if self.head not in HEADS:
@@ -69,10 +98,23 @@ class RunConfig:
                 STRATEGIES.get(name)
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"--seeds must be a whole number >= 1, got {self.seeds!r}")
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be a whole number of steps >= 0, got {self.checkpoint_every!r}")
         if self.n_tasks is not None and (not isinstance(self.n_tasks, int) or self.n_tasks < 1):
             raise ConfigError(f"--n-tasks must be a whole number >= 1, got {self.n_tasks!r}")
+        if self.freeze not in FREEZE:
+            raise ConfigError(f"unknown --freeze {self.freeze!r}: choose one of {', '.join(FREEZE)}")
+        if self.backbone is not None:
+            model_info(self.backbone)  # a missing or foreign file fails before any training
         if any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ConfigError(f"--hidden takes positive layer sizes like 400,400, got {self.hidden!r}")
+        # the Trainer checks these too, but only once a fit starts: an --out folder is touched by then
+        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be a whole number >= 1, got {value!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"the learning rate (--lr) must be a positive number, got {self.lr!r}")
+        resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,19 +160,45 @@ def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: 
 
 
 def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = False, checkpoints: Path | None = None) -> list[dict[str, Any]]:
+        progress: bool = False, checkpoints: Path | None = None, resume: bool = False) -> list[dict[str, Any]]:
     """Fit every (strategy, seed) of `config` in turn; returns one record per fit. With
-    `checkpoints`, each fit keeps its latest checkpoint there as `<strategy>-seed<seed>`."""
+    `checkpoints`, each fit keeps its latest checkpoint there as `<strategy>-seed<seed>`, its resumable
+    states in `<strategy>-seed<seed>.resume/` and, once finished, its record in
+    `<strategy>-seed<seed>.record.json`; `run.json` holds the configuration and version.
+
+    `resume=True` continues the run in `checkpoints`, if one was started there: finished fits are
+    not redone, an interrupted one continues from its newest intact state (on the CPU, the records'
+    accuracy matrices are identical to those of an uninterrupted run). A run of another configuration
+    (`checkpoint_every` aside) or of another lifelong version is refused. Without `resume`, what an
+    earlier run left in `checkpoints` is deleted."""
     config.validate()
+    if config.checkpoint_every and checkpoints is None:
+        raise ConfigError("--checkpoint-every saves the states in the run folder: add --out DIR")
+    _preflight(config)
+    if checkpoints is not None:
+        _begin(checkpoints, config, resume)
     records = []
     for spec in config.strategy:
         for seed in range(config.seed, config.seed + config.seeds):
+            name = f"{spec.replace('+', '_')}-seed{seed}"
+            done = checkpoints / f"{name}.record.json" if checkpoints else None
+            if resume and done is not None and done.exists():
+                try:
+                    records.append(json.loads(done.read_text()))
+                except (OSError, ValueError) as err:
+                    raise LifelongError(f"cannot read {done} ({err}): delete it to run that fit again") from None
+                if on_record is not None:
+                    on_record(records[-1])
+                continue
             stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=seed,
                                class_order=config.class_order)
             torch.manual_seed(seed)
             try:
-                model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden)),
+                model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
+                                  if config.backbone is None else
+                                  load_backbone(config.backbone, stream.input_shape, stream.n_outputs, config.device),
                                   config.head)
+                model.freeze_backbone(config.freeze == "backbone")
             except ValueError as err:
                 raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
             strategy = make_strategy(spec, config.strategy_options)
@@ -138,19 +206,98 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                               optimizer=config.optimizer, momentum=config.momentum,
                               weight_decay=config.weight_decay, seed=seed, device=config.device,
                               progress=progress, label=f"{spec} seed {seed}",
-                              checkpoint=checkpoints / f"{spec.replace('+', '_')}-seed{seed}" if checkpoints else None)
-            rec = record(config, spec, seed, strategy, trainer.fit(stream))
+                              checkpoint=checkpoints / name if checkpoints else None,
+                              checkpoint_every=config.checkpoint_every)
+            rec = record(config, spec, seed, strategy, trainer.fit(stream, resume=resume))
+            if done is not None and trainer.states is not None:
+                atomic_write_json(done, rec)
+                trainer.states.clear()  # the record replaces them
             records.append(rec)
             if on_record is not None:
                 on_record(rec)
     return records
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
+def _preflight(config: RunConfig) -> None:
+    """Load the data and check what depends on it before an earlier run's files are touched: bad data
+    files, and a memory (`buffer_size` given in the options) larger than the whole stream."""
+    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=config.seed,
+                       class_order=config.class_order)
+    total = sum(len(t.train) for t in stream)
+    for name, options in config.strategy_options.items():
+        size = options.get("buffer_size")
+        if isinstance(size, int) and size > total:
+            raise ConfigError(f"--{name}-buffer-size {size} is larger than the {total} training samples of the whole "
+                              "stream (the memory could never fill): lower it, or use --strategy cumulative")
+
+
+def _begin(checkpoints: Path, config: RunConfig, resume: bool) -> None:
+    """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
+    check that the run started in `checkpoints` has this configuration."""
+    stored = stored_config(checkpoints) if resume else None
+    if stored is not None:
+        theirs, ours = stored.to_dict(), json.loads(json.dumps(config.to_dict()))
+        for key, value in ours.items():
+            if key != "checkpoint_every" and theirs.get(key) != value:
+                raise ConfigError(f"{checkpoints.parent} holds a run of another configuration ({key}: "
+                                  f"{theirs.get(key)!r} there, {value!r} here): resume it with its own options "
+                                  f"(`lifelong run --resume {checkpoints.parent}`), or choose another --out")
+        return
+    for path in checkpoints.glob("*.record.json"):
+        path.unlink()
+    for path in checkpoints.glob("*.resume"):
+        States(path, path.stem).clear()
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__,
+                                                 "config": config.to_dict()})
+
+
+def stored_config(checkpoints: Path) -> RunConfig | None:
+    """The configuration of the run started in `checkpoints` (None if none was); ConfigError if its
+    run.json is unreadable or was written by another version of lifelong."""
+    path = checkpoints / "run.json"
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        ok = isinstance(info, dict) and info.get("format") == RUN_FORMAT
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read {path} ({err}): start the run over with --overwrite") from None
+    if not ok:
+        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): start the run over with --overwrite")
+    if info.get("lifelong") != __version__:
+        raise ConfigError(f"{checkpoints.parent} was started by lifelong {info.get('lifelong')} and this is "
+                          f"{__version__}: finish it with that version, or start over with --overwrite")
+    try:
+        return RunConfig(**info["config"])
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"{path} holds a configuration this version cannot read ({err}): "
+                          "start over with --overwrite") from None
+
+
+def resumable(out: Path) -> RunConfig:
+    """The configuration of the unfinished run in `out` (`lifelong run --resume`); ConfigError if
+    there is none to resume."""
+    if (out / "results.json").exists():
+        raise ConfigError(f"{out} holds a finished run (results.json): there is nothing to resume")
+    config = stored_config(out / "checkpoints")
+    if config is None:
+        raise ConfigError(f"{out} holds no run to resume (no checkpoints/run.json): start one with --out {out}")
+    return config
+
+
+def check_unfinished(out: Path, overwrite: bool) -> None:
+    """Refuse to start a new run over an unfinished one in `out`, unless overwriting."""
+    if not overwrite and not (out / "results.json").exists() and (out / "checkpoints" / "run.json").exists():
+        raise ConfigError(f"--out {out} holds an unfinished run: continue it with `lifelong run --resume {out}`, "
+                          "or pass --overwrite to start over")
+
+
+def check_out_dir(out: Path, overwrite: bool, marker: str = "results.json") -> None:
     """Refuse, before any training, an output folder we could not or should not write."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder: choose another --out")
-    if (out / "results.json").exists() and not overwrite:
+    if (out / marker).exists() and not overwrite:
         raise ConfigError(f"--out {out} already holds a finished run: pass --overwrite to replace it or choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -160,17 +307,22 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"--out {out} is not writable: choose another --out")
 
 
-def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]]) -> None:
-    """config.json, plots, then results.json last (its presence marks the run as finished)."""
+def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], tensorboard: bool = False,
+                  plots: bool = True) -> None:
+    """config.json, plots, CSV logs (and TensorBoard), then results.json last (its presence marks the
+    run as finished). `lifelong report` re-plots any run folder, so suites skip the per-run plots."""
     by_strategy: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_strategy.setdefault(rec["strategy"], []).append(rec)
-    for spec, recs in by_strategy.items():
+    for spec, recs in by_strategy.items() if plots else ():
         mean = torch.tensor([r["matrix"] for r in recs], dtype=torch.float64).mean(0).tolist()
         label = f"{spec} ({config.benchmark}, {recs[0]['scenario']}, {len(recs)} seed{'s' * (len(recs) > 1)})"
         safe = spec.replace("+", "_")
         plot_matrix(mean, out / f"matrix-{safe}.png", label)
         plot_curves(mean, out / f"curves-{safe}.png", label)
+    write_csv(out, records)
+    if tensorboard:
+        write_tensorboard(out, records)
     atomic_write_json(out / "config.json", config.to_dict())
     atomic_write_json(out / "results.json", {
         "schema": RESULTS_SCHEMA,

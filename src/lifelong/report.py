@@ -1,7 +1,8 @@
-"""Tables (terminal, Markdown) and plots (PNG) of results. Every figure comes from `metrics`."""
+"""Tables (terminal, Markdown, HTML) and plots (PNG) of results. Every figure comes from `metrics`."""
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,12 +45,26 @@ def table(runs: Sequence[dict], markdown: bool = False) -> str:
     """The strategy x metrics table (accuracies in %), aligned for a terminal or as Markdown."""
     header = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
     rows = summary_rows(runs)
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return markdown_table(header, rows) if markdown else text_table(header, rows)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned for a terminal: the first to the left, the others to the right."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    cell = lambda tag, c: f"<{tag}>{html.escape(str(c))}</{tag}>"  # noqa: E731
+    head = "<tr>" + "".join(cell("th", c) for c in header) + "</tr>"
+    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
 def _figure():  # matplotlib is imported only when a plot is drawn, with a file backend
@@ -104,6 +119,63 @@ def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") 
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_xticks(range(t))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], path: Path, title: str = "") -> Path:
+    """ACC (%) against training time (s), one point per strategy with its seed std as error bars;
+    `points` holds (label, mean time, std time, mean ACC, std ACC)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label, t, t_std, acc, acc_std in points:
+        ax.errorbar([t], [acc * 100], xerr=[t_std], yerr=[acc_std * 100], fmt="o", capsize=3, label=label)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("ACC (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def curve_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """Transfer learning curves as a table: one row per method, one column per number of shots,
+    cells the mean ± std test accuracy (%) over seeds."""
+    shots = list(dict.fromkeys(r["shots"] for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    rows = []
+    for method in methods:
+        row = [method]
+        for k in shots:
+            accs = [r["acc"] * 100 for r in records if r["method"] == method and r["shots"] == k]
+            mean, std = mean_std(accs)
+            row.append(f"{mean:.2f} ± {std:.2f}" if len(accs) > 1 else f"{mean:.2f}")
+        rows.append(row)
+    return ["Method"] + [f"{k} shot{'s' * (k != 1)}" if k != "all" else "all" for k in shots], rows
+
+
+def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") -> Path:
+    """Target test accuracy (%) against labelled samples per class, one line per method, seed std as
+    error bars; "all" is drawn at the mean number of training samples per class."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    per_class = {r["shots"]: r["n_train"] / r["n_classes"] for r in records}
+    for method in dict.fromkeys(r["method"] for r in records):
+        points = []
+        for k in per_class:
+            accs = [r["acc"] * 100 for r in records if r["method"] == method and r["shots"] == k]
+            points.append((per_class[k], *mean_std(accs)))
+        x, y, err = zip(*sorted(points))
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled target samples per class")
+    ax.set_ylabel("target test accuracy (%)")
+    ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """Data: sources (offline), IDX reader, tasks and streams, scenarios, named benchmarks."""
 
 from .benchmarks import BENCHMARKS, Benchmark, benchmark
+from .catalog import DATASETS, NamedDataset, dataset, select_classes
 from .idx import parse_idx, read_idx
 from .images import LazyImages, image_folder
 from .scenarios import from_tasks, permuted, rotate, rotated, split
@@ -8,7 +9,8 @@ from .sources import arrays, csv, digits, fashion_mnist, mnist1d
 from .stream import SCENARIOS, Dataset, Split, Stream, Task, stratified_split
 
 __all__ = [
-    "BENCHMARKS", "Benchmark", "benchmark", "parse_idx", "read_idx", "LazyImages", "image_folder",
+    "BENCHMARKS", "Benchmark", "benchmark", "DATASETS", "NamedDataset", "dataset", "select_classes",
+    "parse_idx", "read_idx", "LazyImages", "image_folder",
     "from_tasks", "permuted", "rotate", "rotated", "split", "arrays", "csv", "digits",
     "fashion_mnist", "mnist1d", "SCENARIOS", "Dataset", "Split", "Stream", "Task", "stratified_split",
 ]

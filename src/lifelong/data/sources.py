@@ -99,13 +99,21 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     return Dataset("digits", train, test, [str(c) for c in range(10)], (1, 8, 8))
 
 
-def mnist1d(num_samples: int = 5000, seed: int = 42) -> Dataset:
+def mnist1d(num_samples: int = 5000, seed: int = 42, **generation: float) -> Dataset:
     """MNIST-1D (Greydanus 2020), generated locally: 1-D signals of length 40, 10 classes,
-    80/20 train/test split (4000/1000 with the defaults). Inputs have shape (1, 40)."""
+    80/20 train/test split (4000/1000 with the defaults). Inputs have shape (1, 40). `generation`
+    overrides the generator's other settings (scale_coeff, max_translation, corr_noise_scale,
+    iid_noise_scale, shear_scale: see mnist1d's get_dataset_args)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
+    unknown = sorted(set(generation) - {"scale_coeff", "max_translation", "corr_noise_scale", "iid_noise_scale",
+                                        "shear_scale"})
+    if unknown:
+        raise DataError(f"unknown MNIST-1D generation setting {unknown[0]!r}: see mnist1d's get_dataset_args")
     args.num_samples, args.seed = num_samples, seed
+    for key, value in generation.items():
+        setattr(args, key, value)
     np_state, py_state = np.random.get_state(), random.getstate()
     try:  # make_dataset reseeds the global generators; leave the caller's state as it was
         data = make_dataset(args)

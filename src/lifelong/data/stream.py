@@ -124,6 +124,10 @@ class Stream:
             raise DataError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
         masks = torch.zeros(len(self.tasks), self.n_outputs, dtype=torch.bool)
         for task in self.tasks:
+            if self.scenario == "task" and len(task.units) < 2:
+                raise DataError(f"task {task.id} has a single class: in a task-incremental stream its head would "
+                                "have one output (loss 0, accuracy 100% whatever is learnt); give every task >= 2 "
+                                "classes or use the class-incremental scenario")
             masks[task.id, task.units] = True
         self.masks = masks
 

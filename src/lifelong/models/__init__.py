@@ -12,11 +12,12 @@ from ..registry import Registry
 from .cnn import cnn
 from .heads import HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
-from .net import Net
+from .net import Backbone, Net, extract
 from .resnet import ResNet18, resnet18
+from .saved import info, load, load_backbone, save
 
-__all__ = ["HEADS", "MODELS", "GrowingHead", "Net", "ResNet18", "build", "cnn", "grow_heads", "mlp", "resnet18",
-           "with_head"]
+__all__ = ["HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "extract", "grow_heads",
+           "info", "load", "load_backbone", "mlp", "resnet18", "save", "with_head"]
 
 MODELS = Registry("model")
 

@@ -26,7 +26,6 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .resnet import ResNet18
 
 HEADS = {"linear": "one linear layer over all output units (default)",
          "growing": "units switched on as their task arrives (class-IL: the classifier grows with the classes)"}
@@ -64,7 +63,7 @@ def with_head(model: nn.Module, head: str) -> nn.Module:
         raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
     if head == "linear":
         return model
-    name = "fc" if isinstance(model, ResNet18) else "head"
+    name = getattr(model, "head_name", "head")
     old = getattr(model, name, None)
     if not isinstance(old, nn.Linear):
         raise ConfigError(f"a growing head replaces a linear head; {type(model).__name__} has none: use --head linear")

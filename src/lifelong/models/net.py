@@ -5,8 +5,56 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data import Split
 
-class Net(nn.Module):
+
+class Backbone(nn.Module):
+    """Freezing, shared by every model of the contract (`head`, `param_groups`, `forward_features`...)."""
+
+    head: nn.Module
+    head_name = "head"  # the attribute that holds the head
+    backbone_frozen = False
+
+    def set_head(self, module: nn.Module) -> None:
+        """Put `module` (any map from features to logits) in place of the head."""
+        setattr(self, self.head_name, module)
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Stop (or, with False, restart) training everything but the head: its parameters take no
+        gradient and, while frozen, it stays in eval mode whatever `train()` says (batch-norm statistics
+        and dropout fixed), so its state stays bit-identical. A head set later is trainable."""
+        self.backbone_frozen = frozen
+        head = {id(p) for p in self.head.parameters()}
+        for p in self.parameters():
+            if id(p) not in head:
+                p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Backbone:
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            for child in self.children():
+                if child is not self.head:
+                    child.eval()
+        return self
+
+
+@torch.no_grad()
+def extract(model: nn.Module, split: Split, batch_size: int = 256) -> Split:
+    """`model.forward_features` of every input of `split` (eval mode, in batches, on the model's
+    device), with the same labels: features computed once, to train heads on."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model.forward_features(split.batch(torch.arange(i, min(i + batch_size, len(split))))[0].to(device))
+                 for i in range(0, len(split), batch_size)]
+    finally:
+        model.train(was_training)
+    return Split(torch.cat(parts), split.y.to(device))
+
+
+class Net(Backbone):
     """`features` (backbone) followed by a linear `head`.
 
     Strategies rely on the split: `forward_features` gives the representation, `forward_head`

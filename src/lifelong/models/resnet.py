@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .net import Backbone
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and an identity (or 1x1 projection) shortcut."""
@@ -33,12 +35,14 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 with torchvision's module names and initialisation.
+class ResNet18(Backbone):
+    """ResNet-18 with torchvision's module names and initialisation (the head is `fc`).
 
     `small_input=True` uses a 3x3 stride-1 stem without max-pool (CIFAR-style, for 28x28 or
     32x32 images); `small_input=False` uses the ImageNet stem (7x7 stride-2 conv, 3x3 max-pool).
     """
+
+    head_name = "fc"
 
     def __init__(self, num_classes: int, in_channels: int = 3, small_input: bool = True) -> None:
         super().__init__()

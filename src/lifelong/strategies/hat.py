@@ -113,6 +113,7 @@ class HAT(Strategy):
         self.restored: Tensor | None = None
         self.factors: list[tuple[nn.Parameter, Tensor]] = []
         self.tasks = 0
+        self.step = 0  # batches of the current task so far (the annealing of s follows it)
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         super().attach(trainer, stream)
@@ -187,11 +188,12 @@ class HAT(Strategy):
     def state_dict(self) -> dict[str, Any]:
         if self.gated is None or self.mask is None:
             return {}
-        return {"embedding": self.gated.embedding.detach(), "mask": self.mask, "tasks": self.tasks}
+        return {"embedding": self.gated.embedding.detach(), "mask": self.mask, "tasks": self.tasks, "step": self.step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self.restored, self.mask, self.tasks = state["embedding"], state["mask"], int(state["tasks"])
+            self.step = int(state.get("step", 0))
             if self.gated is not None:
                 self.attach(self.trainer, self.stream)
 

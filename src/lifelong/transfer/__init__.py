@@ -1,5 +1,14 @@
-"""Transfer learning: teacher-to-student distillation (more methods arrive with the transfer issue)."""
+"""Transfer learning: pretraining, fine-tuning (full, layer-wise learning rates, gradual unfreezing,
+L2-SP), feature extraction with cached features, learning curves, distillation, domain adaptation."""
 
+from . import adaptation
+from .curve import METHODS, CurveConfig, few_shot, learning_curve, write_curve_dir
 from .distill import Distill, distill
+from .features import Probe, cache, feature_extraction, fit_head
+from .finetune import FineTuner, finetune
+from .l2sp import L2SP
+from .pretrain import pretrain, save_pretrained
 
-__all__ = ["Distill", "distill"]
+__all__ = ["Distill", "adaptation", "distill",
+           "METHODS", "CurveConfig", "FineTuner", "L2SP", "Probe", "cache", "feature_extraction", "few_shot",
+           "finetune", "fit_head", "learning_curve", "pretrain", "save_pretrained", "write_curve_dir"]

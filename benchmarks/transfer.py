@@ -1,0 +1,94 @@
+"""Transfer learning benchmarks: the few-shot learning curve and the cost of an epoch.
+
+`curve`: Fashion-MNIST classes 0-4 -> 5-9 (`lifelong transfer`'s default; or `--source`, `--target`),
+CNN, the source model pretrained per seed for `--source-epochs`, k labelled target samples per class, every method, at
+least `--steps` Adam steps per target fit (lr 1e-3, batch 128); prints a Markdown table of the mean
+± std target test accuracy over the seeds (the same records as `lifelong transfer --json`).
+
+`timing`: one epoch over `--n` target training samples (batch 128, Adam), interleaved `--repeats`
+times, medians: fine-tuning the whole CNN against a linear head on features cached once; the one-off
+extraction is reported on its own, and the ratio of epochs is measured in this process.
+
+    .venv/bin/python benchmarks/transfer.py curve [--seeds 3] [--shots 1,5,10,50] [--method ...]
+    .venv/bin/python benchmarks/transfer.py curve --source mnist1d:0-4 --target mnist1d:5-9 --source-epochs 30
+    .venv/bin/python benchmarks/transfer.py timing [--n 10000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+import lifelong as ll
+from lifelong.report import curve_rows, markdown_table
+from lifelong.transfer import METHODS, CurveConfig, fit_head, learning_curve
+from lifelong.transfer.features import cache
+
+
+def curve(args: argparse.Namespace) -> None:
+    shots = [None if k == "all" else int(k) for k in args.shots.split(",")]
+    config = CurveConfig(source=args.source, target=args.target, model=args.model, shots=shots,
+                         method=args.method.split(","), seeds=args.seeds, steps=args.steps,
+                         source_epochs=args.source_epochs, device=args.device)
+    t0 = time.perf_counter()
+    records = learning_curve(config, on_record=lambda r: print(
+        f"  seed {r['seed']} shots {r['shots']} {r['method']}: {r['acc'] * 100:.2f}% ({r['train_seconds']:.1f} s)",
+        flush=True))
+    print(f"{config.source} -> {config.target}, {config.model}, {config.seeds} seeds, "
+          f"source epochs {config.source_epochs}, >= {config.steps} steps per fit, source test accuracy "
+          f"{', '.join(f'{a * 100:.2f}' for a in dict.fromkeys(r['source_acc'] for r in records))}%, "
+          f"{time.perf_counter() - t0:.0f} s in all")
+    print(markdown_table(*curve_rows(records)))
+
+
+def timing(args: argparse.Namespace) -> None:
+    target = ll.data.dataset("fmnist:5-9")
+    torch.manual_seed(0)
+    source = ll.models.build("cnn", target.input_shape, 5)  # the weights do not change the cost
+    data = ll.data.Dataset("target", target.train.subset(torch.arange(args.n)),
+                           target.test.subset(torch.arange(1000)), target.class_names, target.input_shape)
+    options = dict(epochs=1, batch_size=128, device=args.device)
+    finetune_s, head_s, extract_s = [], [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        train, test, _ = cache(source, data)
+        extract_s.append(time.perf_counter() - t0)
+        head_s.append(fit_head(train, test, 5, **options)[2])
+        finetune_s.append(ll.transfer.finetune(copy.deepcopy(source), data, **options).train_seconds)
+    ft, hd, ex = (statistics.median(v) for v in (finetune_s, head_s, extract_s))
+    print(f"fmnist:5-9, {args.n} training samples, cnn, batch 128, Adam, device {args.device}, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.repeats} interleaved repeats (medians)")
+    print(markdown_table(["what", "seconds", "vs fine-tuning epoch"], [
+        ["fine-tuning, one epoch", f"{ft:.2f}", "1.00"],
+        ["features: extraction of train + 1000 test (once)", f"{ex:.2f}", f"{ex / ft:.3f}"],
+        ["features: one head epoch on the cached features", f"{hd:.3f}", f"{hd / ft:.4f} ({ft / hd:.0f}x faster)"],
+    ]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("curve")
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--shots", default="1,5,10,50")
+    c.add_argument("--method", default=",".join(METHODS))
+    c.add_argument("--steps", type=int, default=100)
+    c.add_argument("--source-epochs", type=int, default=1)
+    c.add_argument("--source", default="fmnist:0-4")
+    c.add_argument("--target", default="fmnist:5-9")
+    c.add_argument("--model", default="cnn")
+    t = sub.add_parser("timing")
+    t.add_argument("--n", type=int, default=10000)
+    t.add_argument("--repeats", type=int, default=3)
+    for p in (c, t):
+        p.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    curve(args) if args.what == "curve" else timing(args)
+
+
+if __name__ == "__main__":
+    main()

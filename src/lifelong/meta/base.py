@@ -1,0 +1,154 @@
+"""What every meta-learner shares: the functional inner loop, meta-training, and evaluation.
+
+A meta-learner holds a model and learns, from a distribution of tasks, something that makes the
+next task quick to learn. `meta_train(tasks, iterations)` takes `iterations` outer steps on batches
+of `meta_batch` episodes; `predict(episodes, steps)` adapts to each episode's support set with
+`steps` gradient steps and returns the outputs on its query set. Per-episode work is vectorised
+with `torch.func.vmap` (no Python loop over the tasks of a batch) and adaptation is functional
+(`torch.func.functional_call` on a dictionary of tensors): the module's own parameters are the
+meta-parameters and are never overwritten by an inner step.
+
+BatchNorm: every meta-learner (and baseline) normalises with the statistics of the batch it is
+given: the support set while adapting, the query set when predicting, each episode on its own.
+Running statistics are dropped (`torch.func.replace_all_batch_norm_modules_`), as in Finn et al.'s
+reference MAML code, which always used batch statistics. This is transductive at meta-test time
+(query predictions see the query batch's statistics), the protocol of the MAML paper; the library's
+own models (mlp, cnn) have no BatchNorm.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+from tqdm import tqdm
+
+from ..data.episodes import Episodes
+from ..errors import ConfigError, TrainingError
+from .tasks import TaskSet
+
+Params = dict[str, Tensor]
+Loss = Callable[[Tensor, Tensor], Tensor]
+
+
+def task_loss(kind: str) -> Loss:
+    """Mean squared error for regression tasks, cross-entropy for classification; inputs (S, out), targets."""
+    if kind == "regression":
+        return F.mse_loss
+    return F.cross_entropy
+
+
+def inner_loop(model: nn.Module, params: Params, x: Tensor, y: Tensor, loss: Loss, steps: int, lr: float,
+               first_order: bool) -> Params:
+    """`steps` of gradient descent on `loss(model(x), y)` over `params` (other tensors of `model` stay):
+    theta_{i+1} = theta_i - lr * grad L(theta_i). The result stays differentiable w.r.t. the starting
+    `params` (through the gradients too: second order), unless `first_order`, where each gradient is
+    treated as a constant (the first-order approximation of Finn et al. 2017, Section 5.2)."""
+    for _ in range(steps):
+        g = grad(lambda p: loss(functional_call(model, p, (x,)), y))(params)
+        params = {k: v - lr * (g[k].detach() if first_order else g[k]) for k, v in params.items()}
+    return params
+
+
+def check_positive(name: str, whole: tuple[str, ...] = (), **values: float) -> None:
+    """Raise ConfigError unless each value is a positive number (a whole number for the names in `whole`)."""
+    for arg, v in values.items():
+        kinds = int if arg in whole else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kinds) or not 0 < v < math.inf:
+            kind = "whole" if arg in whole else "positive"
+            raise ConfigError(f"{name}: {arg} must be a {kind} number > 0, got {v!r}: pass --{arg.replace('_', '-')}")
+
+
+class MetaLearner:
+    """Base class. Subclasses set `name`/`summary`, implement `meta_step` and `predict`; their
+    keyword arguments (after `model` and `tasks`) are their hyper-parameters."""
+
+    name: ClassVar[str] = "meta"
+    summary: ClassVar[str] = ""
+    classification_only: ClassVar[bool] = False
+    classification_defaults: ClassVar[dict[str, Any]] = {}  # hyper-parameters that differ for classification
+
+    def __init__(self, model: nn.Module, tasks: TaskSet) -> None:
+        if self.classification_only and tasks.kind != "classification":
+            raise ConfigError(f"{self.name} learns classification tasks only; {tasks.name} is {tasks.kind}: "
+                              "choose another --method")
+        replace_all_batch_norm_modules_(model)
+        self.model, self.tasks = model, tasks
+        self.loss = task_loss(tasks.kind)
+        self.progress = 0.0  # fraction of meta-training done, for annealed schedules
+
+    def params(self) -> Params:
+        """The meta-parameters, by name."""
+        return dict(self.model.named_parameters())
+
+    def meta_step(self, batch: Any) -> Tensor:
+        """One outer update from a batch of `draw`; returns its (detached) loss."""
+        raise NotImplementedError
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        """Outputs on each query set after adapting to its support set, shape (B, Q, outputs)."""
+        raise NotImplementedError
+
+    def draw(self) -> Any:
+        """The next meta-training batch: `meta_batch` episodes of `tasks.train` on the model's device."""
+        device = next(self.model.parameters()).device
+        return self.tasks.train.sample(getattr(self, "meta_batch", 1)).to(device)
+
+    def meta_train(self, iterations: int, progress: bool = False, label: str = "") -> list[float]:
+        """`iterations` outer steps on batches drawn from `tasks.train`; returns the loss of each step."""
+        self.model.train()
+        losses = torch.zeros(iterations, device=next(self.model.parameters()).device)  # read back once, at the end
+        bar = tqdm(range(iterations), disable=not progress, file=sys.stderr, desc=label, leave=False,
+                   dynamic_ncols=True)
+        for i in bar:
+            self.progress = i / iterations
+            losses[i] = self.meta_step(self.draw())
+            if progress and i % 50 == 0:
+                bar.set_postfix(loss=f"{float(losses[max(i - 49, 0): i + 1].mean()):.3f}")
+        if not torch.isfinite(losses).all():
+            raise TrainingError(f"{self.name}: the meta-training loss became non-finite: lower the learning rates "
+                                "(--meta-lr, --inner-lr)")
+        return losses.tolist()
+
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, bool)) and k != "progress"}
+
+
+def _per_task(outputs: Tensor, targets: Tensor, kind: str) -> Tensor:
+    if kind == "regression":
+        return (outputs - targets).pow(2).flatten(1).mean(1)
+    return (outputs.argmax(-1) == targets).float().mean(1)
+
+
+def evaluate(learner: MetaLearner, steps: int, n_tasks: int = 600, batch: int = 100) -> dict[str, Any]:
+    """Mean query accuracy (classification) or MSE (regression) over `n_tasks` meta-test episodes drawn
+    from `learner.tasks.test`, each after `steps` adaptation steps, with the 95% confidence interval
+    of the mean (1.96 standard errors over tasks)."""
+    learner.model.eval()
+    device = next(learner.model.parameters()).device
+    values = []
+    with torch.no_grad():  # torch.func.grad inside `predict` still computes its gradients
+        for i in range(0, n_tasks, batch):
+            ep = learner.tasks.test.sample(min(batch, n_tasks - i)).to(device)
+            values.append(_per_task(learner.predict(ep, steps), ep.yq, learner.tasks.kind).cpu())
+    v = torch.cat(values).double()
+    std = float(v.std()) if len(v) > 1 else 0.0
+    return {"mean": float(v.mean()), "std": std, "ci95": 1.96 * std / math.sqrt(len(v)), "tasks": len(v)}
+
+
+def adapt_and_predict(learner: MetaLearner, params: Params, episodes: Episodes, steps: int, lr: float) -> Tensor:
+    """`inner_loop` on each support set from `params` (first order: nothing flows back), then the
+    query outputs; vectorised over the episodes."""
+    model, loss = learner.model, learner.loss
+
+    def one(p: Params, xs: Tensor, ys: Tensor, xq: Tensor) -> Tensor:
+        return functional_call(model, inner_loop(model, p, xs, ys, loss, steps, lr, True), (xq,))
+
+    fixed = {k: v.detach() for k, v in params.items()}
+    return vmap(one, in_dims=(None, 0, 0, 0))(fixed, episodes.xs, episodes.ys, episodes.xq)

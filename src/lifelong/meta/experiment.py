@@ -1,0 +1,211 @@
+"""A meta-learning run (`lifelong meta`): methods x shots x seeds, each meta-trained then evaluated on
+held-out tasks, as records, a table and a results folder.
+
+Per (method, shots, seed): the benchmark's TaskSet with that seed (so every method of a seed meets
+the same meta-test episodes), a model initialised from the seed, `iterations` meta-training steps,
+then the mean query accuracy (or MSE) over `eval_tasks` meta-test tasks after each number of
+adaptation `steps`, with its 95% confidence interval. The `pretrain` baseline always runs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..experiment import environment
+from ..files import atomic_write_json
+from ..models import MODELS, build
+from ..report import _figure, _save
+from ..training import resolve_device
+from . import METHODS
+from .base import MetaLearner, evaluate
+from .tasks import META_BENCHMARKS, meta_benchmark
+
+SCHEMA = "lifelong.meta/1"
+RECORD_KEYS = ("method", "benchmark", "ways", "shots", "seed", "steps", "ci95", "train_seconds")  # + "acc" or "mse"
+LEARNER_OPTIONS = ("inner_lr", "inner_steps", "meta_lr", "meta_batch")
+
+
+@dataclass
+class MetaConfig:
+    """Everything `lifelong meta` needs; field names are its options. None: the method's or benchmark's default."""
+
+    benchmark: str = "sinusoid"
+    method: list[str] = field(default_factory=lambda: ["maml"])
+    ways: int = 5
+    shots: list[int] = field(default_factory=lambda: [10])
+    queries: int | None = None  # per class (classification) or per task; default 15, sinusoid: 10
+    classes: str | None = None  # TRAIN/VALID/TEST class split, e.g. 0-5/6-7/8-9
+    model: str = "mlp"
+    hidden: list[int] | None = None  # default 40,40 (sinusoid, Finn et al.) or 256,128
+    iterations: int = 1000
+    inner_lr: float | None = None
+    inner_steps: int | None = None
+    meta_lr: float | None = None
+    meta_batch: int | None = None
+    steps: list[int] = field(default_factory=lambda: [10])  # adaptation steps at meta-test
+    eval_tasks: int = 600
+    seed: int = 0
+    seeds: int = 1
+    device: str = "cpu"
+
+    def methods(self) -> list[str]:
+        """The methods to run: those asked for, then the `pretrain` baseline if it is not among them."""
+        return [*self.method, *(["pretrain"] if "pretrain" not in self.method else [])]
+
+    def validate(self) -> None:
+        META_BENCHMARKS.get(self.benchmark)
+        MODELS.get(self.model)
+        for name in self.methods():
+            if METHODS.get(name).factory.classification_only and self.benchmark == "sinusoid":
+                raise ConfigError(f"{name} learns classification tasks only: drop it from --method for sinusoid")
+        if not self.method:
+            raise ConfigError("no method given: pass --method maml,reptile,... (see `lifelong list`)")
+        for what, values, least in (("--shots", self.shots, 1), ("--steps", self.steps, 0)):
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in values):
+                raise ConfigError(f"{what} takes whole numbers >= {least}, e.g. 1,5; got {values!r}")
+        for what, v in (("--ways", self.ways), ("--iterations", self.iterations), ("--eval-tasks", self.eval_tasks),
+                        ("--seeds", self.seeds), ("--queries", self.queries or 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+        if self.hidden is not None and any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ConfigError(f"--hidden takes positive layer sizes like 40,40, got {self.hidden!r}")
+        resolve_device(self.device)
+
+
+def make_learner(name: str, config: MetaConfig, shots: int, seed: int) -> MetaLearner:
+    """The TaskSet, model and meta-learner of one (method, shots, seed), seeded."""
+    regression = config.benchmark == "sinusoid"
+    tasks = meta_benchmark(config.benchmark, config.ways, shots, config.queries or (10 if regression else 15),
+                           seed, config.classes)
+    hidden = config.hidden or ([40, 40] if regression else [256, 128])
+    torch.manual_seed(seed)
+    try:
+        model = build(config.model, tasks.input_shape, tasks.n_outputs, tuple(hidden)).to(config.device)
+    except ValueError as err:
+        raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
+    cls = METHODS.get(name).factory
+    accepted = inspect.signature(cls).parameters
+    options = dict(cls.classification_defaults) if tasks.kind == "classification" else {}
+    options |= {k: getattr(config, k) for k in LEARNER_OPTIONS if getattr(config, k) is not None and k in accepted}
+    return cls(model, tasks, **options)
+
+
+def run_meta(config: MetaConfig, on_record: Callable[[dict[str, Any]], None] | None = None,
+             progress: bool = False) -> list[dict[str, Any]]:
+    """Meta-train and evaluate every (method, shots, seed) of `config`; one record per number of steps."""
+    config.validate()
+    records = []
+    for name in config.methods():
+        for shots in config.shots:
+            for seed in range(config.seed, config.seed + config.seeds):
+                learner = make_learner(name, config, shots, seed)
+                t0 = time.perf_counter()
+                losses = learner.meta_train(config.iterations, progress, f"{name} {shots}-shot seed {seed}")
+                train_seconds = time.perf_counter() - t0
+                for steps in config.steps if name != "protonet" else [0]:
+                    t1 = time.perf_counter()
+                    result = evaluate(learner, steps, config.eval_tasks)
+                    rec = record(config, learner, shots, seed, steps, result, train_seconds,
+                                 time.perf_counter() - t1, losses)
+                    records.append(rec)
+                    if on_record is not None:
+                        on_record(rec)
+    return records
+
+
+def record(config: MetaConfig, learner: MetaLearner, shots: int, seed: int, steps: int, result: dict[str, Any],
+           train_seconds: float, eval_seconds: float, losses: list[float]) -> dict[str, Any]:
+    metric = "mse" if learner.tasks.kind == "regression" else "acc"
+    every = max(len(losses) // 200, 1)  # the meta-training curve, at most ~200 points
+    return {
+        "method": learner.name, "benchmark": config.benchmark,
+        "ways": learner.tasks.n_outputs if metric == "acc" else None, "shots": shots, "seed": seed, "steps": steps,
+        "metric": metric, metric: result["mean"], "ci95": result["ci95"],
+        "std": result["std"], "tasks": result["tasks"], "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "iterations": len(losses), "options": learner.options(), "task_info": learner.tasks.info,
+        "losses": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)],
+    }
+
+
+def pooled(records: list[dict[str, Any]]) -> tuple[float, float]:
+    """Mean and 95% CI over all the meta-test tasks of several seeds' records (equal task counts)."""
+    means = [r[r["metric"]] for r in records]
+    mean = sum(means) / len(means)
+    n = sum(r["tasks"] for r in records)
+    var = sum((r["tasks"] - 1) * r["std"] ** 2 + r["tasks"] * (r[r["metric"]] - mean) ** 2 for r in records)
+    var /= max(n - 1, 1)
+    return mean, 1.96 * math.sqrt(var / n)
+
+
+def summary(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per (method, shots, steps), seeds pooled; accuracies in %."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["shots"], r["steps"]), []).append(r)
+    metric = records[0]["metric"]
+    scale, title = (100, "Acc % (95% CI)") if metric == "acc" else (1, "MSE (95% CI)")
+    rows = []
+    for (method, shots, steps), recs in groups.items():
+        mean, ci = pooled(recs)
+        seconds = sum(r["train_seconds"] for r in recs) / len(recs)
+        dec = 2 if metric == "acc" else 3
+        rows.append([method, str(shots), str(steps), str(len(recs)), f"{mean * scale:.{dec}f} ± {ci * scale:.{dec}f}",
+                     f"{seconds:.1f}"])
+    return ["Method", "Shots", "Steps", "Seeds", title, "Meta-train (s)"], rows
+
+
+def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    """results.png (the metric per method, a bar per (shots, steps), 95% CI whiskers) and losses.png
+    (the meta-training loss curve of each method's first seed)."""
+    plt = _figure()
+    by: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
+    for r in records:
+        by.setdefault((r["shots"], r["steps"]), {}).setdefault(r["method"], []).append(r)
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(methods), 3.4))
+    width = 0.8 / len(by)
+    for g, ((shots, steps), group) in enumerate(sorted(by.items())):
+        xs = [i + g * width for i, m in enumerate(methods) if m in group]
+        mean_ci = [pooled(group[m]) for m in methods if m in group]
+        ax.bar(xs, [v[0] for v in mean_ci], width, yerr=[v[1] for v in mean_ci], capsize=3,
+               label=f"{shots}-shot, {steps} steps")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], methods)
+    ax.set_ylabel(summary(records)[0][4])
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out / "results.png")
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for m in methods:
+        first = next(r for r in records if r["method"] == m)
+        if first["losses"]:
+            n = len(first["losses"])
+            ax.plot([i * first["iterations"] / n for i in range(n)], first["losses"], label=m)
+    ax.set_xlabel("meta-training iteration")
+    ax.set_ylabel("meta-training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out / "losses.png")
+    return [out / "results.png", out / "losses.png"]
+
+
+def write_meta_dir(out: Path, config: MetaConfig, records: list[dict[str, Any]]) -> None:
+    """results.png, losses.png, then meta.json (schema `lifelong.meta/1`), written last."""
+    plot(records, out, f"{config.benchmark}, {config.iterations} meta-training iterations")
+    atomic_write_json(out / "meta.json", {
+        "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv, "config": dataclasses.asdict(config), "environment": environment(), "records": records,
+    })

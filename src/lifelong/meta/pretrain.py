@@ -1,0 +1,93 @@
+"""Baselines beside the meta-learners: pretrain + fine-tune, and training from scratch.
+
+`pretrain` (Finn et al. 2017, Section 5.1's "pretrained" baseline; Chen et al. 2019, "A Closer Look at
+Few-shot Classification", Baseline): ordinary supervised training on the meta-training data, with no
+notion of tasks, then fine-tuning on each meta-test support set with `steps` steps of gradient
+descent (learning rate `inner_lr`) on all parameters.
+- Regression: one network regresses every meta-training task's points at once (it learns the
+  mean function, ~0), Adam with `meta_lr`, `meta_batch` tasks per step.
+- Classification: a classifier over all meta-train classes, mini-batches of `batch_size` samples,
+  Adam with `meta_lr`. At meta-test the head is replaced by a zero-initialised N-way head.
+
+`scratch`: no meta-training; each meta-test task is learned from the same random initialisation
+on its support set alone (`steps` steps, learning rate `inner_lr`): the floor every method must beat.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .anil import head_name
+from .base import MetaLearner, adapt_and_predict, check_positive
+from ..data.episodes import Episodes
+from .tasks import TaskSet
+
+
+class Pretrain(MetaLearner):
+    """Supervised pretraining on the meta-training data, fine-tuning at meta-test."""
+
+    name = "pretrain"
+    summary = "baseline: supervised pretraining on meta-train data, fine-tuning on the support set"
+    classification_defaults: ClassVar[dict[str, Any]] = {"inner_lr": 0.1}
+
+    def __init__(self, model: nn.Module, tasks: TaskSet, inner_lr: float = 0.01, meta_lr: float = 1e-3,
+                 meta_batch: int = 25, batch_size: int = 128) -> None:
+        check_positive(self.name, ("meta_batch", "batch_size"), inner_lr=inner_lr, meta_lr=meta_lr,
+                       meta_batch=meta_batch, batch_size=batch_size)
+        super().__init__(model, tasks)
+        self.inner_lr, self.meta_lr, self.meta_batch, self.batch_size = inner_lr, meta_lr, meta_batch, batch_size
+        if tasks.kind == "classification":
+            if tasks.pool is None or not hasattr(model, "reset_head"):
+                raise ConfigError("pretrain needs the meta-train class samples and a model with a head (mlp, cnn)")
+            self.head = head_name(model)
+            model.reset_head(int(tasks.pool.y.max()) + 1)
+            self.generator = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+
+    def draw(self) -> Any:
+        if self.tasks.kind == "regression":
+            ep = super().draw()
+            return torch.cat([ep.xs, ep.xq], 1).flatten(0, 1), torch.cat([ep.ys, ep.yq], 1).flatten(0, 1)
+        pool = self.tasks.pool
+        idx = torch.randint(len(pool), (self.batch_size,), generator=self.generator)
+        device = next(self.model.parameters()).device
+        return tuple(t.to(device) for t in pool.batch(idx))
+
+    def meta_step(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        loss = self.loss(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        params = self.params()
+        if self.tasks.kind == "classification":  # a new, zero N-way head on the pretrained body
+            w = params[f"{self.head}.weight"]
+            params[f"{self.head}.weight"] = w.new_zeros(self.tasks.n_outputs, w.shape[1])
+            params[f"{self.head}.bias"] = w.new_zeros(self.tasks.n_outputs)
+        return adapt_and_predict(self, params, episodes, steps, self.inner_lr)
+
+
+class Scratch(MetaLearner):
+    """No meta-training: every meta-test task learned from the same random initialisation."""
+
+    name = "scratch"
+    summary = "baseline: train from a random initialisation on the support set alone"
+    classification_defaults: ClassVar[dict[str, Any]] = {"inner_lr": 0.1}
+
+    def __init__(self, model: nn.Module, tasks: TaskSet, inner_lr: float = 0.01) -> None:
+        check_positive(self.name, inner_lr=inner_lr)
+        super().__init__(model, tasks)
+        self.inner_lr = inner_lr
+
+    def meta_train(self, iterations: int, progress: bool = False, label: str = "") -> list[float]:
+        return []
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        return adapt_and_predict(self, self.params(), episodes, steps, self.inner_lr)

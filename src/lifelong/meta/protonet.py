@@ -1,0 +1,61 @@
+"""Prototypical networks.
+
+Snell, Swersky & Zemel 2017, "Prototypical Networks for Few-shot Learning" (NeurIPS), Eqs. 1-2: an
+embedding f_phi maps each support sample; the prototype of class k is the mean embedding of its
+support samples, c_k = (1/|S_k|) sum_{x in S_k} f_phi(x) (Eq. 1), and a query x is classified by a
+softmax over negative squared Euclidean distances, p(y = k | x) ∝ exp(-||f_phi(x) - c_k||^2) (Eq. 2).
+Meta-training minimises the query cross-entropy with Adam; no adaptation steps at test (steps is 0).
+
+The embedding is the model's backbone (`forward_features` of lifelong's `Net`), not its head.
+Hyper-parameters: `meta_lr` 1e-3 (Adam, as in the paper), `meta_batch` episodes per step (the paper
+uses 1 episode of more ways; 4 here).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import vmap
+
+from ..data.episodes import Episodes
+from .base import MetaLearner, check_positive
+from .tasks import TaskSet
+
+
+class ProtoNet(MetaLearner):
+    """Nearest class mean in a learned embedding."""
+
+    name = "protonet"
+    summary = "prototypical networks: nearest class mean in a learned embedding (Snell et al. 2017)"
+    classification_only = True
+
+    def __init__(self, model: nn.Module, tasks: TaskSet, meta_lr: float = 1e-3, meta_batch: int = 4) -> None:
+        check_positive(self.name, ("meta_batch",), meta_lr=meta_lr, meta_batch=meta_batch)
+        super().__init__(model, tasks)
+        self.meta_lr, self.meta_batch, self.ways = meta_lr, meta_batch, tasks.n_outputs
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+
+    def embed(self, x: Tensor) -> Tensor:
+        f = getattr(self.model, "forward_features", self.model)
+        return f(x)
+
+    def logits(self, episodes: Episodes) -> Tensor:
+        """-||f(x_q) - c_k||^2 for every query and class, shape (B, Q, N)."""
+
+        def one(xs: Tensor, ys: Tensor, xq: Tensor) -> Tensor:
+            onehot = F.one_hot(ys, self.ways).to(xs.dtype)  # (S, N)
+            protos = (onehot.T @ self.embed(xs)) / onehot.sum(0).unsqueeze(1)  # Eq. 1
+            return -(self.embed(xq).unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)  # Eq. 2's logits
+
+        return vmap(one)(episodes.xs, episodes.ys, episodes.xq)
+
+    def meta_step(self, episodes: Episodes) -> Tensor:
+        loss = F.cross_entropy(self.logits(episodes).flatten(0, 1), episodes.yq.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        return self.logits(episodes)

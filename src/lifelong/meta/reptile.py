@@ -1,0 +1,62 @@
+"""Reptile.
+
+Nichol, Achiam & Schulman 2018, "On First-Order Meta-Learning Algorithms" (arXiv:1803.02999),
+Algorithm 2 (batched version): for each of n tasks, W_i = the parameters after k steps of SGD on the
+task's data starting from phi; then
+
+    phi <- phi + epsilon * (1/n) sum_i (W_i - phi),
+
+with the outer step size epsilon annealed linearly to 0 over meta-training (as in the paper's
+experiments). No second derivatives, no support/query split: the inner steps use all of a
+meta-training task's samples (support and query); at meta-test, adaptation uses the support set
+only, like every other method.
+
+Hyper-parameters (paper, sinusoid / few-shot): `inner_lr` 0.02 / 1e-3 (Adam there; plain SGD here),
+`inner_steps` k = 32 / 5-10, `meta_lr` epsilon = 1.0 (annealed), `meta_batch` n = 1 / 5.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from ..data.episodes import Episodes
+from .base import MetaLearner, adapt_and_predict, check_positive, inner_loop
+from .tasks import TaskSet
+
+
+class Reptile(MetaLearner):
+    """Move the initialisation towards the mean of the task-adapted parameters."""
+
+    name = "reptile"
+    summary = "first-order meta-learning: step towards task-adapted weights (Nichol et al. 2018)"
+    classification_defaults: ClassVar[dict[str, Any]] = {"inner_lr": 0.1, "inner_steps": 5}
+
+    def __init__(self, model: nn.Module, tasks: TaskSet, inner_lr: float = 0.02, inner_steps: int = 10,
+                 meta_lr: float = 1.0, meta_batch: int = 5) -> None:
+        check_positive(self.name, ("inner_steps", "meta_batch"), inner_lr=inner_lr, inner_steps=inner_steps,
+                       meta_lr=meta_lr, meta_batch=meta_batch)
+        super().__init__(model, tasks)
+        self.inner_lr, self.inner_steps, self.meta_lr, self.meta_batch = inner_lr, inner_steps, meta_lr, meta_batch
+
+    def meta_step(self, episodes: Episodes) -> Tensor:
+        model, loss = self.model, self.loss
+        x, y = torch.cat([episodes.xs, episodes.xq], 1), torch.cat([episodes.ys, episodes.yq], 1)
+        phi = {k: v.detach() for k, v in self.params().items()}
+
+        def one(xt: Tensor, yt: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+            w = inner_loop(model, phi, xt, yt, loss, self.inner_steps, self.inner_lr, True)
+            return w, loss(functional_call(model, w, (xt,)), yt)
+
+        w, task_losses = vmap(one)(x, y)
+        epsilon = self.meta_lr * (1.0 - self.progress)
+        with torch.no_grad():
+            for k, p in self.params().items():
+                p.add_(w[k].mean(0) - p, alpha=epsilon)
+        return task_losses.mean().detach()
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        return adapt_and_predict(self, self.params(), episodes, steps, self.inner_lr)

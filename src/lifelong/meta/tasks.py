@@ -1,0 +1,123 @@
+"""Task distributions for meta-learning: sinusoid regression and few-shot classification.
+
+- Sinusoid (Finn, Abbeel & Levine 2017, "Model-Agnostic Meta-Learning", Section 5.1): a task is
+  y = A sin(x - phi) with amplitude A ~ U[0.1, 5.0] and phase phi ~ U[0, pi]; inputs x ~ U[-5, 5].
+  K support points to adapt on; the query points measure the adapted model.
+- Few-shot classification: N-way K-shot episodes (`lifelong.data.episodes`) from meta-train,
+  meta-validation and meta-test classes of a data set (Fashion-MNIST, digits, MNIST-1D).
+
+A `TaskSet` gives one seeded sampler per phase; samplers are drawn from with `.sample(n)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from ..data import Dataset, Split, sources
+from ..data.episodes import EpisodeSampler, Episodes, class_split
+from ..errors import ConfigError
+from ..registry import Registry
+
+TEST_SEED, VALID_SEED = 2_000_003, 1_000_003  # offsets: a seed's test tasks differ from its training tasks
+
+
+class Sampler(Protocol):
+    def sample(self, n: int) -> Episodes: ...
+
+
+class Sinusoid:
+    """Sinusoid regression tasks: `shots` support and `queries` query points per task, seeded."""
+
+    amplitude, phase, x_range = (0.1, 5.0), (0.0, math.pi), (-5.0, 5.0)
+
+    def __init__(self, shots: int, queries: int, seed: int = 0) -> None:
+        for what, v in (("shots", shots), ("queries", queries)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+        self.shots, self.queries = shots, queries
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, n: int) -> Episodes:
+        g = self.generator
+        amp = torch.empty(n, 1, 1).uniform_(*self.amplitude, generator=g)
+        phase = torch.empty(n, 1, 1).uniform_(*self.phase, generator=g)
+        x = torch.empty(n, self.shots + self.queries, 1).uniform_(*self.x_range, generator=g)
+        y = amp * torch.sin(x - phase)
+        return Episodes(x[:, : self.shots], y[:, : self.shots], x[:, self.shots :], y[:, self.shots :])
+
+
+@dataclass
+class TaskSet:
+    """A benchmark's task samplers for meta-training, -validation and -testing."""
+
+    name: str
+    kind: str  # "regression" or "classification"
+    train: Sampler
+    test: Sampler
+    input_shape: tuple[int, ...]
+    n_outputs: int  # 1 for regression, N (ways) for classification
+    valid: Sampler | None = None
+    pool: Split | None = None  # classification: every meta-train class sample, labels 0..C-1 (for `pretrain`)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def sinusoid(shots: int = 10, queries: int = 10, seed: int = 0, test_queries: int = 100) -> TaskSet:
+    """Finn et al.'s sinusoid tasks; meta-test tasks have `test_queries` query points each."""
+    return TaskSet("sinusoid", "regression", Sinusoid(shots, queries, seed), Sinusoid(shots, test_queries,
+                   seed + TEST_SEED), (1,), 1, Sinusoid(shots, test_queries, seed + VALID_SEED),
+                   info={"amplitude": list(Sinusoid.amplitude), "phase": list(Sinusoid.phase)})
+
+
+def fewshot(data: Dataset, ways: int = 5, shots: int = 1, queries: int = 15, classes: str | None = None,
+            seed: int = 0) -> TaskSet:
+    """N-way K-shot episodes of `data`; `classes` is the TRAIN/VALID/TEST class split (see `class_split`)."""
+    train, valid, test = class_split(data.num_classes, classes, ways)
+    every = Split.cat([data.train, data.test])
+    keep = torch.isin(every.y, torch.tensor(train)).nonzero().flatten()
+    pool = every.subset(keep)
+    pool.y = torch.searchsorted(torch.tensor(sorted(train)), pool.y)
+    return TaskSet(
+        f"{data.name}-fewshot", "classification",
+        EpisodeSampler(every, train, ways, shots, queries, seed),
+        EpisodeSampler(every, test, ways, shots, queries, seed + TEST_SEED),
+        data.input_shape, ways,
+        EpisodeSampler(every, valid, ways, shots, queries, seed + VALID_SEED) if len(valid) >= ways else None,
+        pool, {"classes": {"train": train, "valid": valid, "test": test}},
+    )
+
+
+META_BENCHMARKS = Registry("meta-learning benchmark")
+_LOADERS = {"fmnist-fewshot": sources.fashion_mnist, "digits-fewshot": sources.digits,
+            "mnist1d-fewshot": sources.mnist1d}
+
+
+@functools.lru_cache(maxsize=2)
+def _load(name: str) -> Dataset:
+    return _LOADERS[name]()
+
+
+def _episodes_of(name: str) -> Callable[..., TaskSet]:
+    def make(ways: int, shots: int, queries: int, seed: int, classes: str | None) -> TaskSet:
+        return fewshot(_load(name), ways, shots, queries, classes, seed)
+
+    return make
+
+
+META_BENCHMARKS.register("sinusoid", "sine waves, amplitude 0.1-5, phase 0-pi, x in [-5, 5] (Finn et al. 2017)")(
+    lambda ways, shots, queries, seed, classes: sinusoid(shots, queries, seed))
+for _name, _what in (("fmnist-fewshot", "Fashion-MNIST N-way K-shot episodes, disjoint class pools"),
+                     ("digits-fewshot", "scikit-learn 8x8 digits N-way K-shot episodes (small, fast)"),
+                     ("mnist1d-fewshot", "MNIST-1D N-way K-shot episodes")):
+    META_BENCHMARKS.register(_name, _what)(_episodes_of(_name))
+
+
+def meta_benchmark(name: str, ways: int = 5, shots: int = 1, queries: int = 15, seed: int = 0,
+                   classes: str | None = None) -> TaskSet:
+    """A named benchmark's TaskSet, e.g. `meta_benchmark("fmnist-fewshot", ways=5, shots=5, classes="0-4//5-9")`."""
+    return META_BENCHMARKS.get(name).factory(ways, shots, queries, seed, classes)

@@ -1,0 +1,90 @@
+"""Saved models: a lifelong checkpoint (safetensors + JSON, see `lifelong.checkpoint`) whose metadata
+says how to rebuild the network: architecture, class names and input normalisation.
+
+`save(path, model, ...)` writes `path/model.safetensors` and `path/model.json` into the folder `path`
+(which may also name either file); `load(path)` rebuilds the model from the registry and loads its
+tensors (checksum verified, strict names). Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, LifelongError
+
+FORMAT = "lifelong.model/1"
+
+
+def model_path(path: str | Path) -> Path:
+    """The checkpoint stem `FOLDER/model` of a saved model, from the folder or either of its files."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path / "model"
+
+
+def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], classes: Sequence[str],
+         normalisation: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
+    """Save `model`; `architecture` is {"model": registry name, "input_shape", "num_classes", "hidden"}.
+    Returns the checkpoint stem."""
+    from ..checkpoint import save as save_checkpoint  # checkpoint imports strategies, which sit above models
+    from ..strategies import Strategy
+
+    stem = model_path(path)
+    save_checkpoint(stem, model, Strategy(), {
+        "format": FORMAT, "architecture": architecture, "classes": list(classes),
+        "normalisation": normalisation, **(meta or {}),
+    })
+    return stem
+
+
+def info(path: str | Path) -> dict[str, Any]:
+    """The metadata of a saved model (architecture, classes, normalisation, what it was trained on)."""
+    stem = model_path(path)
+    try:
+        data = json.loads(stem.with_suffix(".json").read_text())
+    except FileNotFoundError:
+        raise LifelongError(f"no saved model at {path} (expected {stem}.json): make one with `lifelong pretrain`") \
+            from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise LifelongError(f"cannot read saved model {stem}.json: {err}") from None
+    meta = data.get("meta") if isinstance(data, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise LifelongError(f"{stem}.json is not a saved lifelong model ({FORMAT}): save one with lifelong.models.save")
+    return meta
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild and load a model written by `save` (in eval mode, on `device`)."""
+    from ..checkpoint import load as load_checkpoint
+    from . import build
+
+    meta = info(path)
+    arch = meta["architecture"]
+    try:
+        model = build(arch["model"], tuple(arch["input_shape"]), int(arch["num_classes"]), tuple(arch["hidden"]))
+    except (KeyError, TypeError) as err:
+        raise LifelongError(f"{model_path(path)}.json: invalid architecture {arch!r} ({err})") from None
+    try:
+        load_checkpoint(model_path(path), model, device=device)
+    except RuntimeError as err:
+        raise LifelongError(f"{model_path(path)}.safetensors does not fit the architecture {arch}: "
+                            f"{str(err).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def load_backbone(path: str | Path, input_shape: Sequence[int], n_outputs: int,
+                  device: str | torch.device = "cpu") -> nn.Module:
+    """A saved model as the start of a new one: its backbone, and a fresh head of `n_outputs` units
+    (initialised from torch's global generator). Refuses inputs of another shape than it was trained on."""
+    shape = tuple(info(path)["architecture"].get("input_shape", ()))
+    if shape != tuple(input_shape):
+        raise ConfigError(f"the saved model {path} takes inputs of shape {shape}, the data has {tuple(input_shape)}: "
+                            "use a backbone trained on data of the same shape")
+    model = load(path, device)
+    model.reset_head(n_outputs)
+    return model.train()

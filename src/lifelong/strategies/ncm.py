@@ -1,0 +1,77 @@
+"""Nearest class mean on frozen features.
+
+Mensink, Verbeek, Perronnin & Csurka 2013, "Distance-Based Image Classification: Generalizing to New
+Classes at Near-Zero Cost" (TPAMI), the NCM classifier: p(c | x) proportional to
+exp(-1/2 ||f(x) - mu_c||^2), with mu_c the mean feature of class c, so the logits are
+-1/2 ||f(x) - mu_c||^2. The backbone
+(`model.forward_features`) is never trained: use a pretrained one (`lifelong run --backbone PATH`).
+Each task's training samples pass once through it (features computed once) and update the running
+sums and counts of their classes; a class not yet seen is never predicted. No hyper-parameters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..models import extract
+from .base import Strategy
+
+if TYPE_CHECKING:
+    from ..data import Stream, Task
+    from ..training import Trainer
+
+
+class NCM(Strategy):
+    """Class means of frozen features, updated once per task; predicts the nearest mean."""
+
+    name = "ncm"
+    summary = "nearest class mean on frozen features, no gradient training (Mensink et al. 2013)"
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        if not callable(getattr(trainer.model, "forward_features", None)):
+            raise ConfigError(f"{self.name} needs a model with forward_features (mlp, cnn, resnet18)")
+        super().attach(trainer, stream)
+        self.counts = torch.zeros(stream.n_outputs, device=trainer.device)
+        self.sums: Tensor | None = None  # (classes, feature width), allocated with the first features
+
+    def training_tasks(self, task: Task, stream: Stream) -> list[Task]:
+        return []  # no gradient training: after_task reads the task's data once
+
+    def after_task(self, task: Task) -> None:
+        data, size = extract(self.model, task.train), self.trainer.eval_batch_size
+        for i in range(0, len(data), size):  # the samples in the task's order, as a stream
+            self.update(data.x[i : i + size], data.y[i : i + size])
+
+    def update(self, z: Tensor, y: Tensor) -> None:
+        """Add the features `z` of samples of classes `y` to the running sums and counts."""
+        onehot = F.one_hot(y, len(self.counts)).to(z.dtype)
+        if self.sums is None:
+            self.sums = torch.zeros(len(self.counts), z.shape[1], dtype=z.dtype, device=z.device)
+        self.sums += onehot.T @ z
+        self.counts += onehot.sum(0)
+
+    @property
+    def means(self) -> Tensor:
+        assert self.sums is not None
+        return self.sums / self.counts.clamp(min=1)[:, None]
+
+    def scores(self, z: Tensor) -> Tensor:
+        """-1/2 squared distance of each feature vector to each class mean."""
+        return -0.5 * torch.cdist(z, self.means).pow(2)
+
+    def predict(self, x: Tensor, t: Tensor) -> Tensor:
+        if self.sums is None:  # nothing seen yet
+            return torch.zeros(len(x), len(self.counts), device=x.device)
+        out = self.scores(self.model.forward_features(x))  # type: ignore[operator]
+        return out.masked_fill(self.counts == 0, torch.finfo(out.dtype).min)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts} if self.sums is None else {"counts": self.counts, "sums": self.sums}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.counts, self.sums = state["counts"], state.get("sums")

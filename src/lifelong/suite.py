@@ -1,0 +1,237 @@
+"""Suites: a grid of benchmarks x scenarios x strategies (with hyper-parameters) x seeds, one run
+folder per point, run one after another. A finished folder (it holds results.json) is skipped, so
+re-running a suite only does what is left; an unfinished one continues from its newest checkpoint
+(`experiment.run(..., resume=True)`; settings may set `checkpoint_every`).
+
+A suite file is YAML:
+
+    out: runs/smoke                     # where the run folders go (`lifelong bench --out` wins)
+    settings: {epochs: 1, hidden: [64]} # any `lifelong run` option except the grid's own keys
+    benchmarks: [split-digits]
+    scenarios: [class, task]            # optional: each benchmark's own scenario
+    strategies:
+      - naive
+      - ewc: {lam: [10, 100]}           # hyper-parameters; a list is swept
+      - ewc+replay: {ewc: {lam: 100}, replay: {buffer_size: 200}}
+    seeds: 3                            # 0, 1, 2; or a list such as [0, 5]
+
+Each point's folder is `OUT/<benchmark>/<scenario>/<strategy label>/seed<seed>/`, written by
+`experiment.write_run_dir` like `lifelong run --out` but without plots (`lifelong report` draws them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from .data import BENCHMARKS
+from .errors import ConfigError
+from .experiment import RunConfig, check_out_dir, config_keys, make_strategy, run, write_run_dir
+from .strategies import STRATEGIES, hyper_parameters
+
+GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
+GRID_BLOCK_KEYS = {"settings", "benchmarks", "scenarios", "strategies", "seeds"}
+SUITE_KEYS = GRID_BLOCK_KEYS | {"out", "grids"}
+
+
+@dataclass
+class Point:
+    """One run of a suite: its configuration and its folder."""
+
+    config: RunConfig
+    label: str
+    path: Path
+
+
+@dataclass
+class Suite:
+    """A parsed suite file: every point of the grid, validated."""
+
+    name: str
+    out: Path
+    points: list[Point]
+
+
+def _list(value: Any, key: str, kind: type) -> list[Any]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"suite key {key!r} must be a {kind.__name__} or a non-empty list of them, got {value!r}")
+    return values
+
+
+def _option_grid(name: str, options: Any) -> list[dict[str, Any]]:
+    """{arg: value or [values]} of one strategy -> every combination, with CLI aliases resolved."""
+    if options is None:
+        return [{}]
+    if not isinstance(options, dict):
+        raise ConfigError(f"suite strategy {name!r}: options must be a mapping of option: value, got {options!r}")
+    cls = STRATEGIES.get(name).factory
+    alias = {cls.option_names.get(a, a).replace("-", "_"): a for a in hyper_parameters(cls)}
+    args = {alias.get(str(k).replace("-", "_"), str(k)): v if isinstance(v, list) else [v] for k, v in options.items()}
+    if any(not v for v in args.values()):
+        raise ConfigError(f"suite strategy {name!r}: an option has an empty list of values")
+    return [dict(zip(args, combo)) for combo in itertools.product(*args.values())]
+
+
+def _strategy_variants(entry: Any) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """A `strategies:` entry -> [(spec, {name: options})], one per hyper-parameter combination."""
+    if isinstance(entry, str):
+        return [(entry, {})]
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"suite strategies: each entry is a name or {{name: {{option: value}}}}, got {entry!r}")
+    (spec, options), = entry.items()
+    names = str(spec).split("+")
+    if len(names) == 1:
+        return [(spec, {spec: o} if o else {}) for o in _option_grid(spec, options)]
+    if options is not None and (not isinstance(options, dict) or set(options) - set(names)):
+        raise ConfigError(f"suite strategy {spec!r}: give options per part, as {{{names[0]}: {{option: value}}}}")
+    per_part = [[(n, o) for o in _option_grid(n, (options or {}).get(n))] for n in names]
+    return [(spec, {n: o for n, o in combo if o}) for combo in itertools.product(*per_part)]
+
+
+def run_label(spec: str, options: dict[str, dict[str, Any]]) -> str:
+    """`ewc` or `ewc-lam=100` or `ewc_replay-ewc.lam=100-replay.buffer_size=200`: a folder name."""
+    single = "+" not in spec
+    parts = [spec.replace("+", "_")] + [f"{k}={v}" if single else f"{n}.{k}={v}"
+                                         for n, o in options.items() for k, v in o.items()]
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", "-".join(parts))
+
+
+def _settings(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"suite {name}: 'settings' must be a mapping of `lifelong run` option: value")
+    settings = {str(k).replace("-", "_"): v for k, v in value.items()}
+    bad = set(settings) - (config_keys() - GRID_KEYS)
+    if bad:
+        key = sorted(bad)[0]
+        where = "a grid key of the suite" if key in GRID_KEYS else "not a `lifelong run` option"
+        raise ConfigError(f"suite {name}: settings key {key!r} is {where}")
+    return settings
+
+
+def _grid(block: dict[str, Any], settings: dict[str, Any], root: Path, name: str) -> list[Point]:
+    """The points of one grid (benchmarks x scenarios x strategies x seeds), each validated."""
+    unknown = set(block) - GRID_BLOCK_KEYS
+    if unknown:
+        raise ConfigError(f"suite {name}: unknown key {sorted(unknown)[0]!r}: valid keys are "
+                          f"{', '.join(sorted(SUITE_KEYS))}")
+    for key in ("benchmarks", "strategies"):
+        if key not in block:
+            raise ConfigError(f"suite {name} has no {key!r}: list at least one")
+    settings = {**settings, **_settings(block.get("settings"), name)}
+    benchmarks = _list(block["benchmarks"], "benchmarks", str)
+    scenarios = _list(block["scenarios"], "scenarios", str) if block.get("scenarios") is not None else [None]
+    seeds_value = block.get("seeds", 1)
+    if isinstance(seeds_value, int) and not isinstance(seeds_value, bool):
+        if seeds_value < 1:
+            raise ConfigError(f"suite {name}: 'seeds' must be >= 1 or a list of seeds, got {seeds_value}")
+        seeds = list(range(seeds_value))
+    else:
+        seeds = _list(seeds_value, "seeds", int)
+    strategies = [v for entry in _list(block["strategies"], "strategies", object) for v in _strategy_variants(entry)]
+    points = []
+    for bench, scenario, (spec, options), seed in itertools.product(benchmarks, scenarios, strategies, seeds):
+        config = RunConfig(**settings, benchmark=bench, scenario=scenario, strategy=[spec],
+                           strategy_options=options, seed=seed, seeds=1)
+        config.validate()
+        make_strategy(spec, options)  # unknown options fail now, not hours into the suite
+        label = run_label(spec, options)
+        sc = scenario or BENCHMARKS.get(bench).factory.scenario
+        points.append(Point(config, label, root / bench / sc / label / f"seed{seed}"))
+    return points
+
+
+def parse(data: Any, name: str = "suite", out: Path | None = None) -> Suite:
+    """A suite from its YAML mapping; every point is validated before anything runs. Instead of
+    one grid, `grids:` may list several (each with its own benchmarks, scenarios, strategies, seeds
+    and extra settings), for strategies that fit only some scenarios."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"suite {name} must be a mapping with keys {', '.join(sorted(SUITE_KEYS))}")
+    root = out if out is not None else Path(str(data.get("out", f"runs/{Path(name).stem}")))
+    settings = _settings(data.get("settings"), name)
+    top = {k: v for k, v in data.items() if k not in ("out", "settings", "grids")}
+    if "grids" in data:
+        grids = _list(data["grids"], "grids", dict)
+        blocks = [{**top, **g} for g in grids]
+    else:
+        blocks = [top]
+    points = [p for block in blocks for p in _grid(block, settings, root, name)]
+    paths = [p.path for p in points]
+    if len(set(paths)) != len(paths):
+        raise ConfigError(f"suite {name} lists the same run twice: remove the duplicate entry")
+    return Suite(name, root, points)
+
+
+def load(path: str | Path, out: Path | None = None) -> Suite:
+    """Read and validate a suite YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read suite file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"suite file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse(data, str(path), out)
+
+
+def finished(point: Point) -> bool:
+    """Whether the point's folder holds a finished run of this very configuration (else an error)."""
+    results = point.path / "results.json"
+    if not results.exists():
+        return False
+    try:
+        done = json.loads((point.path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        done = None
+    result_keys = lambda c: {k: v for k, v in c.items() if k != "checkpoint_every"}  # noqa: E731 (no result changes)
+    if not isinstance(done, dict) or result_keys(done) != result_keys(json.loads(json.dumps(point.config.to_dict()))):
+        raise ConfigError(f"{point.path} holds a finished run of another configuration: "
+                          "move it away or pass --out to write this suite elsewhere")
+    return True
+
+
+@dataclass
+class Outcome:
+    """What happened to one point: `ran` or `skipped`, with its ACC and wall time when it ran."""
+
+    point: Point
+    status: str
+    acc: float | None = None
+    seconds: float = 0.0
+
+
+def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
+              on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run every unfinished point in order, each into its own folder; finished ones are skipped."""
+    todo = {id(p): not finished(p) for p in suite.points}  # config clashes fail before any training
+    for p in suite.points:
+        if todo[id(p)]:
+            check_out_dir(p.path, overwrite=False)
+    outcomes = []
+    with tqdm(total=len(suite.points), disable=not progress, file=sys.stderr, unit="run",
+              desc=f"suite {Path(suite.name).stem}", dynamic_ncols=True) as bar:
+        for point in suite.points:
+            if not todo[id(point)]:
+                outcome = Outcome(point, "skipped")
+            else:
+                start = time.perf_counter()
+                records = run(point.config, checkpoints=point.path / "checkpoints", resume=True)
+                write_run_dir(point.path, point.config, records, tensorboard=tensorboard, plots=False)
+                outcome = Outcome(point, "ran", records[0]["acc"], time.perf_counter() - start)
+            outcomes.append(outcome)
+            bar.update(1)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    return outcomes

@@ -1,0 +1,101 @@
+"""The shared machinery of the deep domain-adaptation methods: a Strategy for the one training loop.
+
+Unsupervised domain adaptation trains on labelled source samples and unlabelled target inputs; the
+target labels are used only to measure accuracy. `Trainer.fit` runs the source data through its usual
+loop; at every step the strategy draws a target batch of the same size (uniformly, with replacement,
+from its own generator seeded by the Trainer's seed), computes its features with the model's
+`forward_features`, and adds the method's `term(source features, target features, weight)` to the
+cross-entropy. The source features are those of the Trainer's own forward pass, read off the input
+of the model's classifier head, so the source batch is not run through the network twice.
+
+With `progressive`, the weight grows as λ_p = λ · (2 / (1 + exp(−10 p)) − 1), p the fraction of
+training done (Ganin et al. 2016, γ = 10), which silences the noisy early-training term.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import ConfigError
+from ...strategies import Strategy
+
+if TYPE_CHECKING:
+    from ...data import Stream, Task
+    from ...training import Trainer
+
+
+def progressive_weight(p: float, gamma: float = 10.0) -> float:
+    """Ganin et al.'s schedule 2 / (1 + exp(−γ p)) − 1: 0 at p = 0, towards 1 as p -> 1."""
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class Adaptation(Strategy):
+    """Base class: holds the unlabelled target inputs (`set_target`); subclasses implement `term`."""
+
+    option_names = {"lam": "lambda"}
+
+    def __init__(self, lam: float = 1.0, progressive: bool = False) -> None:
+        if not (lam >= 0 and math.isfinite(lam)):
+            raise ConfigError(f"{self.name} needs a weight lambda >= 0, got {lam!r}")
+        self.lam, self.progressive = lam, progressive
+        self.target: Tensor | None = None
+        self.steps, self.total_steps = 0, 1
+        self._features: Tensor | None = None
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+
+    def set_target(self, x: Tensor) -> None:
+        """The unlabelled target inputs the method aligns the source with (at least 2 samples)."""
+        if len(x) < 2:
+            raise ConfigError(f"{self.name} needs at least 2 unlabelled target samples, got {len(x)}")
+        self.target = x
+
+    def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:
+        """The method's loss term from source and target features (rows: samples) and the weight λ_p."""
+        raise NotImplementedError
+
+    def weight(self) -> float:
+        """λ, or λ_p under the progressive schedule."""
+        return self.lam * progressive_weight(self.steps / self.total_steps) if self.progressive else self.lam
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        super().attach(trainer, stream)
+        head = getattr(trainer.model, "head", None)
+        if not (isinstance(head, nn.Module) and hasattr(trainer.model, "forward_features")):
+            raise ConfigError(f"{self.name} needs a model with forward_features and a classifier `head` "
+                              f"(mlp, cnn, resnet18); {type(trainer.model).__name__} has none")
+        if self.target is None:
+            raise ConfigError(f"{self.name} has no target data: call set_target(x) with unlabelled target inputs")
+        if tuple(self.target.shape[1:]) != tuple(stream.input_shape):
+            raise ConfigError(f"target inputs have shape {tuple(self.target.shape[1:])}, the source "
+                              f"{tuple(stream.input_shape)}: both domains must share an input shape")
+        self.target = self.target.to(trainer.device)
+        self.generator = torch.Generator().manual_seed(trainer.seed)
+        self._hook = head.register_forward_pre_hook(self._keep_features)
+
+    def _keep_features(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        self._features = args[0]
+
+    def before_task(self, task: Task) -> None:
+        self.steps = 0
+        self.total_steps = self.trainer.epochs * math.ceil(len(task.train) / self.trainer.batch_size)
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        fs = self._features
+        assert fs is not None and self.target is not None
+        if len(x) < 2:  # covariances and discriminator batches need two samples
+            return None
+        idx = torch.randint(len(self.target), (len(x),), generator=self.generator).to(self.target.device)
+        ft = self.model.forward_features(self.target[idx])
+        return self.term(fs, ft, self.weight())
+
+    def after_step(self) -> None:
+        self.steps += 1
+
+    def after_task(self, task: Task) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None

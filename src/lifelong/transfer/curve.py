@@ -1,0 +1,168 @@
+"""Learning curves of transfer (`lifelong transfer`): target test accuracy against the number of
+labelled target samples per class, for several methods and seeds.
+
+Per seed: a source model, pretrained on `source` with that seed (or one saved model, `backbone`, for
+every seed); the backbone's features of the whole target data set, computed once; then for every
+number of shots k a class-balanced sample of k labelled training samples per class drawn from the
+seed (None: the whole training split), and for every method (`METHODS`) a model trained on those
+samples alone, tested on the whole target test split. Every fit makes at least `steps` optimiser
+steps (whole epochs, at least `epochs`), so that one-shot runs are trained too.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Dataset, Split, dataset
+from ..errors import ConfigError, DataError
+from ..files import atomic_write_json
+from ..models import MODELS, build, info, load
+from ..report import plot_learning_curve
+from .features import cache, fit_head
+from .finetune import finetune
+from .l2sp import L2SP
+from .pretrain import pretrain
+
+METHODS = {
+    "scratch": "a randomly initialised model of the same architecture trained on the target samples",
+    "features": "frozen pretrained backbone, features cached once, a new linear head (Adam)",
+    "probe": "frozen pretrained backbone, features cached once, logistic regression (L-BFGS)",
+    "finetune": "pretrained model, new head, every layer trained at one learning rate",
+    "layerwise": "fine-tuning with discriminative learning rates lr / 2.6^depth (Howard & Ruder 2018)",
+    "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
+    "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
+}
+SCHEMA = "lifelong.transfer/1"
+RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seconds")
+
+
+@dataclass
+class CurveConfig:
+    """Everything a `lifelong transfer` needs; field names are the CLI options."""
+
+    source: str = "fmnist:0-4"
+    target: str = "fmnist:5-9"
+    shots: list[int | None] = field(default_factory=lambda: [1, 5, 10, 50, None])
+    method: list[str] = field(default_factory=lambda: ["scratch", "features", "finetune", "l2sp"])
+    model: str = "cnn"
+    hidden: list[int] = field(default_factory=lambda: [400, 400])
+    backbone: str | None = None
+    source_epochs: int = 2
+    epochs: int = 1
+    steps: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    seeds: int = 1
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        for name in self.method:
+            if name not in METHODS:
+                raise ConfigError(f"unknown transfer method {name!r}: choose from {', '.join(METHODS)}")
+        if not self.method or not self.shots:
+            raise ConfigError("give at least one --method and one --shots value")
+        if any(k is not None and (not isinstance(k, int) or k < 1) for k in self.shots):
+            raise ConfigError(f"--shots takes whole numbers >= 1 or 'all', got {self.shots}")
+        for what in ("source_epochs", "epochs", "steps", "batch_size", "seeds"):
+            value = getattr(self, what)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{what.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        if self.backbone is None:
+            MODELS.get(self.model)
+
+
+def few_shot(split: Split, shots: int | None, seed: int) -> Tensor:
+    """Indices of `shots` samples of every class of `split` (all of them for None), drawn from `seed`."""
+    if shots is None:
+        return torch.arange(len(split))
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in torch.unique(split.y).tolist():
+        idx = (split.y == c).nonzero().flatten()
+        if len(idx) < shots:
+            raise DataError(f"class {c} has {len(idx)} training samples, fewer than --shots {shots}")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:shots]])
+    return torch.cat(picks).sort().values
+
+
+def _source(config: CurveConfig, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    if config.backbone is not None:
+        return load(config.backbone, config.device), info(config.backbone)
+    return pretrain(config.source, config.model, hidden=config.hidden, seed=seed, epochs=config.source_epochs,
+                    lr=config.lr, batch_size=config.batch_size, device=config.device)
+
+
+def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], None] | None = None
+                   ) -> list[dict[str, Any]]:
+    """One record per (method, shots, seed), in that order within each seed (see the module docstring)."""
+    config.validate()
+    target = dataset(config.target)
+    shape = tuple(info(config.backbone)["architecture"]["input_shape"]) if config.backbone is not None \
+        else dataset(config.source).input_shape
+    if shape != target.input_shape:
+        raise ConfigError(f"the source model takes inputs of shape {shape}, {config.target} has {target.input_shape}: "
+                          "choose a source and target of the same shape")
+    records = []
+    for seed in range(config.seed, config.seed + config.seeds):
+        source, meta = _source(config, seed)
+        needs_features = {"features", "probe"} & set(config.method)
+        cached = cache(source, target) if needs_features else None
+        for shots in config.shots:
+            idx = few_shot(target.train, shots, seed)
+            n = len(idx)
+            epochs = max(config.epochs, math.ceil(config.steps / math.ceil(n / config.batch_size)))
+            train = dict(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed, device=config.device)
+            for method in config.method:
+                rec = {"method": method, "source": meta.get("source", config.backbone), "target": config.target,
+                       "shots": shots if shots is not None else "all", "seed": seed, "n_train": n,
+                       "n_classes": target.num_classes, "epochs": epochs,
+                       "source_acc": meta.get("acc"), "extract_seconds": 0.0}
+                if method in ("features", "probe"):
+                    assert cached is not None
+                    f_train, f_test, rec["extract_seconds"] = cached
+                    _, rec["acc"], rec["train_seconds"] = fit_head(
+                        f_train.subset(idx), f_test, target.num_classes,
+                        head="linear" if method == "features" else "logistic", **train)
+                else:
+                    rec["acc"], rec["train_seconds"] = _fit(method, source, meta, target, idx, train)
+                records.append(rec)
+                if on_record is not None:
+                    on_record(rec)
+    return records
+
+
+def _fit(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, idx: Tensor,
+         train: dict[str, Any]) -> tuple[float, float]:
+    data = dataclasses.replace(target, train=target.train.subset(idx))
+    if method == "scratch":
+        arch = meta["architecture"]
+        torch.manual_seed(train["seed"])
+        model = build(arch["model"], tuple(arch["input_shape"]), target.num_classes, tuple(arch["hidden"]))
+    else:
+        model = copy.deepcopy(source)
+    options: dict[str, Any] = {"layerwise": {"lr_decay": 2.6}, "unfreeze": {"gradual": True}}.get(method, {})
+    if method == "l2sp":
+        options = {"strategy": L2SP()}
+    result = finetune(model, data, **options, **train)
+    return result.matrix[0][0], result.train_seconds
+
+
+def write_curve_dir(out: Path, config: CurveConfig, records: list[dict[str, Any]]) -> None:
+    """curve.png, then transfer.json (schema `lifelong.transfer/1`: config and records), written last."""
+    plot_learning_curve(records, out / "curve.png", f"{records[0]['source']} -> {config.target}")
+    atomic_write_json(out / "transfer.json", {
+        "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv, "config": dataclasses.asdict(config), "records": records,
+    })

@@ -1,0 +1,74 @@
+"""Fine-tuning a pretrained model on a target task: full, discriminative (layer-wise) learning rates,
+gradual unfreezing.
+
+Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Classification" (ACL), section 3.2:
+- Discriminative fine-tuning (section 3.2): each layer group l (the model's `param_groups()`, input to
+  output, the head last) has its own learning rate, eta^(l-1) = eta^l / `lr_decay`: the head learns
+  at `lr`, the group d steps below it at lr / lr_decay^d. The paper uses lr_decay = 2.6; lr_decay = 1
+  (the default here) is full fine-tuning at one learning rate.
+- Gradual unfreezing: the first epoch trains only the last group, every further epoch unfreezes the
+  next lower group, until all train. Each stage starts with a fresh optimiser (the Trainer builds one
+  per call of `train`). The paper's slanted triangular learning-rate schedule is not implemented.
+L2-SP (pulling the weights towards the pretrained ones) is a strategy, `transfer.L2SP`, usable here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Dataset, Split, from_tasks
+from ..errors import ConfigError
+from ..strategies import Strategy
+from ..training import Result, Trainer
+
+
+class FineTuner(Trainer):
+    """A Trainer with per-group learning rates lr / lr_decay^depth and, with `gradual`, ULMFiT's
+    gradual unfreezing. The model must follow the backbone contract (`param_groups()`)."""
+
+    def __init__(self, model: nn.Module, strategy: Strategy | None = None, *, lr_decay: float = 1.0,
+                 gradual: bool = False, **options: Any) -> None:
+        if not callable(getattr(model, "param_groups", None)):
+            raise ConfigError(f"{type(model).__name__} has no param_groups(): fine-tune a lifelong model (mlp, cnn, "
+                              "resnet18)")
+        if not lr_decay >= 1:
+            raise ConfigError(f"lr_decay must be >= 1 (lower layers learn slower), got {lr_decay}")
+        super().__init__(model, strategy, **options)
+        self.lr_decay, self.gradual = lr_decay, gradual
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        groups = list(self.model.param_groups().values())
+        depth = len(groups) - 1
+        return [{"params": [p for p in params if p.requires_grad], "lr": self.lr / self.lr_decay ** (depth - i)}
+                for i, params in enumerate(groups)]
+
+    def train(self, data: Split, task_ids: Tensor, epochs: int, what: str = "", **options: Any) -> list[float]:
+        if not self.gradual:
+            return super().train(data, task_ids, epochs, what, **options)
+        groups = list(self.model.param_groups().values())
+        trainable = {p: p.requires_grad for p in self.model.parameters()}
+        losses: list[float] = []
+        try:
+            for epoch in range(epochs):
+                for i, params in enumerate(groups):
+                    for p in params:
+                        p.requires_grad_(trainable[p] and i >= len(groups) - 1 - epoch)
+                losses += super().train(data, task_ids, 1, what, **options)
+        finally:
+            for p, flag in trainable.items():
+                p.requires_grad_(flag)
+        return losses
+
+
+def finetune(model: nn.Module, data: Dataset | tuple[Split, Split], *, lr_decay: float = 1.0, gradual: bool = False,
+             strategy: Strategy | None = None, **trainer_options: Any) -> Result:
+    """Fine-tune `model` (in place) on `data`: a fresh head for its classes, then every layer trained
+    (see the module docstring). `trainer_options` go to `Trainer` (epochs, lr, batch_size, seed...);
+    the Result's matrix holds the test accuracy."""
+    stream = from_tasks([data], scenario="class", name="finetune")
+    torch.manual_seed(int(trainer_options.get("seed", 0)))  # type: ignore[call-overload]
+    model.reset_head(stream.n_outputs)
+    return FineTuner(model, strategy, lr_decay=lr_decay, gradual=gradual, **trainer_options).fit(stream)

@@ -1,0 +1,40 @@
+"""`lifelong adapt` end to end on a small Fashion-MNIST run, plus bad input."""
+
+import json
+
+import pytest
+
+from lifelong.cli import main
+from lifelong.data.sources import fashion_mnist_dirs
+from lifelong.transfer.adaptation import RECORD_KEYS
+
+have_fmnist = any(any(d.glob("t10k-labels-idx1-ubyte*")) for d in fashion_mnist_dirs() if d.is_dir())
+FAST = ["--source", "fmnist", "--target", "fmnist-invert", "--hidden", "16", "--epochs", "1", "--batch-size", "512"]
+
+
+@pytest.mark.skipif(not have_fmnist, reason="Fashion-MNIST is not installed")
+def test_json_records_and_table(capsys):
+    code = main(["adapt", *FAST, "--method", "source-only,coral", "--coral-lambda", "10", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(r["method"], r["seed"], r["shots"]) for r in rows] == [("source-only", 0, 0), ("coral", 0, 0)]
+    assert all(set(r) == set(RECORD_KEYS) and r["source"] == "fmnist" and r["target"] == "fmnist-invert"
+               for r in rows)
+    assert main(["adapt", *FAST, "--method", "source-only"]) == 0
+    out, _ = capsys.readouterr()
+    assert "fmnist -> fmnist-invert" in out and "Target acc %" in out
+    assert f"{rows[0]['acc'] * 100:.2f}" in out  # the table prints what --json gave (same seed)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "mmd"], "unknown adaptation method 'mmd'"),
+    (["--target", "fmnist-rot45"], "did you mean 'fmnist-rot30'"),
+    (["--tca-kernel", "poly"], "unknown tca kernel 'poly'"),
+    (["--dann-hidden", "0"], "positive whole numbers"),
+    (["--seeds", "0"], "--seeds must be"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    assert main(["adapt", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and err.count("\n") == 1

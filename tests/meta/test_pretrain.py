@@ -1,0 +1,33 @@
+import math
+
+import torch
+
+from lifelong.meta import Pretrain, Scratch, evaluate, fewshot, sinusoid
+from lifelong.models import mlp
+
+
+def test_pretrain_classifies_meta_train_classes_then_gets_a_fresh_head(tagged_ds):
+    torch.manual_seed(0)
+    tasks = fewshot(tagged_ds, ways=2, shots=2, queries=3, classes="0-5//6-9", seed=0)
+    learner = Pretrain(mlp(2, 2, (16,)), tasks, inner_lr=0.5, meta_lr=1e-2, batch_size=32)
+    assert learner.model.head.out_features == 6  # a classifier over the 6 meta-train classes
+    losses = learner.meta_train(200)
+    assert sum(losses[-20:]) < 0.5 * sum(losses[:20])
+    ep = tasks.test.sample(4)
+    assert learner.predict(ep, steps=0).abs().max() == 0  # a zero N-way head before fine-tuning
+    assert learner.predict(ep, steps=3).shape == (4, 6, 2)
+
+
+def test_scratch_does_not_meta_train_and_pretrain_regresses_the_mean():
+    torch.manual_seed(0)
+    tasks = sinusoid(shots=10, seed=0)
+    scratch = Scratch(mlp(1, 1, (40, 40)), tasks)
+    before = {k: v.clone() for k, v in scratch.model.state_dict().items()}
+    assert scratch.meta_train(50) == []
+    assert all(torch.equal(before[k], v) for k, v in scratch.model.state_dict().items())
+    pre = Pretrain(mlp(1, 1, (40, 40)), tasks, meta_lr=1e-2, meta_batch=25)
+    pre.meta_train(300)
+    # it learns the mean task: E[A sin(x - phi)] = E[A] E[sin(x - phi)] = 2.55 * (-2 cos(x) / pi)
+    x = torch.linspace(-5, 5, 50).unsqueeze(1)
+    assert (pre.model(x) + 2.55 * 2 / math.pi * torch.cos(x)).abs().mean() < 0.5  # the zero function: 1.03
+    assert evaluate(pre, steps=0, n_tasks=100)["mean"] < evaluate(scratch, steps=0, n_tasks=100)["mean"]

@@ -1,0 +1,41 @@
+import pytest
+import torch
+from torch import nn
+
+from lifelong.data.episodes import Episodes
+from lifelong.errors import ConfigError
+from lifelong.meta import ProtoNet, TaskSet, evaluate, fewshot
+from lifelong.models import Net, mlp
+
+from .conftest import regression_tasks
+
+
+def identity_net() -> Net:
+    return Net(nn.Identity(), nn.Linear(2, 3))  # the embedding is the input itself
+
+
+def test_logits_are_negative_squared_distances_to_class_means():
+    tasks = TaskSet("toy", "classification", None, None, (2,), 3)
+    learner = ProtoNet(identity_net(), tasks)
+    xs = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [1.0, 1.0]]])
+    ys = torch.tensor([[0, 0, 1, 2]])
+    xq = torch.tensor([[[1.0, 0.0], [0.0, 3.0]]])
+    out = learner.predict(Episodes(xs, ys, xq, torch.tensor([[0, 1]])), steps=0)
+    protos = torch.tensor([[1.0, 0.0], [0.0, 4.0], [1.0, 1.0]])  # Eq. 1
+    expected = -torch.cdist(xq[0], protos).pow(2)
+    assert torch.allclose(out[0], expected)
+    assert out[0].argmax(1).tolist() == [0, 1]
+
+
+def test_protonet_learns_unseen_classes(tagged_ds):
+    torch.manual_seed(0)
+    tasks = fewshot(tagged_ds, ways=2, shots=1, queries=5, classes="0-5//6-9", seed=0)
+    learner = ProtoNet(mlp(2, 8, (16,)), tasks, meta_lr=1e-2)
+    learner.meta_train(100)
+    # feature 0 (the class id) separates classes; feature 1 (a sample id) is noise to be ignored
+    assert evaluate(learner, steps=0, n_tasks=200)["mean"] > 0.9
+
+
+def test_refuses_regression():
+    with pytest.raises(ConfigError, match="classification tasks only"):
+        ProtoNet(identity_net(), regression_tasks())

@@ -1,0 +1,118 @@
+"""Suites: grid expansion, validation before training, one folder per run, skipping finished runs."""
+
+import json
+
+import pytest
+
+from lifelong.errors import ConfigError
+from lifelong.experiment import RunConfig, load_results, run
+from lifelong.suite import load, parse, run_suite
+
+TINY = {"n_tasks": 2, "hidden": [16], "epochs": 1, "batch_size": 64}
+
+
+def tiny_suite(**over):
+    return {"settings": TINY, "benchmarks": ["split-digits"], "strategies": ["naive", {"ewc": {"lam": 10}}],
+            "seeds": 2, **over}
+
+
+def test_grid_expands_in_order_with_labels_and_folders(tmp_path):
+    suite = parse(tiny_suite(scenarios=["class", "task"]), "s", tmp_path)
+    assert len(suite.points) == 2 * 2 * 2
+    rel = [str(p.path.relative_to(tmp_path)) for p in suite.points]
+    assert rel[:4] == ["split-digits/class/naive/seed0", "split-digits/class/naive/seed1",
+                       "split-digits/class/ewc-lam=10/seed0", "split-digits/class/ewc-lam=10/seed1"]
+    ewc = suite.points[2].config
+    assert ewc.strategy == ["ewc"] and ewc.strategy_options == {"ewc": {"lam": 10}}
+    assert (ewc.seed, ewc.seeds, ewc.epochs, ewc.hidden, ewc.scenario) == (0, 1, 1, [16], "class")
+
+
+def test_lists_of_values_are_swept_and_composed_options_go_per_part(tmp_path):
+    suite = parse(tiny_suite(strategies=[{"ewc": {"lam": [1, 10]}},
+                                         {"ewc+replay": {"ewc": {"lam": 5}, "replay": {"batch_size": [8, 16]}}}],
+                             seeds=[3]), "s", tmp_path)
+    labels = [p.label for p in suite.points]
+    assert labels == ["ewc-lam=1", "ewc-lam=10", "ewc_replay-ewc.lam=5-replay.replay_batch_size=8",
+                      "ewc_replay-ewc.lam=5-replay.replay_batch_size=16"]
+    assert suite.points[3].config.strategy_options == {"ewc": {"lam": 5}, "replay": {"replay_batch_size": 16}}
+    assert {p.config.seed for p in suite.points} == {3}
+
+
+def test_default_scenario_folder_and_several_grids(tmp_path):
+    suite = parse({"settings": TINY, "grids": [
+        {"benchmarks": ["split-digits"], "strategies": ["naive"]},
+        {"benchmarks": ["split-digits"], "scenarios": ["task"], "strategies": ["pnn"], "settings": {"epochs": 2}},
+    ]}, "s", tmp_path)
+    assert [str(p.path.relative_to(tmp_path)) for p in suite.points] == [
+        "split-digits/class/naive/seed0", "split-digits/task/pnn/seed0"]
+    assert [p.config.epochs for p in suite.points] == [1, 2]
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"stratgies": ["naive"]}, "unknown key 'stratgies'"),
+    ({"strategies": ["ewcc"]}, "unknown strategy 'ewcc'"),
+    ({"strategies": [{"ewc": {"lamda": 1}}]}, "has no option 'lamda'"),
+    ({"strategies": [{"ewc": {"lam": -1}}]}, "lam"),
+    ({"strategies": [{"ewc+replay": {"lam": 1}}]}, "options per part"),
+    ({"benchmarks": ["split-digits", 3]}, "'benchmarks' must be a str"),
+    ({"seeds": 0}, "'seeds' must be >= 1"),
+    ({"seeds": ["a"]}, "'seeds' must be a int"),
+    ({"settings": {"epochs": "two"}}, "epochs: 'two' has the wrong type"),
+    ({"settings": {"seed": 3}}, "grid key"),
+    ({"settings": {"epohcs": 3}}, "not a `lifelong run` option"),
+    ({"strategies": ["naive", "naive"]}, "same run twice"),
+    ({"scenarios": ["sideways"]}, "unknown scenario"),
+])
+def test_bad_suites_fail_before_any_training(tmp_path, over, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse(tiny_suite(**over), "s", tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_suite_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read suite file"):
+        load(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("benchmarks: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load(tmp_path / "list.yaml")
+
+
+def test_runs_skip_finished_and_redo_unfinished(tmp_path):
+    suite = parse(tiny_suite(), "s", tmp_path)
+    first = run_suite(suite)
+    assert [o.status for o in first] == ["ran"] * 4
+    for o, p in zip(first, suite.points):
+        results = load_results(p.path / "results.json")
+        assert results["runs"][0]["acc"] == o.acc and results["config"] == p.config.to_dict()
+        assert (p.path / "metrics.csv").exists()
+    stamp = {p.path: (p.path / "results.json").stat().st_mtime_ns for p in suite.points}
+    (suite.points[1].path / "results.json").unlink()  # as if killed before the end
+    again = run_suite(parse(tiny_suite(), "s", tmp_path))
+    assert [o.status for o in again] == ["skipped", "ran", "skipped", "skipped"]
+    assert all((p.path / "results.json").stat().st_mtime_ns == stamp[p.path] for i, p in enumerate(suite.points)
+               if i != 1)
+    # the re-run gives the very matrix of an uninterrupted run of that point
+    assert load_results(suite.points[1].path / "results.json")["runs"][0]["matrix"] == \
+        run(suite.points[1].config)[0]["matrix"]
+
+
+def test_suite_run_equals_a_plain_run(tmp_path):
+    suite = parse(tiny_suite(seeds=[1]), "s", tmp_path)
+    run_suite(suite)
+    point = suite.points[1]
+    plain = run(RunConfig(benchmark="split-digits", strategy=["ewc"], strategy_options={"ewc": {"lam": 10}},
+                          seed=1, **TINY))[0]
+    assert load_results(point.path / "results.json")["runs"][0]["matrix"] == plain["matrix"]
+
+
+def test_a_finished_run_of_another_config_is_refused_untouched(tmp_path):
+    run_suite(parse(tiny_suite(seeds=1), "s", tmp_path))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    changed = tiny_suite(seeds=1, settings={**TINY, "epochs": 2})
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_suite(parse(changed, "s", tmp_path))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert json.loads((tmp_path / "split-digits/class/naive/seed0/config.json").read_text())["epochs"] == 1

@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from lifelong.data import Dataset, Split
+from lifelong.errors import ConfigError
+from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, METHODS, RECORD_KEYS, AdaptConfig, adapt, mk_mmd
+from lifelong.transfer.adaptation import run as run_module
+from lifelong.transfer.adaptation import run_adaptation
+
+from .conftest import small_model as model
+
+OPTS = dict(epochs=2, batch_size=64, seed=0)
+
+
+@pytest.mark.parametrize("cls", [DAN, CORAL, DANN, JAN])
+def test_target_labels_are_never_used_for_training(pair, cls):
+    source, target = pair
+    shuffled = Dataset("t", Split(target.train.x, target.train.y[torch.randperm(len(target.train))]), target.test,
+                       target.class_names, target.input_shape)
+    a = adapt(model(), source, target, cls(), **OPTS)
+    b = adapt(model(), source, shuffled, cls(), **OPTS)
+    assert a[:2] == b[:2] and all(math.isfinite(v) for v in a)
+
+
+@pytest.mark.parametrize("cls", [DAN, CORAL, DANN, JAN])
+def test_zero_weight_is_source_only_exactly(pair, cls):
+    source, target = pair
+    base, tuned = model(), model()
+    assert adapt(base, source, target, None, **OPTS)[:2] == adapt(tuned, source, target, cls(lam=0.0), **OPTS)[:2]
+    for p, q in zip(base.parameters(), tuned.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_dann_trains_its_discriminator_and_follows_the_schedule(pair):
+    source, target = pair
+    dann = DANN()
+    before = None
+
+    class Watch(DANN):
+        def before_task(self, task):
+            super().before_task(task)
+            nonlocal before
+            before = [p.clone() for p in self.adversary.parameters()]
+
+    dann = Watch()
+    adapt(model(), source, target, dann, **OPTS)
+    assert all(not torch.equal(a, b) for a, b in zip(before, dann.adversary.parameters()))
+    assert dann.steps == dann.total_steps == 2 * math.ceil(len(source.train) / 64)
+    assert 0.999 < dann.weight() < 1
+
+
+def test_alignment_reduces_the_feature_discrepancy(pair):
+    source, target = pair
+    plain, aligned = model(), model()
+    adapt(plain, source, target, None, **OPTS)
+    adapt(aligned, source, target, DAN(lam=10.0), **OPTS)
+    with torch.no_grad():
+        gap = lambda m: mk_mmd(m.forward_features(source.test.x), m.forward_features(target.test.x))  # noqa: E731
+        assert gap(aligned) < 0.5 * gap(plain)
+
+
+def test_run_adaptation_records(pair, monkeypatch):
+    monkeypatch.setattr(run_module, "domain_pair", lambda source, target: pair)  # small and fast
+    config = AdaptConfig(source="fmnist", target="fmnist-invert", method=["source-only", "coral", "tca"],
+                         hidden=[32], epochs=1, seeds=2, method_options={"tca": {"n_components": 8}})
+    records = run_adaptation(config)
+    assert [(r["method"], r["seed"]) for r in records] == [(m, s) for s in (0, 1) for m in config.method]
+    assert all(set(RECORD_KEYS) <= set(r) and r["shots"] == 0 and 0 <= r["acc"] <= 1 for r in records)
+    assert records[2]["train_seconds"] > records[0]["train_seconds"]  # tca = source-only model + TCA
+    assert records[1]["options"] == {"lam": 1000.0, "progressive": False}
+    assert set(METHODS.names()) == {"source-only", "dan", "coral", "dann", "jan", "tca"}
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="unknown adaptation method 'mmd'"):
+        AdaptConfig(method=["mmd"]).validate()
+    with pytest.raises(ConfigError, match="no option 'gamma'"):
+        AdaptConfig(method=["dann"], method_options={"dann": {"gamma": 1}}).validate()

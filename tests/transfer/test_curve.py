@@ -1,0 +1,40 @@
+"""Learning curves: few-shot sampling, records, pretraining and bad input."""
+
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.errors import ConfigError, DataError
+from lifelong.transfer import METHODS, CurveConfig, few_shot, learning_curve
+from lifelong.transfer.curve import RECORD_KEYS
+
+
+def test_few_shot_takes_k_per_class_from_the_seed(digits):
+    idx = few_shot(digits.train, 3, seed=1)
+    assert torch.bincount(digits.train.y[idx]).tolist() == [3] * 10
+    assert torch.equal(idx, few_shot(digits.train, 3, seed=1))
+    assert not torch.equal(idx, few_shot(digits.train, 3, seed=2))
+    assert len(few_shot(digits.train, None, 0)) == len(digits.train)
+    with pytest.raises(DataError, match="fewer than --shots"):
+        few_shot(digits.train, 1000, 0)
+
+
+def test_curve_records_every_method_shot_and_seed():
+    config = CurveConfig(source="digits:0-4", target="digits:5-9", shots=[2, None], method=list(METHODS),
+                         model="mlp", hidden=[32], source_epochs=3, batch_size=64, steps=5, seeds=2)
+    records = learning_curve(config)
+    assert [(r["seed"], r["shots"], r["method"]) for r in records] == [
+        (s, k, m) for s in (0, 1) for k in (2, "all") for m in METHODS]
+    assert all(set(RECORD_KEYS) <= set(r) and 0 <= r["acc"] <= 1 for r in records)
+    assert {r["n_train"] for r in records if r["shots"] == 2} == {10}
+    assert all(r["source"] == "digits:0-4" and r["source_acc"] > 0.5 for r in records)
+
+
+def test_bad_configs(tmp_path):
+    wide = ll.models.mlp(784, 5, hidden=(8,))  # a backbone for 28x28 inputs
+    ll.models.save(tmp_path, wide, architecture={"model": "mlp", "input_shape": [1, 28, 28], "num_classes": 5,
+                                                 "hidden": [8]}, classes=list("abcde"), normalisation={})
+    for bad, match in ((dict(method=["magic"]), "magic"), (dict(shots=[0]), "shots"), (dict(steps=0), "steps"),
+                       (dict(backbone=str(tmp_path)), "shape")):
+        with pytest.raises(ConfigError, match=match):
+            learning_curve(CurveConfig(**{"source": "digits:0-4", "target": "digits:5-9", **bad}))

@@ -1,0 +1,58 @@
+"""Feature extraction: features computed once, heads on them, the logistic probe."""
+
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.errors import ConfigError
+from lifelong.transfer import feature_extraction, fit_head
+
+
+def pretrained(digits, seed=0):
+    torch.manual_seed(seed)
+    model = ll.models.mlp(64, 5, hidden=(32,))
+    source = ll.data.select_classes(digits, range(5))
+    ll.Trainer(model, epochs=5, batch_size=32, lr=1e-2).fit(ll.data.from_tasks([source]))
+    return model
+
+
+@pytest.mark.parametrize("head", ["linear", "logistic"])
+def test_backbone_runs_once_per_sample_and_stays_frozen(digits, head):
+    model = pretrained(digits)
+    target = ll.data.select_classes(digits, [5, 6, 7, 8, 9])
+    calls = []
+    features = model.features
+    model.features = torch.nn.Sequential(features)
+    model.features.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    before = [p.clone() for p in features.parameters()]
+    probe = feature_extraction(model, target, head=head, epochs=5, batch_size=16, lr=1e-2)
+    assert sum(calls) == len(target.train) + len(target.test)  # not once per epoch
+    assert all(torch.equal(p, p0) for p, p0 in zip(features.parameters(), before))
+    assert model.backbone_frozen and probe.acc > 0.6
+    with torch.no_grad():  # the trained head is the model's head now
+        acc = (model.eval()(target.test.x).argmax(1) == target.test.y).float().mean().item()
+    assert acc == pytest.approx(probe.acc)
+
+
+def test_logistic_probe_matches_scikit_learn_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(0)
+    for classes in (2, 4):
+        x = torch.randn(120, 6, generator=g)
+        y = (x[:, :classes - 1] > 0).sum(1) if classes > 2 else (x[:, 0] + 0.3 * x[:, 1] > 0).long()
+        train, test = ll.data.Split(x[:80], y[:80]), ll.data.Split(x[80:], y[80:])
+        head, _, _ = fit_head(train, test, classes, head="logistic", C=0.5)
+        ref = LogisticRegression(C=0.5, max_iter=5000).fit(x[:80].double().numpy(), y[:80].numpy())
+        with torch.no_grad():
+            mine = torch.softmax(head(test.x).double(), 1).numpy()
+        assert mine == pytest.approx(ref.predict_proba(test.x.double().numpy()), abs=1e-4)
+
+
+def test_mlp_head_and_bad_names(digits):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g)
+    head, acc, _ = fit_head(ll.data.Split(x, y), ll.data.Split(x, y), 3, hidden=(8,), epochs=2, batch_size=30)
+    assert head(x).shape == (60, 3) and 0 <= acc <= 1
+    with pytest.raises(ConfigError, match="logistic"):
+        fit_head(ll.data.Split(x, y), ll.data.Split(x, y), 3, head="svm")

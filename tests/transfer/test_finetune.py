@@ -1,0 +1,63 @@
+"""Fine-tuning: layer-wise learning rates (ULMFiT, section 3.2) and gradual unfreezing."""
+
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.errors import ConfigError
+from lifelong.transfer import FineTuner, finetune
+
+
+def small_model():
+    torch.manual_seed(0)
+    return ll.models.mlp(64, 10, hidden=(32, 16))
+
+
+def test_layer_wise_learning_rates_are_applied(digits):
+    model = small_model()
+    tuner = FineTuner(model, lr=0.01, lr_decay=2.6)
+    groups = tuner.make_optimizer().param_groups
+    names = list(model.param_groups())
+    assert names == ["features.1", "features.3", "head"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.01 / 2.6**2, 0.01 / 2.6, 0.01])
+    for g, params in zip(groups, model.param_groups().values()):
+        assert [id(p) for p in g["params"]] == [id(p) for p in params]
+
+
+def test_one_adam_step_moves_each_group_by_its_learning_rate(digits):
+    """Adam's first step moves every weight by lr (sign of the gradient), so the step per group is its lr."""
+    model = small_model()
+    before = {n: [p.clone() for p in ps] for n, ps in model.param_groups().items()}
+    part = digits.train.subset(torch.arange(32))
+    FineTuner(model, lr=0.01, lr_decay=3.0, batch_size=32).fit(ll.data.from_tasks([(part, digits.test)]))
+    for depth, name in enumerate(reversed(list(before))):
+        moved = torch.cat([(p - p0).abs().flatten() for p, p0 in zip(model.param_groups()[name], before[name])])
+        assert moved.max().item() == pytest.approx(0.01 / 3.0**depth, rel=1e-3)
+
+
+def test_gradual_unfreezing_trains_one_more_group_per_epoch(digits):
+    part = digits.train.subset(torch.arange(64))
+    changed = []
+    for epochs in (1, 2, 3):
+        model = small_model()
+        start = {n: [p.clone() for p in ps] for n, ps in model.param_groups().items()}
+        FineTuner(model, gradual=True, epochs=epochs, batch_size=32).fit(ll.data.from_tasks([(part, digits.test)]))
+        changed.append([name for name, ps in model.param_groups().items()
+                        if any(not torch.equal(p, p0) for p, p0 in zip(ps, start[name]))])
+        assert all(p.requires_grad for p in model.parameters())  # flags restored
+    assert changed == [["head"], ["features.3", "head"], ["features.1", "features.3", "head"]]
+
+
+def test_finetune_puts_a_fresh_head_for_the_target(digits):
+    model = small_model()
+    target = ll.data.select_classes(digits, [0, 1, 2])
+    result = finetune(model, target, epochs=5, batch_size=32, lr=1e-2, seed=0)
+    assert model.head.out_features == 3
+    assert result.matrix[0][0] > 0.9
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="lr_decay"):
+        FineTuner(small_model(), lr_decay=0.5)
+    with pytest.raises(ConfigError, match="param_groups"):
+        FineTuner(torch.nn.Linear(3, 2))
