@@ -1,5 +1,5 @@
-"""Command line: `lifelong run`, `list`, `bench` and `report`. A thin front over the library; nothing else
-lives here."""
+"""Command line: `lifelong run`, `list`, `bench`, `report`, `pretrain`, `transfer`, `adapt` and `meta`.
+A thin front over the library; nothing else lives here."""
 
 from __future__ import annotations
 
@@ -83,9 +83,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     S = argparse.SUPPRESS  # unset options stay absent so that a --config file can supply them
     p.add_argument("--benchmark", default=S, help=f"named benchmark (default {d.benchmark}); see `lifelong list`")
-    p.add_argument("--scenario", default=S, choices=list(SCENARIOS), help="class, task or domain (default: the benchmark's)")
+    p.add_argument("--scenario", default=S, choices=list(SCENARIOS),
+                   help="class, task or domain (default: the benchmark's)")
     p.add_argument("--n-tasks", type=int, default=S, help="number of tasks (default: the benchmark's)")
-    p.add_argument("--class-order", type=_ints, default=S, help="class order for split benchmarks, e.g. 0,1,2,... (default: drawn from the seed)")
+    p.add_argument("--class-order", type=_ints, default=S,
+                   help="class order for split benchmarks, e.g. 0,1,2,... (default: drawn from the seed)")
     p.add_argument("--strategy", type=_names, action="append", default=S,
                    help="strategy name, repeatable or comma-separated; a+b composes (default naive,joint)")
     p.add_argument("--model", default=S, help=f"model name (default {d.model}); see `lifelong list`")

@@ -298,7 +298,8 @@ def check_out_dir(out: Path, overwrite: bool, marker: str = "results.json") -> N
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder: choose another --out")
     if (out / marker).exists() and not overwrite:
-        raise ConfigError(f"--out {out} already holds a finished run: pass --overwrite to replace it or choose another --out")
+        raise ConfigError(f"--out {out} already holds a finished run: pass --overwrite to replace it or "
+                          "choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

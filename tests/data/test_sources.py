@@ -475,7 +475,8 @@ def test_fashion_mnist_from_small_idx_files(tmp_path):
     assert ds.train.x.shape == (20, 1, 28, 28) and ds.test.x.shape == (10, 1, 28, 28)
     assert torch.equal(ds.train.y, torch.from_numpy(data["train-labels-idx1-ubyte"]).long())
     assert torch.equal(ds.test.y, torch.from_numpy(data["t10k-labels-idx1-ubyte"]).long())
-    expected = (torch.from_numpy(data["train-images-idx3-ubyte"]).float() / 255 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+    pixels = torch.from_numpy(data["train-images-idx3-ubyte"]).float() / 255
+    expected = (pixels - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
     torch.testing.assert_close(ds.train.x[:, 0], expected)
     raw = fashion_mnist(root=tmp_path / "fm", normalize=False)
     torch.testing.assert_close(raw.test.x[:, 0], torch.from_numpy(data["t10k-images-idx3-ubyte"]).float() / 255)

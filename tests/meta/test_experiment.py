@@ -14,7 +14,8 @@ def test_pooled_ci_is_the_ci_of_all_tasks_of_all_seeds():
     mean, ci = pooled(recs)
     assert math.isclose(mean, float(every.mean())) and math.isclose(ci, 1.96 * float(every.std()) / math.sqrt(8))
     header, rows = summary([{**r, "method": "m", "shots": 1, "steps": 10, "train_seconds": 2.0} for r in recs])
-    assert header[4] == "Acc % (95% CI)" and rows == [["m", "1", "10", "2", f"{mean * 100:.2f} ± {ci * 100:.2f}", "2.0"]]
+    assert header[4] == "Acc % (95% CI)"
+    assert rows == [["m", "1", "10", "2", f"{mean * 100:.2f} ± {ci * 100:.2f}", "2.0"]]
 
 
 def test_classification_defaults_apply_unless_given():
@@ -26,7 +27,8 @@ def test_classification_defaults_apply_unless_given():
     assert (learner.inner_lr, learner.inner_steps) == (0.3, 5)
 
 
-@pytest.mark.parametrize("field, value", [("steps", [-1]), ("ways", 0), ("method", []), ("iterations", 0), ("hidden", [0])])
+@pytest.mark.parametrize("field, value", [("steps", [-1]), ("ways", 0), ("method", []), ("iterations", 0),
+                                          ("hidden", [0])])
 def test_validate_refuses(field, value):
     with pytest.raises(ConfigError):
         MetaConfig(**{field: value}).validate()

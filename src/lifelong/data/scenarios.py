@@ -189,7 +189,8 @@ def from_tasks(tasks: Sequence[Dataset | tuple], scenario: str = "class", name: 
             raise DataError(f"task {t} has an empty train or test split")
         task_shape = tuple(train.x.shape[1:])
         if tuple(test.x.shape[1:]) != task_shape:
-            raise DataError(f"task {t} test inputs have shape {tuple(test.x.shape[1:])}, its training inputs {task_shape}")
+            raise DataError(f"task {t} test inputs have shape {tuple(test.x.shape[1:])}, "
+                            f"its training inputs {task_shape}")
         if shape is not None and task_shape != shape:
             raise DataError(f"task {t} inputs have shape {task_shape}, earlier tasks {shape}")
         shape = task_shape

@@ -210,7 +210,8 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, list[str]]:
         raise DataError(f"{path} has no data rows: it needs a header row and at least one sample")
     header = [h.strip() for h in rows[0]]
     if label_column not in header:
-        raise DataError(f"{path} has no column {label_column!r} (columns: {', '.join(header[:10])}); pass label_column=...")
+        raise DataError(f"{path} has no column {label_column!r} (columns: {', '.join(header[:10])}); "
+                        "pass label_column=...")
     li = header.index(label_column)
     feats = [i for i in range(len(header)) if i != li]
     if not feats:

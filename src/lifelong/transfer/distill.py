@@ -44,4 +44,5 @@ def distill(teacher: nn.Module, student: nn.Module, data: Dataset | tuple[Split,
     (its matrix is the student's test accuracy). `trainer_options` go to `Trainer` (epochs, lr, ...)."""
     teacher = teacher.to(torch.device(str(trainer_options.get("device", "cpu"))))
     stream = from_tasks([data], scenario="class", name="distill")
-    return Trainer(student, Distill(teacher, temperature, alpha), **trainer_options).fit(stream)  # type: ignore[arg-type]
+    trainer = Trainer(student, Distill(teacher, temperature, alpha), **trainer_options)  # type: ignore[arg-type]
+    return trainer.fit(stream)
