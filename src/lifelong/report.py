@@ -67,7 +67,7 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
-def _figure():  # matplotlib is imported only when a plot is drawn, with a file backend
+def figure():  # matplotlib is imported only when a plot is drawn, with a file backend
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,17 +76,28 @@ def _figure():  # matplotlib is imported only when a plot is drawn, with a file 
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
+    """Write `fig` to `path` as a PNG, atomically, and free it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     fig.clf()
-    _figure().close(fig)
+    figure().close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _finish(fig, ax, path: Path, title: str) -> Path:
+    """The common end of the line plots: a 0-100 % axis, the title, the legend, the file."""
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save_png(fig, path)
+    return path
 
 
 def plot_matrix(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
     """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %."""
-    plt = _figure()
+    plt = figure()
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
@@ -102,13 +113,13 @@ def plot_matrix(matrix: Sequence[Sequence[float]], path: Path, title: str = "") 
     ax.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     return path
 
 
 def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
     """Accuracy on each task (one line per task) as training moves through the stream."""
-    plt = _figure()
+    plt = figure()
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -117,30 +128,20 @@ def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") 
     ax.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
     ax.set_xlabel("after training task")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
     ax.set_xticks(range(t))
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+    return _finish(fig, ax, path, title)
 
 
 def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], path: Path, title: str = "") -> Path:
     """ACC (%) against training time (s), one point per strategy with its seed std as error bars;
     `points` holds (label, mean time, std time, mean ACC, std ACC)."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for label, t, t_std, acc, acc_std in points:
         ax.errorbar([t], [acc * 100], xerr=[t_std], yerr=[acc_std * 100], fmt="o", capsize=3, label=label)
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("ACC (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+    return _finish(fig, ax, path, title)
 
 
 def curve_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
@@ -162,7 +163,7 @@ def curve_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
 def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") -> Path:
     """Target test accuracy (%) against labelled samples per class, one line per method, seed std as
     error bars; "all" is drawn at the mean number of training samples per class."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     per_class = {r["shots"]: r["n_train"] / r["n_classes"] for r in records}
     for method in dict.fromkeys(r["method"] for r in records):
@@ -175,9 +176,4 @@ def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") ->
     ax.set_xscale("log")
     ax.set_xlabel("labelled target samples per class")
     ax.set_ylabel("target test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+    return _finish(fig, ax, path, title)

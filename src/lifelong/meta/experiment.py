@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..experiment import environment
 from ..files import atomic_write_json
 from ..models import MODELS, build
-from ..report import _figure, _save
+from ..report import figure, save_png
 from ..training import resolve_device
 from . import METHODS
 from .base import MetaLearner, evaluate
@@ -169,7 +169,7 @@ def summary(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     """results.png (the metric per method, a bar per (shots, steps), 95% CI whiskers) and losses.png
     (the meta-training loss curve of each method's first seed)."""
-    plt = _figure()
+    plt = figure()
     by: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     for r in records:
         by.setdefault((r["shots"], r["steps"]), {}).setdefault(r["method"], []).append(r)
@@ -186,7 +186,7 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out / "results.png")
+    save_png(fig, out / "results.png")
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for m in methods:
         first = next(r for r in records if r["method"] == m)
@@ -198,7 +198,7 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     ax.set_yscale("log")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out / "losses.png")
+    save_png(fig, out / "losses.png")
     return [out / "results.png", out / "losses.png"]
 
 
