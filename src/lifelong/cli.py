@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from tqdm import tqdm
 
 from . import __version__
 from .data import BENCHMARKS, DATASETS, SCENARIOS, dataset
 from .errors import ConfigError, LifelongError
+from .files import read_yaml
 from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_out_dir, check_unfinished, config_keys, resumable, run
 from .experiment import write_run_dir
 from .models import HEADS, MODELS
@@ -143,12 +143,7 @@ def parser() -> Parser:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

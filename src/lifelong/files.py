@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the complete new one, never half of one) and
+reading a YAML file with a one-line error."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+import yaml
+
+from .errors import ConfigError, StorageError
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The parsed YAML file at `path`; a missing or malformed file is a ConfigError naming `what`
+    ("config file", "suite file")."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(err).splitlines()[0]}") from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

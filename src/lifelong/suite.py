@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
 from .data import BENCHMARKS
 from .errors import ConfigError
 from .experiment import RunConfig, check_out_dir, config_keys, make_strategy, run, write_run_dir
+from .files import read_yaml
 from .strategies import STRATEGIES, hyper_parameters
 
 GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
@@ -176,14 +176,7 @@ def parse(data: Any, name: str = "suite", out: Path | None = None) -> Suite:
 
 def load(path: str | Path, out: Path | None = None) -> Suite:
     """Read and validate a suite YAML file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read suite file {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"suite file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return parse(data, str(path), out)
+    return parse(read_yaml(path, "suite file"), str(path), out)
 
 
 def finished(point: Point) -> bool:
