@@ -273,6 +273,8 @@ def _add_transfer_parsers(sub: Any) -> None:
     q.add_argument("--backbone", help="a saved model (`lifelong pretrain`) used for every seed instead of pretraining")
     q.add_argument("--source-epochs", type=int, default=d.source_epochs, help=f"pretraining epochs (default "
                    f"{d.source_epochs})")
+    q.add_argument("--feature-cut", type=int, default=d.feature_cut, help="features/probe: take the features this "
+                   "many backbone modules below the top (cnn: 2 = the convolutional features; default 0)")
     q.add_argument("--steps", type=int, default=d.steps, help=f"least optimiser steps per target fit "
                    f"(default {d.steps})")
     q.add_argument("--seeds", type=int, default=d.seeds, help="number of seeds: seed, seed+1, ... (default 1)")

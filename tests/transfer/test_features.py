@@ -56,3 +56,18 @@ def test_mlp_head_and_bad_names(digits):
     assert head(x).shape == (60, 3) and 0 <= acc <= 1
     with pytest.raises(ConfigError, match="logistic"):
         fit_head(ll.data.Split(x, y), ll.data.Split(x, y), 3, head="svm")
+
+
+def test_cut_takes_features_lower_in_the_backbone(digits):
+    torch.manual_seed(0)
+    model = ll.models.cnn((1, 8, 8), 5)
+    x = digits.train.x[:7]
+    conv = ll.models.extract(model, ll.data.Split(x, digits.train.y[:7]), cut=2).x
+    with torch.no_grad():
+        want = model.features[:-2](x)  # before the last Linear + ReLU
+    assert conv.shape == (7, want.shape[1]) and conv.shape[1] != model.head.in_features
+    assert torch.equal(conv, want)
+    train, test, _ = ll.transfer.features.cache(model, digits, cut=2)
+    assert train.x.shape == (len(digits.train), want.shape[1]) and len(test) == len(digits.test)
+    with pytest.raises(ConfigError, match="cannot cut"):
+        ll.models.extract(model, digits.train, cut=len(model.features))

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..data import Split
+from ..errors import ConfigError
 
 
 class Backbone(nn.Module):
@@ -40,14 +41,23 @@ class Backbone(nn.Module):
 
 
 @torch.no_grad()
-def extract(model: nn.Module, split: Split, batch_size: int = 256) -> Split:
+def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Split:
     """`model.forward_features` of every input of `split` (eval mode, in batches, on the model's
-    device), with the same labels: features computed once, to train heads on."""
+    device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
+    `cut` modules lower in a sequential backbone: for `cnn`, cut=2 skips its last Linear + ReLU and
+    gives the convolutional features, which carry over to unlike classes better (Yosinski et al. 2014)."""
     device = next(model.parameters()).device
+    forward = model.forward_features
+    if cut:
+        body = getattr(model, "features", None)
+        if not isinstance(body, nn.Sequential) or not 0 < cut < len(body):
+            raise ConfigError(f"cannot cut {cut} layers from this model's backbone: --feature-cut needs an mlp or "
+                              "cnn and fewer layers than it has")
+        forward = body[: len(body) - cut]
     was_training = model.training
     model.eval()
     try:
-        parts = [model.forward_features(split.batch(torch.arange(i, min(i + batch_size, len(split))))[0].to(device))
+        parts = [forward(split.batch(torch.arange(i, min(i + batch_size, len(split))))[0].to(device))
                  for i in range(0, len(split), batch_size)]
     finally:
         model.train(was_training)

@@ -59,6 +59,7 @@ class CurveConfig:
     hidden: list[int] = field(default_factory=lambda: [400, 400])
     backbone: str | None = None
     source_epochs: int = 2
+    feature_cut: int = 0  # features/probe: modules of the backbone skipped from its top (cnn: 2 = conv features)
     epochs: int = 1
     steps: int = 100
     batch_size: int = 128
@@ -75,6 +76,8 @@ class CurveConfig:
             raise ConfigError("give at least one --method and one --shots value")
         if any(k is not None and (not isinstance(k, int) or k < 1) for k in self.shots):
             raise ConfigError(f"--shots takes whole numbers >= 1 or 'all', got {self.shots}")
+        if not isinstance(self.feature_cut, int) or self.feature_cut < 0:
+            raise ConfigError(f"--feature-cut must be a whole number >= 0, got {self.feature_cut!r}")
         for what in ("source_epochs", "epochs", "steps", "batch_size", "seeds"):
             value = getattr(self, what)
             if not isinstance(value, int) or value < 1:
@@ -118,7 +121,7 @@ def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], No
     for seed in range(config.seed, config.seed + config.seeds):
         source, meta = _source(config, seed)
         needs_features = {"features", "probe"} & set(config.method)
-        cached = cache(source, target) if needs_features else None
+        cached = cache(source, target, cut=config.feature_cut) if needs_features else None
         for shots in config.shots:
             idx = few_shot(target.train, shots, seed)
             n = len(idx)

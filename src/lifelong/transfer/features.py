@@ -42,10 +42,11 @@ class Probe:
     train_seconds: float
 
 
-def cache(model: nn.Module, data: Dataset, batch_size: int = 256) -> tuple[Split, Split, float]:
-    """The backbone's features of `data`'s train and test splits, computed once; and the seconds taken."""
+def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int = 0) -> tuple[Split, Split, float]:
+    """The backbone's features of `data`'s train and test splits (`cut` modules below its top, see
+    `models.extract`), computed once; and the seconds taken."""
     t0 = time.perf_counter()
-    train, test = extract(model, data.train, batch_size), extract(model, data.test, batch_size)
+    train, test = extract(model, data.train, batch_size, cut), extract(model, data.test, batch_size, cut)
     return train, test, time.perf_counter() - t0
 
 
