@@ -9,7 +9,7 @@ import inspect
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -189,6 +189,27 @@ def resume_config(args: argparse.Namespace) -> RunConfig:
     return build_config(args, base=resumable(args.resume))
 
 
+def _emitter(args: argparse.Namespace, keys: Sequence[str], metric: bool = False) -> Callable[[dict], None]:
+    """`on_record` for --json: one JSON object per record with `keys` (and, with `metric`, the key the
+    record's "metric" names, e.g. acc or mse)."""
+
+    def emit(rec: dict[str, Any]) -> None:
+        if args.json:
+            picked = [*keys, rec["metric"]] if metric else keys
+            print(json.dumps({k: rec[k] for k in picked}), flush=True)
+
+    return emit
+
+
+def _show(args: argparse.Namespace, header: str, text: str) -> None:
+    """The human summary (nothing with --json): a header line, a table, where the results went."""
+    if not args.json:
+        print(header)
+        print(text)
+        if getattr(args, "out", None):
+            print(f"results written to {args.out}/")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
@@ -201,25 +222,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.out:
             raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
         check_tensorboard()
-
-    def emit(rec: dict[str, Any]) -> None:
-        if args.json:
-            print(json.dumps({k: rec[k] for k in RECORD_KEYS}), flush=True)
-
+    emit = _emitter(args, RECORD_KEYS)
     with warnings.catch_warnings():  # e.g. a damaged checkpoint passed over: one line, no source excerpt
         warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
         records = run(config, on_record=emit, progress=sys.stderr.isatty(),
                       checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
     if args.out:
         write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
-    if not args.json:
-        r = records[0]
-        print(f"{config.benchmark}: {r['scenario']}-incremental, {r['stream']['n_tasks']} tasks, "
-              f"model {config.model}, {config.epochs} epoch(s), {config.optimizer} lr {config.lr}, "
-              f"seeds {config.seed}..{config.seed + config.seeds - 1}; accuracies in %")
-        print(table(records))
-        if args.out:
-            print(f"results written to {args.out}/")
+    r = records[0]
+    _show(args, f"{config.benchmark}: {r['scenario']}-incremental, {r['stream']['n_tasks']} tasks, "
+          f"model {config.model}, {config.epochs} epoch(s), {config.optimizer} lr {config.lr}, "
+          f"seeds {config.seed}..{config.seed + config.seeds - 1}; accuracies in %", table(records))
     return 0
 
 
@@ -307,20 +320,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     config.validate()
     if args.out:
         check_out_dir(args.out, args.overwrite, marker="transfer.json")
-
-    def emit(rec: dict[str, Any]) -> None:
-        if args.json:
-            print(json.dumps({k: rec[k] for k in TRANSFER_KEYS}), flush=True)
-
-    records = learning_curve(config, on_record=emit)
+    records = learning_curve(config, on_record=_emitter(args, TRANSFER_KEYS))
     if args.out:
         write_curve_dir(args.out, config, records)
-    if not args.json:
-        print(f"{records[0]['source']} -> {config.target}: target test accuracy (%) by labelled samples per class, "
-              f"seeds {config.seed}..{config.seed + config.seeds - 1}")
-        print(text_table(*curve_rows(records)))
-        if args.out:
-            print(f"results written to {args.out}/")
+    _show(args, f"{records[0]['source']} -> {config.target}: target test accuracy (%) by labelled samples per "
+          f"class, seeds {config.seed}..{config.seed + config.seeds - 1}", text_table(*curve_rows(records)))
     return 0
 
 
@@ -363,20 +367,12 @@ def cmd_meta(args: argparse.Namespace) -> int:
     config.validate()
     if args.out:
         check_out_dir(args.out, args.overwrite, marker="meta.json")
-
-    def emit(rec: dict[str, Any]) -> None:
-        if args.json:
-            print(json.dumps({**{k: rec[k] for k in META_KEYS}, rec["metric"]: rec[rec["metric"]]}), flush=True)
-
-    records = run_meta(config, on_record=emit, progress=sys.stderr.isatty())
+    records = run_meta(config, on_record=_emitter(args, META_KEYS, metric=True), progress=sys.stderr.isatty())
     if args.out:
         write_meta_dir(args.out, config, records)
-    if not args.json:
-        print(f"{config.benchmark}: {config.iterations} meta-training iterations, mean over {config.eval_tasks} "
-              f"meta-test tasks per seed, seeds {config.seed}..{config.seed + config.seeds - 1}")
-        print(text_table(*summary(records)))
-        if args.out:
-            print(f"results written to {args.out}/")
+    _show(args, f"{config.benchmark}: {config.iterations} meta-training iterations, mean over {config.eval_tasks} "
+          f"meta-test tasks per seed, seeds {config.seed}..{config.seed + config.seeds - 1}",
+          text_table(*summary(records)))
     return 0
 
 
@@ -419,16 +415,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             fields[key] = value
     config = AdaptConfig(**fields, method_options=options)
     config.validate()
-
-    def emit(rec: dict[str, Any]) -> None:
-        if args.json:
-            print(json.dumps({k: rec[k] for k in ADAPT_KEYS}), flush=True)
-
-    records = run_adaptation(config, on_record=emit)
-    if not args.json:
-        print(f"{config.source} -> {config.target}: unsupervised, target labels only to test; model {config.model}, "
-              f"{config.epochs} epoch(s), seeds {config.seed}..{config.seed + config.seeds - 1}")
-        print(text_table(*adapt_summary(records)))
+    records = run_adaptation(config, on_record=_emitter(args, ADAPT_KEYS))
+    _show(args, f"{config.source} -> {config.target}: unsupervised, target labels only to test; model "
+          f"{config.model}, {config.epochs} epoch(s), seeds {config.seed}..{config.seed + config.seeds - 1}",
+          text_table(*adapt_summary(records)))
     return 0
 
 

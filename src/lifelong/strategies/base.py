@@ -19,9 +19,6 @@ if TYPE_CHECKING:
     from ..data import Stream, Task
     from ..training import Trainer
 
-HOOKS = ("training_tasks", "before_task", "batch", "loss", "add_grad", "after_backward", "after_step", "after_task",
-         "predict")
-
 
 class Strategy:
     """Base class: every hook is a no-op. Subclasses set `name` (the CLI name) and override hooks.
