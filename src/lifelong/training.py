@@ -161,6 +161,9 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.states = States(f"{checkpoint}.resume", self.checkpoint.name) if self.checkpoint is not None else None
         self.optimizer: torch.optim.Optimizer | None = None
+        # while training: the split being learnt and the indices in it of the current batch's rows
+        self.train_data: Split | None = None
+        self.batch_index = torch.zeros(0, dtype=torch.long)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser trains: every parameter that requires a gradient, at `lr`. Subclasses
@@ -258,15 +261,19 @@ class Trainer:
         task (`main`: saving states every `checkpoint_every` steps, and continuing a resumed task);
         strategies that retrain (PackNet after pruning, GDumb on its memory) call it too."""
         self.optimizer = self.make_optimizer()
+        self.train_data = data
         hooks = {h: overrides(self.strategy, h) for h in ("batch", "loss", "add_grad", "after_backward", "after_step")}
         self.bar.total += math.ceil(len(data) / self.batch_size) * epochs
         out, first, cursor = self._resume_task() if main and self._pending else ([], 0, None)
         if main:
             self._epoch_losses = out
-        for epoch in range(first, epochs):
-            self.bar.set_description(f"{self.label} {what} epoch {epoch + 1}/{epochs}".strip())
-            out.append(self._epoch(data, task_ids, hooks, what, epoch, main, cursor if epoch == first else None))
-            self.samples_seen += len(data)
+        try:
+            for epoch in range(first, epochs):
+                self.bar.set_description(f"{self.label} {what} epoch {epoch + 1}/{epochs}".strip())
+                out.append(self._epoch(data, task_ids, hooks, what, epoch, main, cursor if epoch == first else None))
+                self.samples_seen += len(data)
+        finally:
+            self.train_data = None
         return out
 
     def _epoch(self, train: Split, t_all: Tensor, hooks: dict[str, bool], what: str, epoch: int, main: bool = False,
@@ -288,7 +295,7 @@ class Trainer:
         report = not bar.disable
         t0 = time.perf_counter()
         for i in range(first, n, bs):
-            idx = perm[i : i + bs]
+            idx = self.batch_index = perm[i : i + bs]
             x, y = train.batch(idx)
             t = t_all[idx]
             if x.device != self.device:

@@ -58,6 +58,27 @@ def test_lwf_keeps_old_head_outputs_closer_than_naive(digits):
     assert old_head_change(LwF(alpha=5.0)) < 0.5 * old_head_change(ll.strategies.Naive())
 
 
+@pytest.mark.parametrize("replay", [False, True])
+def test_recorded_teacher_outputs_equal_the_teachers_forward_pass(digits, replay):
+    """The outputs recorded once per task (Algorithm 1's Y_o) are the teacher's outputs on each batch,
+    also when a replay strategy appends memory rows after the drawn ones."""
+    stream = ll.data.split(digits, n_tasks=3, scenario="class", seed=0)
+    lwf, checked = LwF(), []
+
+    class Check(ll.Strategy):
+        def loss(self, out, x, y, t):
+            if lwf.teacher is not None:
+                with torch.no_grad():
+                    same = torch.allclose(lwf.teacher_outputs(x), lwf.teacher(x), atol=1e-5)
+                recorded = lwf._recorded is not None and len(lwf._recorded[1]) == len(self.trainer.train_data)
+                checked.append((len(x), same and recorded))
+
+    parts = [lwf, ll.strategies.Replay(buffer_size=50, replay_batch_size=8)] if replay else [lwf]
+    ll.Trainer(small_mlp(stream), ll.Compose(*parts, Check()), epochs=2, batch_size=16, seed=0).fit(stream)
+    assert checked and all(ok for _, ok in checked)
+    assert any(n > 16 for n, _ in checked) == replay  # replayed rows were appended (and checked)
+
+
 def test_teacher_state_round_trip(digits_stream):
     trainer, _ = fit(digits_stream, LwF())
     a = trainer.strategy

@@ -1,10 +1,16 @@
 """Synaptic Intelligence: the path integral on a quadratic toy problem, and the surrogate's gradient."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
+import lifelong as ll
+from lifelong.data.stream import Split
 from lifelong.strategies import SI
+
+from ..conftest import small_mlp
 
 
 class Vector(nn.Module):
@@ -27,7 +33,6 @@ def run_task(si, model, loss_fn, steps, lr):
         loss_fn(model.theta).backward()
         si.add_grad()
         opt.step()
-        si.after_step()
         trajectory.append(model.theta.detach().clone())
     return trajectory
 
@@ -39,7 +44,7 @@ def test_path_integral_on_quadratic_matches_analytic():
     si.attach(FakeTrainer(model), None)
     theta0 = model.theta.detach().clone()
     traj = run_task(si, model, lambda th: 0.5 * (a * th**2).sum(), steps=3000, lr=1e-3)
-    omega = si._omega_path[0]
+    omega = si.path_integral()[0]
     # exact discrete sum: ω = Σ_t −g_t Δθ_t with g_t = a θ_t and Δθ_t = −lr g_t
     discrete = sum(1e-3 * (a * th) ** 2 for th in traj[:-1])
     assert torch.allclose(omega, discrete, rtol=1e-10)
@@ -62,7 +67,52 @@ def test_surrogate_gradient_is_not_counted_as_task_progress():
         model.theta.add_(0.5)  # move away: only the surrogate pulls back
     traj = run_task(si, model, lambda th: 0.0 * th.sum(), steps=50, lr=1e-2)
     assert not torch.equal(traj[0], traj[-1])  # the penalty did move θ ...
-    assert si._omega_path[0].abs().max() < 1e-12  # ... but no task-loss progress is credited
+    assert si.path_integral()[0].abs().max() < 1e-12  # ... but no task-loss progress is credited
+
+
+class ClipInPlace(ll.Strategy):
+    """Changes the gradient in place after SI has seen it (as a projection or a mask would)."""
+
+    def after_backward(self):
+        for p in self.model.parameters():
+            p.grad.mul_(0.5)
+
+
+def test_path_integral_equals_the_discrete_sum_under_adam_with_penalty_and_in_place_hooks(digits):
+    """ω = −Σ g_t Δθ_t with g the task loss's own gradient (before the surrogate and before other
+    strategies' in-place changes), checked against a sum kept step by step, on both tasks."""
+    stream = ll.data.split(digits, n_tasks=2, scenario="task", seed=0)
+    model = small_mlp(stream).double()
+    si, clip = SI(c=1.0), ClipInPlace()
+    record, checks = [], []
+
+    class Record(ll.Strategy):
+        def batch(self, x, y, t):
+            self.before = [p.detach().clone() for p in model.parameters()]
+            return x, y, t
+
+        def add_grad(self):  # runs before SI's add_grad in the Compose: the task loss's gradient
+            self.g = [p.grad.detach().clone() for p in model.parameters()]
+
+        def after_step(self):
+            record.append([-g * (p.detach() - b) for g, p, b in zip(self.g, model.parameters(), self.before)])
+
+        def before_task(self, task):
+            record.clear()
+
+        def after_task(self, task):
+            checks.append((si.path_integral(), [sum(r[i] for r in record) for i in range(len(record[0]))]))
+
+    rec = Record()
+    double = [replace(k, train=Split(k.train.x.double(), k.train.y), test=Split(k.test.x.double(), k.test.y))
+              for k in stream.tasks]
+    stream = replace(stream, tasks=double)
+    ll.Trainer(model, ll.Compose(rec, si, clip), epochs=2, batch_size=32, seed=0).fit(stream)
+    assert si.omega  # the second task trained with the surrogate active
+    assert len(checks) == 2
+    for task in checks:
+        for got, expected in zip(*task):
+            assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_bad_options():

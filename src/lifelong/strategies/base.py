@@ -54,7 +54,8 @@ class Strategy:
         """Before training on `task` (grow a head, add a column, set masks)."""
 
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Change a training batch (replay mixes memory samples in)."""
+        """Change a training batch (replay mixes memory samples in). The incoming rows stay first, in
+        order (`trainer.batch_index` gives their places in `trainer.train_data`); others are appended."""
         return x, y, t
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:

@@ -8,7 +8,10 @@ batch becomes
 
 where g runs over the old outputs: each earlier task's head (task-incremental), the units of all
 earlier classes (class-incremental), or all outputs (domain-incremental: old and new tasks share them).
-No data is stored; the teacher costs one extra no-grad forward pass per batch.
+No data is stored. As in the paper's Algorithm 1 (Y_o ← CNN(X_n, θ_s, θ_o) before training), the
+teacher's outputs on the task's training inputs are recorded once, in large no-grad batches, and looked
+up by sample index at every step (a fixed teacher in eval mode gives each input the same outputs in
+every epoch); rows a `batch` hook appends (replayed samples) go through the teacher at the step.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import Task
+from ..data import Split, Task
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
 from .base import Strategy
@@ -38,6 +41,7 @@ class LwF(Strategy):
         self.alpha, self.temperature = alpha, temperature
         self.teacher: nn.Module | None = None
         self.groups: list[Tensor | None] = []  # None: all outputs (no gather)
+        self._recorded: tuple[Split, Tensor] | None = None  # (training split, teacher outputs on it)
 
     def before_task(self, task: Task) -> None:
         old = self.stream.tasks[: task.id]
@@ -54,15 +58,32 @@ class LwF(Strategy):
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         if self.teacher is None or not self.groups:
             return None
-        with torch.no_grad():
-            old = self.teacher(x)
+        old = self.teacher_outputs(x)
         new = self.trainer.logits
         total = sum(soft_cross_entropy(new, old, self.temperature) if g is None else
                     soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups)
         return self.alpha * total
 
+    @torch.no_grad()
+    def teacher_outputs(self, x: Tensor) -> Tensor:
+        """The teacher's outputs on the batch `x`: recorded ones for its first rows (those the Trainer
+        drew from the split it trains on, `trainer.batch_index`), computed ones for appended rows.
+        Outside the Trainer's loop, the teacher's forward pass on `x`."""
+        assert self.teacher is not None
+        trainer = self.trainer
+        data, idx = trainer.train_data, trainer.batch_index
+        if data is None:
+            return self.teacher(x)
+        if self._recorded is None or self._recorded[0] is not data:
+            size = trainer.eval_batch_size
+            self._recorded = (data, torch.cat([self.teacher(data.batch(torch.arange(i, min(i + size, len(data))))[0]
+                                                            .to(trainer.device)) for i in range(0, len(data), size)]))
+        old = self._recorded[1][idx.to(self._recorded[1].device)]
+        return old if len(x) == len(idx) else torch.cat([old, self.teacher(x[len(idx):])])
+
     def after_task(self, task: Task) -> None:
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._recorded = None
 
     def state_dict(self) -> dict[str, Any]:
         if self.teacher is None:
@@ -74,4 +95,5 @@ class LwF(Strategy):
             self.teacher = None
             return
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._recorded = None
         self.teacher.load_state_dict({k[len("teacher."):]: v for k, v in state.items()})

@@ -9,7 +9,8 @@ itself, so the penalty is exactly 0 there.
 
 The penalty enters training through its exact gradient, 2 · scale · Ω (θ − θ*), added to each
 parameter's gradient in the `add_grad` hook (one subtraction and one fused multiply-add per
-parameter and step, no autograd graph): the optimisation is the same as adding the value to the loss, at a
+parameter and step, batched over the parameters with `torch._foreach_*`; no autograd graph): the
+optimisation is the same as adding the value to the loss, at a
 fraction of the cost. The logged training loss is therefore the task's loss; `penalty()` gives the value.
 """
 
@@ -31,7 +32,7 @@ class QuadraticPenalty(Strategy):
         self.omega: dict[str, Tensor] = {}
         self.center: dict[str, Tensor] = {}
         self.const = 0.0
-        self._named: list[tuple[Tensor, Tensor, Tensor]] | None = None  # (θ, Ω, θ*) of penalised parameters
+        self._named: tuple[list[Tensor], ...] | None = None  # (θ, Ω, θ*) lists of the penalised parameters
 
     @property
     def scale(self) -> float:
@@ -74,13 +75,14 @@ class QuadraticPenalty(Strategy):
         if not self.omega:
             return
         if self._named is None:
-            self._named = [(p, self.omega[n], self.center[n]) for n, p in self.model.named_parameters()
-                           if n in self.omega]
-        value = 2 * self.scale
-        for p, omega, center in self._named:
+            named = [(p, self.omega[n], self.center[n]) for n, p in self.model.named_parameters() if n in self.omega]
+            self._named = tuple(list(a) for a in zip(*named))
+        params, omegas, centers = self._named
+        for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            p.grad.addcmul_(omega, p - center, value=value)
+        torch._foreach_addcmul_([p.grad for p in params], omegas, torch._foreach_sub(params, centers),
+                                value=2 * self.scale)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {f"omega.{n}": w for n, w in self.omega.items()}

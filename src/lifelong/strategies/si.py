@@ -1,11 +1,20 @@
 """Synaptic Intelligence (Zenke, Poole & Ganguli 2017, eqs. 3-5).
 
 While task μ is learnt, each parameter's contribution to the drop in loss is accumulated along the
-optimisation path, ω_k ← ω_k − g_k(t) Δθ_k(t) per step, with g the gradient of the task's own loss
-(the surrogate's analytic gradient is subtracted from the total gradient, as in the paper). After
-the task, with Δ_k the parameter's total change over the task,
+optimisation path, ω_k = −sum_t g_k(t) Δθ_k(t), Δθ(t) = θ(t+1) − θ(t), with g the gradient of the
+task's own loss (the surrogate's analytic gradient is not counted, as in the paper). After the task,
+with Δ_k the parameter's total change over the task,
 
     Ω_k ← Ω_k + ω_k / (Δ_k^2 + ξ),      θ̃ ← θ,      L(θ) = L_μ(θ) + c · sum_k Ω_k (θ_k − θ̃_k)^2
+
+The sum is kept in its telescoped form (summation by parts; exact, not an approximation):
+
+    ω = sum_{t<T} θ(t) (g(t) − g(t−1)) − θ(T) g(T−1),      g(−1) = 0,
+
+so each step costs one subtraction and one multiply-add against the previous step's gradient, kept by
+reference: the parameter's `.grad` is replaced by a new tensor (g plus the surrogate's gradient, which
+is computed anyway; a copy of g in the first task), so g itself stays untouched. No copy of θ per step
+and no `after_step` hook.
 """
 
 from __future__ import annotations
@@ -33,10 +42,12 @@ class SI(QuadraticPenalty):
         if c < 0 or xi <= 0:
             raise ConfigError(f"--si-c must be >= 0 and --si-xi > 0, got c={c}, xi={xi}")
         self.c, self.xi = c, xi
-        self._params: list[tuple[str, Tensor]] = []  # while a task is learnt: the parameters and their path
+        # while a task is learnt: the parameters, their values at its start, the telescoped sum and g(t−1)
+        self._params: list[tuple[str, Tensor]] = []
         self._start: list[Tensor] = []
-        self._prev: list[Tensor] = []
-        self._omega_path: list[Tensor] = []
+        self._path: list[Tensor] = []
+        self._last: list[Tensor] | None = None
+        self._aligned: tuple[list[Tensor], ...] | None = None  # Ω, θ̃ in the order of _params
 
     @property
     def scale(self) -> float:
@@ -45,43 +56,69 @@ class SI(QuadraticPenalty):
     def before_task(self, task: Task) -> None:
         self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self._start = [p.detach().clone() for _, p in self._params]
-        self._prev = [p.detach().clone() for _, p in self._params]
-        self._grads = [torch.zeros_like(p) for _, p in self._params]
-        self._omega_path = [torch.zeros_like(p) for _, p in self._params]
+        self._path = [torch.zeros_like(p) for _, p in self._params]
+        self._last, self._aligned = None, None
 
     @torch.no_grad()
     def add_grad(self) -> None:
-        """Keep g, the gradient of the task's loss, then add the surrogate's own gradient to it."""
-        torch._foreach_copy_(self._grads, [torch.zeros_like(p) if p.grad is None else p.grad for _, p in self._params])
-        super().add_grad()
+        """Fold g(t), the gradient of the task's loss, into the sum; then give each parameter a new
+        `.grad`, g(t) plus the surrogate's gradient, so that g(t) itself stays untouched for the next step."""
+        params = [p for _, p in self._params]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        if self._last is None:
+            torch._foreach_addcmul_(self._path, params, grads)
+        else:
+            torch._foreach_sub_(self._last, grads)  # g(t−1) − g(t), in g(t−1)'s buffer
+            torch._foreach_addcmul_(self._path, params, self._last, value=-1.0)
+        self._last = grads
+        if not self.omega:
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            return
+        omegas, centers = self._surrogate()
+        new = torch._foreach_addcmul(grads, omegas, torch._foreach_sub(params, centers), value=2 * self.scale)
+        for p, g in zip(params, new):
+            p.grad = g
 
-    @torch.no_grad()
-    def after_step(self) -> None:
-        """ω ← ω − g Δθ, Δθ = θ_now − θ_prev (no allocation: −Δθ is formed in θ_prev's buffer)."""
-        now = [p for _, p in self._params]
-        torch._foreach_sub_(self._prev, now)
-        torch._foreach_addcmul_(self._omega_path, self._grads, self._prev)
-        torch._foreach_copy_(self._prev, now)
+    def _surrogate(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Ω and θ̃ aligned with the trained parameters (Ω = 0 for one the surrogate does not hold)."""
+        if self._aligned is None:
+            self._aligned = tuple(list(a) for a in zip(*[
+                (self.omega[n], self.center[n]) if n in self.omega else (torch.zeros_like(p), p.detach().clone())
+                for n, p in self._params]))
+        omegas, centers = self._aligned
+        return omegas, centers
+
+    def path_integral(self) -> list[Tensor]:
+        """ω so far in the current task, one tensor per trainable parameter."""
+        if self._last is None:
+            return [w.clone() for w in self._path]
+        return [torch.addcmul(w, p.detach(), g, value=-1.0)
+                for w, (_, p), g in zip(self._path, self._params, self._last)]
 
     def after_task(self, task: Task) -> None:
         omega = {}
-        for (name, p), start, w in zip(self._params, self._start, self._omega_path):
+        for (name, p), start, w in zip(self._params, self._start, self.path_integral()):
             omega[name] = w / ((p.detach() - start) ** 2 + self.xi)
         self.consolidate(omega, self.parameters_now(), keep_old_anchors=False)
-        self._params, self._start, self._prev, self._omega_path = [], [], [], []
+        self._params, self._start, self._path, self._last = [], [], [], None
 
     def state_dict(self) -> dict[str, Any]:
-        """The penalty's state; while a task is learnt, also its path so far (start, latest θ, ω), so
+        """The penalty's state; while a task is learnt, also its path so far (start, sum, g(t−1)), so
         that a fit resumed in the middle of a task continues the path integral exactly."""
         state = super().state_dict()
-        for (name, _), start, prev, path in zip(self._params, self._start, self._prev, self._omega_path):
-            state |= {f"start.{name}": start, f"prev.{name}": prev, f"path.{name}": path}
+        for i, ((name, _), start, path) in enumerate(zip(self._params, self._start, self._path)):
+            state |= {f"start.{name}": start, f"path.{name}": path}
+            if self._last is not None:
+                state[f"last.{name}"] = self._last[i]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         if any(k.startswith("path.") for k in state):
             self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-            self._start, self._prev, self._omega_path = (
-                [state[f"{kind}.{n}"].clone() for n, _ in self._params] for kind in ("start", "prev", "path"))
-            self._grads = [torch.zeros_like(p) for _, p in self._params]
+            self._start, self._path = (
+                [state[f"{kind}.{n}"].clone() for n, _ in self._params] for kind in ("start", "path"))
+            self._aligned = None
+            last = [state.get(f"last.{n}") for n, _ in self._params]
+            self._last = None if last[0] is None else [g.clone() for g in last]
