@@ -23,8 +23,8 @@ import yaml
 from lifelong.report import markdown_table
 from lifelong.transfer.adaptation import AdaptConfig, run_adaptation, summary
 
-PAIRS = {"fmnist-rot30": ("fmnist", 2), "fmnist-noise": ("fmnist", 2), "fmnist-invert": ("fmnist", 2),
-         "mnist1d-noisy": ("mnist1d", 20)}
+PAIRS = {"fmnist-rot30": ("fmnist", 2), "fmnist-scale75": ("fmnist", 2), "fmnist-noise": ("fmnist", 2),
+         "fmnist-invert": ("fmnist", 2), "mnist1d-noisy": ("mnist1d", 20)}
 
 
 def shift(target: str, seeds: int, method_options: dict | None = None, methods: list[str] | None = None) -> list[dict]:

@@ -1,19 +1,22 @@
 """Meta-learning accuracy and speed, measured in one process (CPU-sized budgets: minutes, not hours).
 
     .venv/bin/python benchmarks/meta.py sinusoid [--iterations 10000] [--methods maml,fomaml,reptile]  # vs pretrain
-    .venv/bin/python benchmarks/meta.py fewshot [--iterations 1000] [--ways 3 --classes 0-6//7-9]  # unseen classes
+    .venv/bin/python benchmarks/meta.py fewshot [--iterations 200] [--ways 2 --classes 0-5/6-7/8-9] [--rotate]
     .venv/bin/python benchmarks/meta.py speed [--iterations 200]        # seconds per meta-iteration, ratios
 
 `sinusoid`: Finn et al. 2017's protocol (10 shots, MLP 1-40-40-1, inner lr 0.01, 1 inner step while
 meta-training, meta-batch 25, Adam 1e-3); mean MSE over 600 meta-test tasks (100 query points each)
-with its 95% CI after 1 and 10 steps. `fewshot`: every method with its defaults, 5-way 1- and
-5-shot, then the `scratch` floor at the same 10 steps and fitted to its support set (100 steps).
+with its 95% CI after 1 and 10 steps. `fewshot`: Fashion-MNIST, every method with its defaults on
+the Conv-4 backbone, model selection on validation episodes, 1- and 5-shot; then the `scratch` floor
+with the same Conv-4 at 10 and 30 steps (step counts fixed a priori; 30 fits the support set), and
+an MLP 784-256-128 from scratch at 10 and 100 steps, all on the same meta-test episodes.
 `speed`: one process, interleaved: MAML second order against FOMAML and Reptile (ratio to FOMAML).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -34,18 +37,27 @@ def sinusoid(iterations: int, methods: list[str]) -> None:
     show(f"sinusoid 10-shot, {iterations} meta-iterations, MSE over 600 tasks", run_meta(config))
 
 
-def fewshot(iterations: int, ways: int, classes: str | None) -> None:
-    config = MetaConfig(benchmark="fmnist-fewshot", method=["maml", "fomaml", "anil", "reptile", "protonet", "scratch"],
-                        ways=ways, shots=[1, 5], classes=classes, iterations=iterations)
+def fewshot(iterations: int, ways: int, classes: str | None, shots: list[int], methods: list[str], rotate: bool,
+            valid_every: int, valid_tasks: int, scratch_steps: list[int]) -> None:
+    config = MetaConfig(benchmark="fmnist-fewshot", method=[*methods, "scratch"], ways=ways, shots=shots,
+                        classes=classes, iterations=iterations, rotate=rotate, valid_every=valid_every,
+                        valid_tasks=valid_tasks)
     records = run_meta(config)
-    for shots in config.shots:  # the floor, fitted: 100 steps on the support set alone
-        learner = make_learner("scratch", config, shots, config.seed)
-        r = evaluate(learner, 100, config.eval_tasks)
-        records.append({**records[-1], "method": "scratch", "shots": shots, "steps": 100, "acc": r["mean"],
-                        "ci95": r["ci95"], "std": r["std"], "tasks": r["tasks"], "train_seconds": 0.0})
+    floors = [*(("conv4", n) for n in scratch_steps), ("mlp", 10), ("mlp", 100)]
+    for shots_, model, steps in [(k, m, n) for k in shots for m, n in floors]:
+        floor = dataclasses.replace(config, model=model)
+        r = evaluate(make_learner("scratch", floor, shots_, config.seed), steps, config.eval_tasks)
+        records.append({**records[-1], "method": f"scratch ({model})", "shots": shots_, "steps": steps,
+                        "acc": r["mean"], "ci95": r["ci95"], "std": r["std"], "tasks": r["tasks"],
+                        "train_seconds": 0.0, "model": model, "selection": None, "kept": None})
+    for r in records:
+        if r.get("selection"):
+            print(f"{r['method']} {r['shots']}-shot: kept iteration {r['selection']['kept']} of {r['iterations']}, "
+                  f"validation curve {[(i, round(v, 3)) for i, v in r['selection']['curve']]}")
     split = records[0]["task_info"]["classes"]
-    show(f"fmnist-fewshot {ways}-way, classes {split['train']} meta-train, {split['test']} meta-test, {iterations} "
-         "meta-iterations, accuracy over 600 tasks", records)
+    show(f"fmnist-fewshot {ways}-way, classes {split['train']} meta-train (rotated: {rotate}), {split['valid']} "
+         f"validation, {split['test']} meta-test, Conv-4 unless named, {iterations} meta-iterations, accuracy over "
+         f"{config.eval_tasks} tasks", records)
 
 
 def speed(iterations: int, repeats: int = 3) -> None:
@@ -74,12 +86,22 @@ def main() -> None:
     parser.add_argument("--methods", default="maml", help="sinusoid: methods beside pretrain (default maml)")
     parser.add_argument("--ways", type=int, default=5, help="fewshot: classes per episode (default 5)")
     parser.add_argument("--classes", help="fewshot: TRAIN/VALID/TEST classes (default 0-4//5-9 for 5 ways)")
+    parser.add_argument("--shots", default="1,5", help="fewshot: support samples per class (default 1,5)")
+    parser.add_argument("--fewshot-methods", default="maml,fomaml,anil,reptile,protonet",
+                        help="fewshot: methods beside pretrain and scratch")
+    parser.add_argument("--rotate", action="store_true", help="fewshot: rotated meta-train classes as new classes")
+    parser.add_argument("--valid-every", type=int, default=50, help="fewshot: model selection every N iterations")
+    parser.add_argument("--valid-tasks", type=int, default=50, help="fewshot: validation episodes")
+    parser.add_argument("--scratch-steps", default="30", help="fewshot: more step counts for the Conv-4 scratch floor "
+                        "beside 10 (default 30; '' for none)")
     args = parser.parse_args()
-    iterations = args.iterations or {"sinusoid": 10000, "fewshot": 1000, "speed": 200}[args.part]
+    iterations = args.iterations or {"sinusoid": 10000, "fewshot": 200, "speed": 200}[args.part]
     if args.part == "sinusoid":
         sinusoid(iterations, args.methods.split(","))
     elif args.part == "fewshot":
-        fewshot(iterations, args.ways, args.classes)
+        fewshot(iterations, args.ways, args.classes, [int(k) for k in args.shots.split(",")],
+                args.fewshot_methods.split(","), args.rotate, args.valid_every, args.valid_tasks,
+                [int(n) for n in args.scratch_steps.split(",") if n])
     else:
         speed(iterations)
 

@@ -1,15 +1,19 @@
 """Transfer learning benchmarks: the few-shot learning curve and the cost of an epoch.
 
 `curve`: Fashion-MNIST classes 0-4 -> 5-9 (`lifelong transfer`'s default; or `--source`, `--target`),
-CNN, the source model pretrained per seed for `--source-epochs`, k labelled target samples per class, every method, at
-least `--steps` Adam steps per target fit (lr 1e-3, batch 128); prints a Markdown table of the mean
-± std target test accuracy over the seeds (the same records as `lifelong transfer --json`).
+CNN, the source model pretrained per seed for `--source-epochs`, k labelled target samples per class drawn `--draws`
+times per seed (accuracies averaged per seed), every method, frozen features at the model's transfer layer (the CNN's
+conv trunk; `--feature-cut` to change), at least `--steps` Adam steps per target fit (lr 1e-3, batch 128); prints a
+Markdown table of the mean ± std over the seeds of the per-seed mean target test accuracy (the same records as
+`lifelong transfer --json`) and, per method, the mean and the range over the seeds of its paired difference to
+scratch (same seed, same draws).
 
 `timing`: one epoch over `--n` target training samples (batch 128, Adam), interleaved `--repeats`
-times, medians: fine-tuning the whole CNN against a linear head on features cached once; the one-off
-extraction is reported on its own, and the ratio of epochs is measured in this process.
+times, medians: fine-tuning the whole CNN against a linear head on features cached once (at the CNN's
+transfer layer, its conv trunk); the one-off extraction is reported on its own, and the ratio of epochs
+is measured in this process.
 
-    .venv/bin/python benchmarks/transfer.py curve [--seeds 3] [--shots 1,5,10,50] [--method ...]
+    .venv/bin/python benchmarks/transfer.py curve [--seeds 3] [--shots 1,5,10,50] [--draws 5] [--method ...]
     .venv/bin/python benchmarks/transfer.py curve --source mnist1d:0-4 --target mnist1d:5-9 --source-epochs 30
     .venv/bin/python benchmarks/transfer.py timing [--n 10000] [--repeats 3]
 """
@@ -32,17 +36,28 @@ from lifelong.transfer.features import cache
 def curve(args: argparse.Namespace) -> None:
     shots = [None if k == "all" else int(k) for k in args.shots.split(",")]
     config = CurveConfig(source=args.source, target=args.target, model=args.model, shots=shots,
-                         method=args.method.split(","), seeds=args.seeds, steps=args.steps,
-                         source_epochs=args.source_epochs, device=args.device)
+                         method=args.method.split(","), seeds=args.seeds, steps=args.steps, draws=args.draws,
+                         feature_cut=args.feature_cut, source_epochs=args.source_epochs, device=args.device)
     t0 = time.perf_counter()
     records = learning_curve(config, on_record=lambda r: print(
         f"  seed {r['seed']} shots {r['shots']} {r['method']}: {r['acc'] * 100:.2f}% ({r['train_seconds']:.1f} s)",
         flush=True))
-    print(f"{config.source} -> {config.target}, {config.model}, {config.seeds} seeds, "
-          f"source epochs {config.source_epochs}, >= {config.steps} steps per fit, source test accuracy "
+    print(f"{config.source} -> {config.target}, {config.model}, {config.seeds} seeds x {config.draws} draws, "
+          f"feature cut {records[0]['feature_cut']}, source epochs {config.source_epochs}, >= {config.steps} steps per "
+          f"fit, source test accuracy "
           f"{', '.join(f'{a * 100:.2f}' for a in dict.fromkeys(r['source_acc'] for r in records))}%, "
           f"{time.perf_counter() - t0:.0f} s in all")
     print(markdown_table(*curve_rows(records)))
+    if "scratch" in config.method:
+        print("paired difference to scratch (points): mean over seeds [lowest, highest seed]")
+        base = {(r["seed"], r["shots"]): r["acc"] for r in records if r["method"] == "scratch"}
+        rows = []
+        for method in dict.fromkeys(r["method"] for r in records if r["method"] != "scratch"):
+            rows.append([method])
+            for k in dict.fromkeys(r["shots"] for r in records):
+                d = [100 * (r["acc"] - base[r["seed"], k]) for r in records if (r["method"], r["shots"]) == (method, k)]
+                rows[-1].append(f"{statistics.mean(d):+.2f} [{min(d):+.2f}, {max(d):+.2f}]")
+        print(markdown_table(curve_rows(records)[0], rows))
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -77,6 +92,8 @@ def main() -> None:
     c.add_argument("--shots", default="1,5,10,50")
     c.add_argument("--method", default=",".join(METHODS))
     c.add_argument("--steps", type=int, default=100)
+    c.add_argument("--draws", type=int, default=5)
+    c.add_argument("--feature-cut", type=int, default=None)
     c.add_argument("--source-epochs", type=int, default=1)
     c.add_argument("--source", default="fmnist:0-4")
     c.add_argument("--target", default="fmnist:5-9")

@@ -286,8 +286,11 @@ def _add_transfer_parsers(sub: Any) -> None:
     q.add_argument("--backbone", help="a saved model (`lifelong pretrain`) used for every seed instead of pretraining")
     q.add_argument("--source-epochs", type=int, default=d.source_epochs, help=f"pretraining epochs (default "
                    f"{d.source_epochs})")
-    q.add_argument("--feature-cut", type=int, default=d.feature_cut, help="features/probe: take the features this "
-                   "many backbone modules below the top (cnn: 2 = the convolutional features; default 0)")
+    q.add_argument("--feature-cut", type=int, default=d.feature_cut, help="features/probe/ncm: take the features "
+                   "this many backbone modules below the top (default: the model's transfer layer, cnn: 2 = its "
+                   "convolutional trunk; mlp, resnet18: 0 = the head's input)")
+    q.add_argument("--draws", type=int, default=d.draws, help="labelled samples drawn per shots and seed, "
+                   f"accuracy averaged (default {d.draws})")
     q.add_argument("--steps", type=int, default=d.steps, help=f"least optimiser steps per target fit "
                    f"(default {d.steps})")
     q.add_argument("--seeds", type=int, default=d.seeds, help="number of seeds: seed, seed+1, ... (default 1)")
@@ -341,10 +344,17 @@ def _add_meta_parser(sub: Any) -> None:
     p.add_argument("--queries", type=int, default=S, help="query samples per class (default 15; sinusoid: 10 per task)")
     p.add_argument("--classes", default=S, help="meta-train/valid/test classes, e.g. 0-5/6-7/8-9 or 0-4//5-9 "
                    "(default 60/20/20%%, or halves when the test part has fewer classes than --ways)")
-    p.add_argument("--model", default=S, help=f"model name (default {d.model}); see `lifelong list`")
+    p.add_argument("--model", default=S, help="model name (default conv4 for fmnist/digits, else mlp); see "
+                   "`lifelong list`")
     p.add_argument("--hidden", type=_ints, default=S, help="hidden sizes of the mlp (default 40,40 for sinusoid, "
                    "else 256,128)")
-    p.add_argument("--iterations", type=int, default=S, help=f"meta-training steps (default {d.iterations})")
+    p.add_argument("--iterations", type=int, default=S, help="meta-training steps (default 1000 for sinusoid, else "
+                   "200)")
+    p.add_argument("--rotate", action="store_true", default=S, help="add meta-train classes turned by 90/180/270 "
+                   "degrees as new classes")
+    p.add_argument("--valid-every", type=int, default=S, help="keep the meta-parameters best on the validation "
+                   f"episodes, scored every N iterations; 0: keep the last (default {d.valid_every})")
+    p.add_argument("--valid-tasks", type=int, default=S, help=f"validation episodes (default {d.valid_tasks})")
     for opt, what in (("inner-lr", "inner-loop / fine-tuning learning rate"), ("meta-lr", "outer learning rate")):
         p.add_argument(f"--{opt}", type=float, default=S, help=f"{what} (default: the method's)")
     for opt, what in (("inner-steps", "inner-loop steps while meta-training"), ("meta-batch", "tasks per outer step")):

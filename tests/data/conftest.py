@@ -22,3 +22,15 @@ def tagged_ds():
     y = np.repeat(np.arange(c), n_per)
     x = np.stack([y, np.arange(len(y))], axis=1).astype(np.float32)
     return arrays(x, y, num_classes=c, test_fraction=0.25, seed=0, name="tagged")
+
+
+@pytest.fixture(scope="session")
+def tagged_images():
+    """6 classes x 20 images (1, 3, 3): the centre pixel is a unique sample id (class = id // 20), the
+    top-left corner is 1 (its place tells how far an image was turned), the rest 0."""
+    n_per, c = 20, 6
+    y = np.repeat(np.arange(c), n_per)
+    x = np.zeros((len(y), 1, 3, 3), dtype=np.float32)
+    x[:, 0, 1, 1] = np.arange(len(y))
+    x[:, 0, 0, 0] = 1.0
+    return arrays(x, y, num_classes=c, test_fraction=0.25, seed=0, name="tagged-images")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lifelong.data import Split
-from lifelong.data.episodes import EpisodeSampler, class_split, parse_classes
+from lifelong.data.episodes import EpisodeSampler, class_split, parse_classes, rotate
 from lifelong.errors import ConfigError, DataError
 
 
@@ -54,3 +54,40 @@ def test_refusals(tagged_ds):
         EpisodeSampler(tagged_ds, [0, 1], ways=2, shots=10, queries=15)  # 20 samples per class
     with pytest.raises(ConfigError):
         EpisodeSampler(Split(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1])), [0, 1], ways=2, shots=0)
+
+
+def _turns(images: torch.Tensor) -> torch.Tensor:
+    """Quarter turns (counter-clockwise) of tagged images, from where their corner marker went."""
+    corner = images.flatten(-3)[..., [0, 6, 8, 2]]  # (0,0) turned 0, 1, 2, 3 times lands here
+    return corner.argmax(-1)
+
+
+def test_rotate_turns_each_item_by_its_own_quarter_turns():
+    x = torch.arange(2 * 5 * 4 * 4, dtype=torch.float32).view(5, 2, 4, 4)
+    turns = torch.tensor([0, 1, 2, 3, 5])
+    out = rotate(x, turns)
+    for b, t in enumerate(turns.tolist()):
+        assert torch.equal(out[b], torch.rot90(x[b], t, (-2, -1)))
+
+
+def test_rotated_classes_are_classes_of_their_own(tagged_images):
+    sampler = EpisodeSampler(tagged_images, classes=[0, 1], ways=5, shots=2, queries=3, seed=0, rotations=4)
+    ep = sampler.sample(200)  # 5 ways from 2 classes x 4 turns
+    xs, xq = ep.xs.view(200, 5, 2, 1, 3, 3), ep.xq.view(200, 5, 3, 1, 3, 3)
+    turn_s, turn_q = _turns(xs), _turns(xq)
+    cls_s, cls_q = xs[..., 0, 1, 1].long() // 20, xq[..., 0, 1, 1].long() // 20
+    # one (class, turn) per way, shared by its support and query samples, distinct across the ways
+    way = cls_s[..., :1] * 4 + turn_s[..., :1]
+    assert torch.equal(cls_s * 4 + turn_s, way.expand(-1, -1, 2))
+    assert torch.equal(cls_q * 4 + turn_q, way.expand(-1, -1, 3))
+    assert all(len(w.unique()) == 5 for w in way.squeeze(-1))
+    assert torch.bincount(way.flatten(), minlength=8).min() > 0.8 * 200 * 5 / 8  # every (class, turn) drawn
+    assert torch.equal(_turns(EpisodeSampler(tagged_images, [0, 1], 2, 2, seed=0).sample(20).xs), torch.zeros(20, 4,
+                       dtype=torch.long))  # no rotations: upright
+
+
+def test_rotations_refused_for_non_square_inputs(tagged_ds, tagged_images):
+    with pytest.raises(ConfigError, match="square images"):
+        EpisodeSampler(tagged_ds, [0, 1], ways=2, shots=1, rotations=4)
+    with pytest.raises(ConfigError, match="1 \\(none\\) or 4"):
+        EpisodeSampler(tagged_images, [0, 1], ways=2, shots=1, rotations=2)

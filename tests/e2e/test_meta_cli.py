@@ -7,12 +7,12 @@ import pytest
 from lifelong.cli import main
 from lifelong.meta.experiment import RECORD_KEYS
 
-FAST = ["--iterations", "5", "--eval-tasks", "20", "--hidden", "16"]
+FAST = ["--iterations", "5", "--eval-tasks", "20", "--hidden", "16", "--valid-tasks", "5"]
 
 
 def test_json_one_object_per_method_shots_seed_with_pretrain_beside(capsys):
     code = main(["meta", "--benchmark", "digits-fewshot", "--method", "maml,protonet", "--ways", "3",
-                 "--shots", "1,2", "--seeds", "2", "--json", *FAST])
+                 "--shots", "1,2", "--seeds", "2", "--steps", "1", "--json", *FAST])
     out, _ = capsys.readouterr()
     assert code == 0
     rows = [json.loads(line) for line in out.strip().splitlines()]
@@ -21,6 +21,7 @@ def test_json_one_object_per_method_shots_seed_with_pretrain_beside(capsys):
     assert all(set(RECORD_KEYS) | {"acc"} <= set(r) and r["ways"] == 3 for r in rows)
     assert all(0 <= r["acc"] <= 1 and r["ci95"] > 0 for r in rows)
     assert {r["steps"] for r in rows if r["method"] == "protonet"} == {0}
+    assert all(r["model"] == "conv4" and r["kept"] in (0, 5) for r in rows)  # the image default; model selection
 
 
 def test_sinusoid_table_steps_and_run_folder(capsys, tmp_path):
@@ -45,6 +46,9 @@ def test_sinusoid_table_steps_and_run_folder(capsys, tmp_path):
     (["--benchmark", "digits-fewshot", "--ways", "9"], "at least 9 classes"),
     (["--shots", "0"], "--shots"),
     (["--benchmark", "digits-fewshot", "--classes", "0-4/5"], "TRAIN/VALID/TEST"),
+    (["--rotate"], "sinusoid tasks cannot be rotated"),
+    (["--benchmark", "mnist1d-fewshot", "--rotate"], "square images"),
+    (["--valid-every", "-1"], "--valid-every"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert main(["meta", *FAST, *args]) == 2

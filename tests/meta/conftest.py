@@ -10,7 +10,7 @@ from lifelong.data.episodes import Episodes
 from lifelong.meta import Sinusoid, TaskSet
 from lifelong.models import Net
 
-from ..data.conftest import tagged_ds  # noqa: F401  (shared fixture: feature 0 = class, 1 = sample id)
+from ..data.conftest import tagged_ds, tagged_images  # noqa: F401  (shared fixtures, see there)
 
 
 def tiny_net(seed: int = 0, dtype: torch.dtype = torch.float64) -> Net:

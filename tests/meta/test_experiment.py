@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lifelong.errors import ConfigError
-from lifelong.meta.experiment import MetaConfig, make_learner, pooled, summary
+from lifelong.meta.experiment import MetaConfig, make_learner, pooled, run_meta, summary
 
 
 def test_pooled_ci_is_the_ci_of_all_tasks_of_all_seeds():
@@ -32,3 +32,18 @@ def test_classification_defaults_apply_unless_given():
 def test_validate_refuses(field, value):
     with pytest.raises(ConfigError):
         MetaConfig(**{field: value}).validate()
+
+
+def test_image_benchmarks_default_to_conv4_and_select_on_validation_episodes():
+    config = MetaConfig(benchmark="digits-fewshot", method=["protonet"], ways=2, shots=[1], classes="0-5/6-7/8-9",
+                        iterations=3, valid_every=2, valid_tasks=3, eval_tasks=4, steps=[1])
+    records = run_meta(config)
+    assert [r["method"] for r in records] == ["protonet", "pretrain"] and {r["model"] for r in records} == {"conv4"}
+    for r in records:
+        assert [i for i, _ in r["selection"]["curve"]] == [0, 2, 3] and r["selection"]["tasks"] == 3
+        assert r["selection"]["kept"] in (0, 2, 3)
+    assert MetaConfig().model_name() == "mlp" and MetaConfig(benchmark="mnist1d-fewshot").model_name() == "mlp"
+    config.valid_every = 0
+    assert all(r["selection"] is None for r in run_meta(config))
+    with pytest.raises(ConfigError, match="--valid-every"):
+        MetaConfig(valid_every=-1).validate()

@@ -3,7 +3,7 @@ import math
 import torch
 
 from lifelong.meta import Pretrain, Scratch, evaluate, fewshot, sinusoid
-from lifelong.models import mlp
+from lifelong.models import conv4, mlp
 
 
 def test_pretrain_classifies_meta_train_classes_then_gets_a_fresh_head(tagged_ds):
@@ -31,3 +31,13 @@ def test_scratch_does_not_meta_train_and_pretrain_regresses_the_mean():
     x = torch.linspace(-5, 5, 50).unsqueeze(1)
     assert (pre.model(x) + 2.55 * 2 / math.pi * torch.cos(x)).abs().mean() < 0.5  # the zero function: 1.03
     assert evaluate(pre, steps=0, n_tasks=100)["mean"] < evaluate(scratch, steps=0, n_tasks=100)["mean"]
+
+
+def test_pretrain_on_rotated_classes_labels_each_turn_as_a_class(tagged_images):
+    tasks = fewshot(tagged_images, ways=2, shots=1, queries=2, classes="0-2//3-5", seed=0, rotations=4)
+    learner = Pretrain(conv4((1, 3, 3), 2, channels=4), tasks, batch_size=64)
+    assert learner.model.head.out_features == 12  # 3 classes x 4 turns
+    x, y = learner.draw()
+    cls = x[:, 0, 1, 1].long() // 20  # the centre stays put; the corner marker tells the turn
+    turn = x.flatten(1)[:, [0, 6, 8, 2]].argmax(1)
+    assert torch.equal(y, cls + 3 * turn) and len(turn.unique()) == 4

@@ -44,3 +44,25 @@ def test_unknown_benchmark_and_too_many_ways(tagged_ds):
         meta_benchmark("omniglot")
     with pytest.raises(ConfigError, match="at least 5 classes"):
         fewshot(tagged_ds, ways=5, classes="0-5/6-7/8-9")
+
+
+def test_without_validation_classes_the_meta_train_classes_held_out_samples_validate(tagged_ds):
+    tasks = fewshot(tagged_ds, ways=2, shots=1, queries=2, classes="0-4//5-9", seed=0)
+    held_out = set(tagged_ds.test.x[:, 1].long().tolist())  # feature 1: a unique sample id
+    seen = set(torch.cat([tasks.train.sample(300).xs, tasks.train.sample(300).xq], 1)[..., 1].long().flatten().tolist())
+    ep = tasks.valid.sample(300)
+    checked = set(torch.cat([ep.xs, ep.xq], 1)[..., 1].long().flatten().tolist())
+    assert seen.isdisjoint(held_out) and checked <= held_out  # meta-training never sees a validation sample
+    assert set(ep.xs[..., 0].unique().long().tolist()) == {0, 1, 2, 3, 4}
+    assert set(tasks.pool.x[:, 1].long().tolist()).isdisjoint(held_out) and len(tasks.pool) == 75  # pretrain too
+    assert tasks.info["classes"]["valid"] == "held-out samples of the meta-train classes"
+
+
+def test_rotated_benchmark_turns_meta_train_classes_only(tagged_images):
+    tasks = fewshot(tagged_images, ways=3, shots=1, queries=2, classes="0-1//2-5", seed=0, rotations=4)
+    assert tasks.rotations == 4 and tasks.info["rotations"] == 4
+    turned = lambda x: (x[..., 0, 0, 0] == 0).any()  # noqa: E731  (the marker left the top-left corner)
+    assert turned(tasks.train.sample(50).xs) and not turned(tasks.test.sample(50).xs)
+    assert turned(tasks.valid.sample(50).xs)  # held-out samples of the meta-train classes, as meta-trained
+    with pytest.raises(ConfigError, match="sinusoid tasks cannot be rotated"):
+        meta_benchmark("sinusoid", rotations=4)

@@ -72,6 +72,14 @@ def test_cnn_2d_pooling_stops_at_small_maps() -> None:
     assert len(pools) == 2  # 8 -> 4 -> 2, then no further pooling
 
 
+def test_transfer_layer_is_the_conv_trunk_of_the_image_cnn() -> None:
+    image = cnn((1, 28, 28), 10)
+    assert image.transfer_cut == 2 and isinstance(image.features[-image.transfer_cut], nn.Linear)
+    assert isinstance(image.features[-image.transfer_cut - 1], nn.Flatten)  # below it: the conv maps, flattened
+    assert cnn((1, 40), 10).transfer_cut == 0  # the 1-D CNN ends with its conv layers already
+    assert mlp(64, 3).transfer_cut == 0 and resnet18(3).transfer_cut == 0
+
+
 @pytest.mark.parametrize("shape", [(784,), (1, 1, 28, 28), (1, 3)])
 def test_cnn_rejects_bad_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError):
@@ -176,7 +184,7 @@ def test_param_group_names() -> None:
 
 
 def test_registry_build() -> None:
-    assert set(MODELS.names()) == {"mlp", "cnn", "resnet18"}
+    assert set(MODELS.names()) == {"mlp", "cnn", "conv4", "resnet18"}
     assert all(entry.description for entry in MODELS)
     model = build("mlp", (1, 28, 28), 10)
     assert isinstance(model, Net) and model(torch.randn(2, 1, 28, 28)).shape == (2, 10)

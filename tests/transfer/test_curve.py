@@ -30,11 +30,34 @@ def test_curve_records_every_method_shot_and_seed():
     assert all(r["source"] == "digits:0-4" and r["source_acc"] > 0.5 for r in records)
 
 
+def test_draws_average_several_support_samples_per_seed():
+    config = CurveConfig(source="digits:0-4", target="digits:5-9", shots=[1, None], method=["scratch", "ncm"],
+                         model="cnn", source_epochs=1, batch_size=64, steps=2, draws=3)
+    records = learning_curve(config)
+    one = [r for r in records if r["shots"] == 1]
+    assert all(len(r["accs"]) == r["draws"] == 3 and r["acc"] == pytest.approx(sum(r["accs"]) / 3) for r in one)
+    assert len(set(one[1]["accs"])) > 1  # the draws differ (ncm has no other randomness)
+    assert all(r["draws"] == 1 and len(r["accs"]) == 1 for r in records if r["shots"] == "all")
+    assert {r["feature_cut"] for r in records} == {2}  # the cnn's conv trunk by default
+
+
 def test_bad_configs(tmp_path):
     wide = ll.models.mlp(784, 5, hidden=(8,))  # a backbone for 28x28 inputs
     ll.models.save(tmp_path, wide, architecture={"model": "mlp", "input_shape": [1, 28, 28], "num_classes": 5,
                                                  "hidden": [8]}, classes=list("abcde"), normalisation={})
     for bad, match in ((dict(method=["magic"]), "magic"), (dict(shots=[0]), "shots"), (dict(steps=0), "steps"),
+                       (dict(draws=0), "draws"), (dict(feature_cut=-1), "feature-cut"),
                        (dict(backbone=str(tmp_path)), "shape")):
         with pytest.raises(ConfigError, match=match):
             learning_curve(CurveConfig(**{"source": "digits:0-4", "target": "digits:5-9", **bad}))
+
+
+def test_ncm_needs_the_source_of_a_saved_backbone(tmp_path):
+    small = ll.models.mlp(64, 5, hidden=(8,))
+    ll.models.save(tmp_path, small, architecture={"model": "mlp", "input_shape": [1, 8, 8], "num_classes": 5,
+                                                  "hidden": [8]}, classes=list("abcde"), normalisation={})
+    config = CurveConfig(target="digits:5-9", backbone=str(tmp_path), shots=[1], method=["ncm"], steps=1)
+    with pytest.raises(ConfigError, match="no source data set"):
+        learning_curve(config)
+    config.method = ["probe"]
+    assert learning_curve(config)[0]["feature_cut"] == 0

@@ -71,3 +71,18 @@ def test_cut_takes_features_lower_in_the_backbone(digits):
     assert train.x.shape == (len(digits.train), want.shape[1]) and len(test) == len(digits.test)
     with pytest.raises(ConfigError, match="cannot cut"):
         ll.models.extract(model, digits.train, cut=len(model.features))
+
+
+def test_default_features_are_the_model_transfer_layer(digits):
+    torch.manual_seed(0)
+    model = ll.models.cnn((1, 8, 8), 10)
+    train, _, _ = ll.transfer.features.cache(model, digits)
+    assert torch.equal(train.x, ll.models.extract(model, digits.train, cut=2).x)
+    assert ll.transfer.features.cache(model, digits, cut=0)[0].x.shape[1] == model.head.in_features
+    target = ll.data.select_classes(digits, [5, 6, 7, 8, 9])
+    conv, depth = ll.models.extract(model, target.test, cut=2).x, len(model.features)
+    probe = feature_extraction(model, target, head="ncm")  # the head now sits on the conv trunk
+    assert len(model.features) == depth - 2 and model.transfer_cut == 0 and probe.acc > 0.5
+    with torch.no_grad():
+        assert torch.equal(model.eval()(target.test.x), probe.head(conv))
+

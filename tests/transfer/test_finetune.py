@@ -6,6 +6,7 @@ import torch
 import lifelong as ll
 from lifelong.errors import ConfigError
 from lifelong.transfer import FineTuner, finetune
+from lifelong.transfer.simpleshot import nearest_mean_head
 
 
 def small_model():
@@ -53,6 +54,16 @@ def test_finetune_puts_a_fresh_head_for_the_target(digits):
     target = ll.data.select_classes(digits, [0, 1, 2])
     result = finetune(model, target, epochs=5, batch_size=32, lr=1e-2, seed=0)
     assert model.head.out_features == 3
+    assert result.matrix[0][0] > 0.9
+
+
+def test_finetune_from_an_imprinted_head_keeps_and_trains_it(digits):
+    model = small_model()
+    target = ll.data.select_classes(digits, [0, 1, 2])
+    head = nearest_mean_head(ll.models.extract(model, target.train), 3)
+    start = head[1].weight.clone()
+    result = finetune(model, target, head=head, epochs=3, batch_size=32, lr=1e-2, seed=0)
+    assert model.head is head and not torch.equal(head[1].weight, start)
     assert result.matrix[0][0] > 0.9
 
 

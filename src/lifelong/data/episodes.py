@@ -7,6 +7,11 @@ disjoint meta-train / meta-validation / meta-test pools (`class_split`), so meta
 learning of classes never seen in meta-training. Every sample of a class (its train and test split
 both) is in its pool. Sampling is vectorised over episodes and seeded: the same seed gives the same
 episodes.
+
+Class augmentation (`rotations=4`): each class turned by 0, 90, 180 and 270 degrees is a class of its
+own, so a pool of C classes holds 4C (Santoro et al. 2016, "Meta-Learning with Memory-Augmented
+Neural Networks", Section 4.1; Vinyals et al. 2016, Section 4.1.1: the standard Omniglot
+augmentation). Meant for meta-train pools only; meta-test classes stay upright.
 """
 
 from __future__ import annotations
@@ -69,22 +74,42 @@ def class_split(num_classes: int, spec: str | None = None, ways: int = 1) -> tup
     return train, valid, test
 
 
+def rotate(x: Tensor, turns: Tensor) -> Tensor:
+    """`x` (B, ..., H, W) with item b turned by `turns[b]` x 90 degrees (counter-clockwise)."""
+    out = x.clone()
+    for r in range(1, 4):
+        hit = turns % 4 == r
+        out[hit] = x[hit].rot90(r, (-2, -1))
+    return out
+
+
+def check_rotations(rotations: int, shape: tuple[int, ...]) -> None:
+    """Raise ConfigError unless `rotations` is 1 (none) or 4 turns of square (..., H, W) images can be made."""
+    if rotations not in (1, 4):
+        raise ConfigError(f"rotations must be 1 (none) or 4 (0/90/180/270 degrees), got {rotations!r}")
+    if rotations == 4 and (len(shape) < 2 or shape[-1] != shape[-2]):
+        raise ConfigError(f"rotating classes needs square images (..., H, H), got input shape {tuple(shape)}: "
+                          "drop --rotate")
+
+
 class EpisodeSampler:
     """Draws N-way K-shot episodes (`shots` support and `queries` query samples per class) from the
-    samples of `classes` in `data` (a Dataset: both of its splits; or a Split)."""
+    samples of `classes` in `data` (a Dataset: both of its splits; or a Split); with `rotations=4`,
+    from the 4 x len(classes) classes of their turned copies."""
 
     def __init__(self, data: Dataset | Split, classes: Sequence[int], ways: int, shots: int, queries: int = 15,
-                 seed: int = 0) -> None:
+                 seed: int = 0, rotations: int = 1) -> None:
         for what, v in (("ways", ways), ("shots", shots), ("queries", queries)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
-        if ways > len(classes):
-            raise ConfigError(f"{ways}-way episodes need at least {ways} classes, this pool has {len(classes)} "
-                              f"({list(classes)}): lower --ways or give the pool more classes (--classes)")
         pool = Split.cat([data.train, data.test]) if isinstance(data, Dataset) else data
         if not isinstance(pool.x, Tensor):
             raise DataError("episodes are drawn from in-memory tensors; this data set is loaded lazily")
-        self.x, self.ways, self.shots, self.queries = pool.x, ways, shots, queries
+        check_rotations(rotations, tuple(pool.x.shape[1:]))
+        if ways > len(classes) * rotations:
+            raise ConfigError(f"{ways}-way episodes need at least {ways} classes, this pool has {len(classes)} "
+                              f"({list(classes)}): lower --ways or give the pool more classes (--classes)")
+        self.x, self.ways, self.shots, self.queries, self.rotations = pool.x, ways, shots, queries, rotations
         self.classes = [int(c) for c in classes]
         index = [(pool.y == c).nonzero().flatten() for c in self.classes]
         counts = torch.tensor([len(i) for i in index])
@@ -98,13 +123,16 @@ class EpisodeSampler:
 
     def sample(self, n: int) -> Episodes:
         """`n` episodes: support (n, ways*shots, ...) then query (n, ways*queries, ...), grouped by way."""
-        g, n_way, k = self.generator, self.ways, self.shots + self.queries
-        ways = torch.rand(n, len(self.classes), generator=g).argsort(1)[:, :n_way]  # (n, N) pool positions
+        g, n_way, k, c = self.generator, self.ways, self.shots + self.queries, len(self.classes)
+        drawn = torch.rand(n, c * self.rotations, generator=g).argsort(1)[:, :n_way]  # (n, N) (turn, class) ids
+        ways, turns = drawn % c, drawn // c  # pool positions, quarter turns
         keys = torch.rand(n, n_way, self.index.shape[1], generator=g)
         keys.masked_fill_(torch.arange(self.index.shape[1]) >= self.counts[ways].unsqueeze(-1), 2.0)
         pick = keys.topk(k, dim=-1, largest=False).indices  # k distinct real samples per way
         rows = self.index[ways.unsqueeze(-1), pick]  # (n, N, k) sample indices
         x = self.x[rows]
+        if self.rotations > 1:
+            x = rotate(x.flatten(0, 1), turns.flatten()).view_as(x)
         labels = torch.arange(n_way).view(1, n_way, 1)
         shape = self.x.shape[1:]
         return Episodes(x[:, :, : self.shots].reshape(n, -1, *shape),

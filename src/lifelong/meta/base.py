@@ -13,7 +13,7 @@ given: the support set while adapting, the query set when predicting, each episo
 Running statistics are dropped (`torch.func.replace_all_batch_norm_modules_`), as in Finn et al.'s
 reference MAML code, which always used batch statistics. This is transductive at meta-test time
 (query predictions see the query batch's statistics), the protocol of the MAML paper; the library's
-own models (mlp, cnn) have no BatchNorm.
+`conv4` and `resnet18` have BatchNorm (mlp and cnn none).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class MetaLearner:
         self.model, self.tasks = model, tasks
         self.loss = task_loss(tasks.kind)
         self.progress = 0.0  # fraction of meta-training done, for annealed schedules
+        self.selection: dict[str, Any] | None = None  # what `meta_train`'s model selection kept
 
     def params(self) -> Params:
         """The meta-parameters, by name."""
@@ -100,13 +101,31 @@ class MetaLearner:
         device = next(self.model.parameters()).device
         return self.tasks.train.sample(getattr(self, "meta_batch", 1)).to(device)
 
-    def meta_train(self, iterations: int, progress: bool = False, label: str = "") -> list[float]:
-        """`iterations` outer steps on batches drawn from `tasks.train`; returns the loss of each step."""
+    def meta_train(self, iterations: int, progress: bool = False, label: str = "", valid: Episodes | None = None,
+                   every: int = 100, steps: int = 10) -> list[float]:
+        """`iterations` outer steps on batches drawn from `tasks.train`; returns the loss of each step.
+
+        Model selection (early stopping) with `valid`, a fixed set of validation episodes: before
+        meta-training, every `every` iterations and at the end, the mean query accuracy (regression:
+        minus the MSE) on `valid` after `steps` adaptation steps is measured, and the meta-parameters
+        that scored best (the earliest of equals) are restored at the end. `self.selection` records
+        the curve and the iteration kept."""
         self.model.train()
-        losses = torch.zeros(iterations, device=next(self.model.parameters()).device)  # read back once, at the end
-        bar = tqdm(range(iterations), disable=not progress, file=sys.stderr, desc=label, leave=False,
+        device = next(self.model.parameters()).device
+        losses = torch.zeros(iterations, device=device)  # read back once, at the end
+        valid = valid.to(device) if valid is not None else None
+        best: tuple[float, int, dict[str, Tensor]] | None = None
+        curve: list[tuple[int, float]] = []
+        bar = tqdm(range(iterations + 1), disable=not progress, file=sys.stderr, desc=label, leave=False,
                    dynamic_ncols=True)
         for i in bar:
+            if valid is not None and (i % every == 0 or i == iterations):
+                score = self.score(valid, steps)
+                curve.append((i, score))
+                if best is None or score > best[0]:
+                    best = (score, i, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            if i == iterations:
+                break
             self.progress = i / iterations
             losses[i] = self.meta_step(self.draw())
             if progress and i % 50 == 0:
@@ -114,7 +133,22 @@ class MetaLearner:
         if not torch.isfinite(losses).all():
             raise TrainingError(f"{self.name}: the meta-training loss became non-finite: lower the learning rates "
                                 "(--meta-lr, --inner-lr)")
+        if best is not None:
+            self.model.load_state_dict(best[2])
+            self.selection = {"kept": best[1], "every": every, "steps": steps, "tasks": len(valid[0]),
+                              "curve": curve}
         return losses.tolist()
+
+    def score(self, episodes: Episodes, steps: int) -> float:
+        """Mean query accuracy on `episodes` (regression: minus the MSE) after `steps` adaptation steps."""
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            per_task = torch.cat([_per_task(self.predict(Episodes(*(t[i:i + 50] for t in episodes)), steps),
+                                            episodes.yq[i:i + 50], self.tasks.kind)
+                                  for i in range(0, len(episodes.yq), 50)])
+        self.model.train(was_training)
+        return float(per_task.mean()) * (-1 if self.tasks.kind == "regression" else 1)
 
     def options(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, bool)) and k != "progress"}

@@ -5,6 +5,9 @@ Per (method, shots, seed): the benchmark's TaskSet with that seed (so every meth
 the same meta-test episodes), a model initialised from the seed, `iterations` meta-training steps,
 then the mean query accuracy (or MSE) over `eval_tasks` meta-test tasks after each number of
 adaptation `steps`, with its 95% confidence interval. The `pretrain` baseline always runs too.
+Model selection: every `valid_every` iterations the meta-parameters are scored on a fixed set of
+`valid_tasks` validation episodes (meta-validation classes, or held-out samples of the meta-train
+classes when there are none) and the best are kept (`MetaLearner.meta_train`); never on meta-test tasks.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from .base import MetaLearner, evaluate
 from .tasks import META_BENCHMARKS, meta_benchmark
 
 SCHEMA = "lifelong.meta/1"
-RECORD_KEYS = ("method", "benchmark", "ways", "shots", "seed", "steps", "ci95", "train_seconds")  # + "acc" or "mse"
+RECORD_KEYS = ("method", "benchmark", "ways", "shots", "seed", "steps", "ci95", "train_seconds", "model",
+               "kept")  # + "acc" or "mse"; kept: the meta-training iteration model selection kept
 LEARNER_OPTIONS = ("inner_lr", "inner_steps", "meta_lr", "meta_batch")
 
 
@@ -47,9 +51,12 @@ class MetaConfig:
     shots: list[int] = field(default_factory=lambda: [10])
     queries: int | None = None  # per class (classification) or per task; default 15, sinusoid: 10
     classes: str | None = None  # TRAIN/VALID/TEST class split, e.g. 0-5/6-7/8-9
-    model: str = "mlp"
-    hidden: list[int] | None = None  # default 40,40 (sinusoid, Finn et al.) or 256,128
-    iterations: int = 1000
+    model: str | None = None  # default: conv4 for image benchmarks, else mlp
+    hidden: list[int] | None = None  # mlp: default 40,40 (sinusoid, Finn et al.) or 256,128
+    iterations: int | None = None  # default 1000 for sinusoid, 200 for the (Conv-4, CPU-sized) few-shot benchmarks
+    rotate: bool = False  # meta-train classes turned by 90/180/270 degrees as new classes
+    valid_every: int = 100  # model selection every N iterations; 0: none, keep the last meta-parameters
+    valid_tasks: int = 100
     inner_lr: float | None = None
     inner_steps: int | None = None
     meta_lr: float | None = None
@@ -64,9 +71,17 @@ class MetaConfig:
         """The methods to run: those asked for, then the `pretrain` baseline if it is not among them."""
         return [*self.method, *(["pretrain"] if "pretrain" not in self.method else [])]
 
+    def __post_init__(self) -> None:
+        if self.iterations is None:
+            self.iterations = 1000 if self.benchmark == "sinusoid" else 200
+
+    def model_name(self) -> str:
+        """`model`, or the benchmark's default: Conv-4 for images (the few-shot literature's), else the mlp."""
+        return self.model or ("conv4" if self.benchmark in ("fmnist-fewshot", "digits-fewshot") else "mlp")
+
     def validate(self) -> None:
         META_BENCHMARKS.get(self.benchmark)
-        MODELS.get(self.model)
+        MODELS.get(self.model_name())
         for name in self.methods():
             if METHODS.get(name).factory.classification_only and self.benchmark == "sinusoid":
                 raise ConfigError(f"{name} learns classification tasks only: drop it from --method for sinusoid")
@@ -76,9 +91,13 @@ class MetaConfig:
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in values):
                 raise ConfigError(f"{what} takes whole numbers >= {least}, e.g. 1,5; got {values!r}")
         for what, v in (("--ways", self.ways), ("--iterations", self.iterations), ("--eval-tasks", self.eval_tasks),
-                        ("--seeds", self.seeds), ("--queries", self.queries or 1)):
+                        ("--seeds", self.seeds), ("--queries", self.queries or 1),
+                        ("--valid-tasks", self.valid_tasks)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+        if isinstance(self.valid_every, bool) or not isinstance(self.valid_every, int) or self.valid_every < 0:
+            raise ConfigError(f"--valid-every must be a whole number >= 0 (0: no model selection), "
+                              f"got {self.valid_every!r}")
         if self.hidden is not None and any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ConfigError(f"--hidden takes positive layer sizes like 40,40, got {self.hidden!r}")
         resolve_device(self.device)
@@ -88,13 +107,13 @@ def make_learner(name: str, config: MetaConfig, shots: int, seed: int) -> MetaLe
     """The TaskSet, model and meta-learner of one (method, shots, seed), seeded."""
     regression = config.benchmark == "sinusoid"
     tasks = meta_benchmark(config.benchmark, config.ways, shots, config.queries or (10 if regression else 15),
-                           seed, config.classes)
+                           seed, config.classes, 4 if config.rotate else 1)
     hidden = config.hidden or ([40, 40] if regression else [256, 128])
     torch.manual_seed(seed)
     try:
-        model = build(config.model, tasks.input_shape, tasks.n_outputs, tuple(hidden)).to(config.device)
+        model = build(config.model_name(), tasks.input_shape, tasks.n_outputs, tuple(hidden)).to(config.device)
     except ValueError as err:
-        raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
+        raise ConfigError(f"model {config.model_name()!r} does not fit {config.benchmark}: {err}") from None
     cls = METHODS.get(name).factory
     accepted = inspect.signature(cls).parameters
     options = dict(cls.classification_defaults) if tasks.kind == "classification" else {}
@@ -112,7 +131,11 @@ def run_meta(config: MetaConfig, on_record: Callable[[dict[str, Any]], None] | N
             for seed in range(config.seed, config.seed + config.seeds):
                 learner = make_learner(name, config, shots, seed)
                 t0 = time.perf_counter()
-                losses = learner.meta_train(config.iterations, progress, f"{name} {shots}-shot seed {seed}")
+                valid = learner.tasks.valid
+                losses = learner.meta_train(
+                    config.iterations, progress, f"{name} {shots}-shot seed {seed}",
+                    valid.sample(config.valid_tasks) if config.valid_every and valid is not None else None,
+                    config.valid_every, max(config.steps))
                 train_seconds = time.perf_counter() - t0
                 for steps in config.steps if name != "protonet" else [0]:
                     t1 = time.perf_counter()
@@ -135,6 +158,8 @@ def record(config: MetaConfig, learner: MetaLearner, shots: int, seed: int, step
         "metric": metric, metric: result["mean"], "ci95": result["ci95"],
         "std": result["std"], "tasks": result["tasks"], "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "iterations": len(losses), "options": learner.options(), "task_info": learner.tasks.info,
+        "model": config.model_name(), "selection": learner.selection,
+        "kept": learner.selection["kept"] if learner.selection else None,
         "losses": [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)],
     }
 

@@ -6,8 +6,9 @@ notion of tasks, then fine-tuning on each meta-test support set with `steps` ste
 descent (learning rate `inner_lr`) on all parameters.
 - Regression: one network regresses every meta-training task's points at once (it learns the
   mean function, ~0), Adam with `meta_lr`, `meta_batch` tasks per step.
-- Classification: a classifier over all meta-train classes, mini-batches of `batch_size` samples,
-  Adam with `meta_lr`. At meta-test the head is replaced by a zero-initialised N-way head.
+- Classification: a classifier over all meta-train classes (with rotations, over their 4 turns each),
+  mini-batches of `batch_size` samples, Adam with `meta_lr`. At meta-test the head is replaced by a
+  zero-initialised N-way head.
 
 `scratch`: no meta-training; each meta-test task is learned from the same random initialisation
 on its support set alone (`steps` steps, learning rate `inner_lr`): the floor every method must beat.
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .anil import head_name
 from .base import MetaLearner, adapt_and_predict, check_positive
-from ..data.episodes import Episodes
+from ..data.episodes import Episodes, rotate
 from .tasks import TaskSet
 
 
@@ -44,7 +45,8 @@ class Pretrain(MetaLearner):
             if tasks.pool is None or not hasattr(model, "reset_head"):
                 raise ConfigError("pretrain needs the meta-train class samples and a model with a head (mlp, cnn)")
             self.head = head_name(model)
-            model.reset_head(int(tasks.pool.y.max()) + 1)
+            self.classes = int(tasks.pool.y.max()) + 1
+            model.reset_head(self.classes * tasks.rotations)
             self.generator = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
 
@@ -54,8 +56,12 @@ class Pretrain(MetaLearner):
             return torch.cat([ep.xs, ep.xq], 1).flatten(0, 1), torch.cat([ep.ys, ep.yq], 1).flatten(0, 1)
         pool = self.tasks.pool
         idx = torch.randint(len(pool), (self.batch_size,), generator=self.generator)
+        x, y = pool.batch(idx)
+        if self.tasks.rotations > 1:  # a turned class is a class of its own, as in the episodes
+            turns = torch.randint(self.tasks.rotations, (self.batch_size,), generator=self.generator)
+            x, y = rotate(x, turns), y + self.classes * turns
         device = next(self.model.parameters()).device
-        return tuple(t.to(device) for t in pool.batch(idx))
+        return x.to(device), y.to(device)
 
     def meta_step(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
@@ -86,7 +92,8 @@ class Scratch(MetaLearner):
         super().__init__(model, tasks)
         self.inner_lr = inner_lr
 
-    def meta_train(self, iterations: int, progress: bool = False, label: str = "") -> list[float]:
+    def meta_train(self, iterations: int, progress: bool = False, label: str = "", valid: Episodes | None = None,
+                   every: int = 100, steps: int = 10) -> list[float]:
         return []
 
     def predict(self, episodes: Episodes, steps: int) -> Tensor:

@@ -4,7 +4,9 @@
   y = A sin(x - phi) with amplitude A ~ U[0.1, 5.0] and phase phi ~ U[0, pi]; inputs x ~ U[-5, 5].
   K support points to adapt on; the query points measure the adapted model.
 - Few-shot classification: N-way K-shot episodes (`lifelong.data.episodes`) from meta-train,
-  meta-validation and meta-test classes of a data set (Fashion-MNIST, digits, MNIST-1D).
+  meta-validation and meta-test classes of a data set (Fashion-MNIST, digits, MNIST-1D). Without
+  meta-validation classes (e.g. 5-way 0-4//5-9), the meta-train classes' held-out samples (the data
+  set's test split) make the validation episodes and meta-training sees their training split only.
 
 A `TaskSet` gives one seeded sampler per phase; samplers are drawn from with `.sample(n)`.
 """
@@ -64,6 +66,7 @@ class TaskSet:
     n_outputs: int  # 1 for regression, N (ways) for classification
     valid: Sampler | None = None
     pool: Split | None = None  # classification: every meta-train class sample, labels 0..C-1 (for `pretrain`)
+    rotations: int = 1  # 4: meta-train classes turned by 90/180/270 degrees are classes of their own
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,20 +78,32 @@ def sinusoid(shots: int = 10, queries: int = 10, seed: int = 0, test_queries: in
 
 
 def fewshot(data: Dataset, ways: int = 5, shots: int = 1, queries: int = 15, classes: str | None = None,
-            seed: int = 0) -> TaskSet:
-    """N-way K-shot episodes of `data`; `classes` is the TRAIN/VALID/TEST class split (see `class_split`)."""
+            seed: int = 0, rotations: int = 1) -> TaskSet:
+    """N-way K-shot episodes of `data`; `classes` is the TRAIN/VALID/TEST class split (see `class_split`).
+    Validation episodes come from the meta-validation classes if there are at least `ways` of them, else
+    from the held-out (test-split) samples of the meta-train classes (turned as in meta-training), which
+    meta-training then never sees (none if there are too few for an episode). `rotations=4` adds the
+    meta-train classes' turned copies as classes; meta-test classes stay upright."""
     train, valid, test = class_split(data.num_classes, classes, ways)
     every = Split.cat([data.train, data.test])
-    keep = torch.isin(every.y, torch.tensor(train)).nonzero().flatten()
-    pool = every.subset(keep)
+    held_out = len(valid) < ways
+    seen = data.train if held_out else every
+    pool = seen.subset(torch.isin(seen.y, torch.tensor(train)).nonzero().flatten())
     pool.y = torch.searchsorted(torch.tensor(sorted(train)), pool.y)
+    meta_test = EpisodeSampler(every, test, ways, shots, queries, seed + TEST_SEED)
+    meta_train = EpisodeSampler(seen, train, ways, shots, queries, seed, rotations)
+    if not held_out:
+        validation: EpisodeSampler | None = EpisodeSampler(every, valid, ways, shots, queries, seed + VALID_SEED)
+    elif torch.bincount(data.test.y, minlength=data.num_classes)[train].min() >= shots + queries:
+        validation = EpisodeSampler(data.test, train, ways, shots, queries, seed + VALID_SEED, rotations)
+    else:
+        validation = None
     return TaskSet(
-        f"{data.name}-fewshot", "classification",
-        EpisodeSampler(every, train, ways, shots, queries, seed),
-        EpisodeSampler(every, test, ways, shots, queries, seed + TEST_SEED),
-        data.input_shape, ways,
-        EpisodeSampler(every, valid, ways, shots, queries, seed + VALID_SEED) if len(valid) >= ways else None,
-        pool, {"classes": {"train": train, "valid": valid, "test": test}},
+        f"{data.name}-fewshot", "classification", meta_train, meta_test, data.input_shape, ways, validation, pool,
+        rotations,
+        {"classes": {"train": train, "valid": valid if not held_out else
+                     "held-out samples of the meta-train classes" if validation else "none (too few held-out samples)",
+                     "test": test}, "rotations": rotations},
     )
 
 
@@ -103,14 +118,14 @@ def _load(name: str) -> Dataset:
 
 
 def _episodes_of(name: str) -> Callable[..., TaskSet]:
-    def make(ways: int, shots: int, queries: int, seed: int, classes: str | None) -> TaskSet:
-        return fewshot(_load(name), ways, shots, queries, classes, seed)
+    def make(ways: int, shots: int, queries: int, seed: int, classes: str | None, rotations: int = 1) -> TaskSet:
+        return fewshot(_load(name), ways, shots, queries, classes, seed, rotations)
 
     return make
 
 
 META_BENCHMARKS.register("sinusoid", "sine waves, amplitude 0.1-5, phase 0-pi, x in [-5, 5] (Finn et al. 2017)")(
-    lambda ways, shots, queries, seed, classes: sinusoid(shots, queries, seed))
+    lambda ways, shots, queries, seed, classes, rotations=1: sinusoid(shots, queries, seed))
 for _name, _what in (("fmnist-fewshot", "Fashion-MNIST N-way K-shot episodes, disjoint class pools"),
                      ("digits-fewshot", "scikit-learn 8x8 digits N-way K-shot episodes (small, fast)"),
                      ("mnist1d-fewshot", "MNIST-1D N-way K-shot episodes")):
@@ -118,6 +133,9 @@ for _name, _what in (("fmnist-fewshot", "Fashion-MNIST N-way K-shot episodes, di
 
 
 def meta_benchmark(name: str, ways: int = 5, shots: int = 1, queries: int = 15, seed: int = 0,
-                   classes: str | None = None) -> TaskSet:
-    """A named benchmark's TaskSet, e.g. `meta_benchmark("fmnist-fewshot", ways=5, shots=5, classes="0-4//5-9")`."""
-    return META_BENCHMARKS.get(name).factory(ways, shots, queries, seed, classes)
+                   classes: str | None = None, rotations: int = 1) -> TaskSet:
+    """A named benchmark's TaskSet, e.g. `meta_benchmark("fmnist-fewshot", ways=5, shots=5, classes="0-4//5-9")`;
+    `rotations=4` (image benchmarks) adds turned meta-train classes."""
+    if rotations != 1 and name == "sinusoid":
+        raise ConfigError("sinusoid tasks cannot be rotated: drop --rotate")
+    return META_BENCHMARKS.get(name).factory(ways, shots, queries, seed, classes, rotations)

@@ -10,14 +10,15 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from .cnn import cnn
+from .conv4 import conv4
 from .heads import HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
 from .net import Backbone, Net, extract
 from .resnet import ResNet18, resnet18
 from .saved import info, load, load_backbone, save
 
-__all__ = ["HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "extract", "grow_heads",
-           "info", "load", "load_backbone", "mlp", "resnet18", "save", "with_head"]
+__all__ = ["HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "conv4", "extract",
+           "grow_heads", "info", "load", "load_backbone", "mlp", "resnet18", "save", "with_head"]
 
 MODELS = Registry("model")
 
@@ -30,6 +31,11 @@ def _mlp(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (
 @MODELS.register("cnn", "small CNN: 2 conv blocks for (C,H,W) images, MNIST-1D 3-layer Conv1d for (C,L)")
 def _cnn(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
     return cnn(tuple(input_shape), n_outputs)
+
+
+@MODELS.register("conv4", "Conv-4 few-shot backbone: 4 x (conv 3x3, 32 filters as MAML's, BatchNorm, ReLU, pool 2)")
+def _conv4(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
+    return conv4(tuple(input_shape), n_outputs, channels=32)
 
 
 @MODELS.register("resnet18", "ResNet-18 (He et al. 2016), CIFAR-style stem, for (C,H,W) images")

@@ -25,7 +25,9 @@ def cnn(input_shape: tuple[int, ...], out_features: int, channels: Sequence[int]
     MaxPool2d(2) (skipped once the map would shrink below 2x2), then Flatten, Linear(128), ReLU.
     (C, L): the MNIST-1D reference model (Greydanus 2020): Conv1d(k=5, stride 2, pad 1) with
     ReLU per entry of `channels` (default (25, 25, 25)), then Flatten.
-    Inputs may also arrive flattened, (N, prod(input_shape)).
+    Inputs may also arrive flattened, (N, prod(input_shape)). For transfer the image CNN's features are
+    its convolutional trunk, below the Linear(128) + ReLU (`transfer_cut` 2, as timm's `forward_features`
+    returns the conv maps): the 128-d top layer is specific to the source classes (Yosinski et al. 2014).
     """
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) not in (2, 3) or min(input_shape) < 1:
@@ -46,7 +48,7 @@ def cnn(input_shape: tuple[int, ...], out_features: int, channels: Sequence[int]
         layers.append(nn.Flatten())
         flat = _flat_size(nn.Sequential(*layers), input_shape)
         layers += [nn.Linear(flat, 128), nn.ReLU()]
-        width = 128
+        width, cut = 128, 2
     else:
         for ch in channels if channels is not None else (25, 25, 25):
             layers += [nn.Conv1d(in_ch, ch, 5, stride=2, padding=1), nn.ReLU()]
@@ -56,4 +58,5 @@ def cnn(input_shape: tuple[int, ...], out_features: int, channels: Sequence[int]
             width = _flat_size(nn.Sequential(*layers), input_shape)
         except RuntimeError as e:
             raise ConfigError(f"sequence length {input_shape[1]} is too short for cnn: {e}") from None
-    return Net(nn.Sequential(*layers), nn.Linear(width, out_features))
+        cut = 0
+    return Net(nn.Sequential(*layers), nn.Linear(width, out_features), cut)

@@ -15,6 +15,7 @@ class Backbone(nn.Module):
     head: nn.Module
     head_name = "head"  # the attribute that holds the head
     backbone_frozen = False
+    transfer_cut = 0  # modules of `features` below its top whose output transfers best (see `extract`)
 
     def set_head(self, module: nn.Module) -> None:
         """Put `module` (any map from features to logits) in place of the head."""
@@ -45,7 +46,8 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
     """`model.forward_features` of every input of `split` (eval mode, in batches, on the model's
     device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
     `cut` modules lower in a sequential backbone: for `cnn`, cut=2 skips its last Linear + ReLU and
-    gives the convolutional features, which carry over to unlike classes better (Yosinski et al. 2014)."""
+    gives the convolutional features, which carry over to unlike classes better (Yosinski et al. 2014);
+    the model's `transfer_cut` is that default for transfer (`transfer.features.cache`)."""
     device = next(model.parameters()).device
     forward = model.forward_features
     if cut:
@@ -71,10 +73,11 @@ class Net(Backbone):
     the logits, and `reset_head` swaps in a fresh classifier for transfer learning.
     """
 
-    def __init__(self, features: nn.Module, head: nn.Linear) -> None:
+    def __init__(self, features: nn.Module, head: nn.Linear, transfer_cut: int = 0) -> None:
         super().__init__()
         self.features = features
         self.head = head
+        self.transfer_cut = transfer_cut
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's output, shape (N, head.in_features)."""

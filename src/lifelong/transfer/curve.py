@@ -2,11 +2,13 @@
 labelled target samples per class, for several methods and seeds.
 
 Per seed: a source model, pretrained on `source` with that seed (or one saved model, `backbone`, for
-every seed); the backbone's features of the whole target data set, computed once; then for every
-number of shots k a class-balanced sample of k labelled training samples per class drawn from the
-seed (None: the whole training split), and for every method (`METHODS`) a model trained on those
-samples alone, tested on the whole target test split. Every fit makes at least `steps` optimiser
-steps (whole epochs, at least `epochs`), so that one-shot runs are trained too.
+every seed); the backbone's features of the whole target data set at its transfer layer (`feature_cut`,
+default the model's `transfer_cut`: the image CNN's conv trunk), computed once; then for every number
+of shots k, `draws` class-balanced samples of k labelled training samples per class (draw d from seed
+seed + 1000 d; None: the whole training split, once), and for every method (`METHODS`) a model trained
+on each sample alone, tested on the whole target test split. A record holds the mean accuracy over the
+draws (`accs`: each draw's), so that one-shot differences are not one draw's luck. Every fit makes at
+least `steps` optimiser steps (whole epochs, at least `epochs`), so that one-shot runs are trained too.
 """
 
 from __future__ import annotations
@@ -27,22 +29,26 @@ from torch import Tensor, nn
 from ..data import Dataset, Split, dataset
 from ..errors import ConfigError, DataError
 from ..files import atomic_write_json
-from ..models import MODELS, build, info, load
+from ..models import MODELS, build, extract, info, load
 from ..report import plot_learning_curve
-from .features import cache, fit_head
+from .features import cache, fit_head, transfer_cut
 from .finetune import finetune
 from .l2sp import L2SP
 from .pretrain import pretrain
+from .simpleshot import nearest_mean_head
 
 METHODS = {
     "scratch": "a randomly initialised model of the same architecture trained on the target samples",
     "features": "frozen pretrained backbone, features cached once, a new linear head (Adam)",
     "probe": "frozen pretrained backbone, features cached once, logistic regression (L-BFGS)",
+    "ncm": "frozen features, centred with the source mean and L2-normalised, nearest class mean (SimpleShot)",
     "finetune": "pretrained model, new head, every layer trained at one learning rate",
+    "imprint": "fine-tuning from a head imprinted with the support's class means (Qi et al. 2018)",
     "layerwise": "fine-tuning with discriminative learning rates lr / 2.6^depth (Howard & Ruder 2018)",
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
     "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
 }
+ON_FEATURES = {"features": "linear", "probe": "logistic", "ncm": "ncm"}  # methods on cached features: their head
 SCHEMA = "lifelong.transfer/1"
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seconds")
 
@@ -59,7 +65,8 @@ class CurveConfig:
     hidden: list[int] = field(default_factory=lambda: [400, 400])
     backbone: str | None = None
     source_epochs: int = 2
-    feature_cut: int = 0  # features/probe: modules of the backbone skipped from its top (cnn: 2 = conv features)
+    feature_cut: int | None = None  # features/probe/ncm: backbone modules skipped from its top; None: the model's
+    draws: int = 1  # support samples drawn per (shots, seed), accuracies averaged
     epochs: int = 1
     steps: int = 100
     batch_size: int = 128
@@ -76,9 +83,9 @@ class CurveConfig:
             raise ConfigError("give at least one --method and one --shots value")
         if any(k is not None and (not isinstance(k, int) or k < 1) for k in self.shots):
             raise ConfigError(f"--shots takes whole numbers >= 1 or 'all', got {self.shots}")
-        if not isinstance(self.feature_cut, int) or self.feature_cut < 0:
+        if self.feature_cut is not None and (not isinstance(self.feature_cut, int) or self.feature_cut < 0):
             raise ConfigError(f"--feature-cut must be a whole number >= 0, got {self.feature_cut!r}")
-        for what in ("source_epochs", "epochs", "steps", "batch_size", "seeds"):
+        for what in ("source_epochs", "epochs", "steps", "batch_size", "seeds", "draws"):
             value = getattr(self, what)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{what.replace('_', '-')} must be a whole number >= 1, got {value!r}")
@@ -107,6 +114,17 @@ def _source(config: CurveConfig, seed: int) -> tuple[nn.Module, dict[str, Any]]:
                     lr=config.lr, batch_size=config.batch_size, device=config.device)
 
 
+def source_mean(model: nn.Module, meta: dict[str, Any], cut: int, seed: int, n: int = 5000) -> Tensor:
+    """The mean feature (`cut`, see `models.extract`) of `n` training samples of the model's source data
+    set drawn from `seed`: SimpleShot's centre."""
+    if not meta.get("source"):
+        raise ConfigError("the backbone records no source data set, which the ncm method centres with: "
+                          "save it with `lifelong pretrain` or leave out ncm")
+    train = dataset(meta["source"]).train
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return extract(model, train.subset(idx), cut=cut).x.mean(0)
+
+
 def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], None] | None = None
                    ) -> list[dict[str, Any]]:
     """One record per (method, shots, seed), in that order within each seed (see the module docstring)."""
@@ -120,26 +138,32 @@ def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], No
     records = []
     for seed in range(config.seed, config.seed + config.seeds):
         source, meta = _source(config, seed)
-        needs_features = {"features", "probe"} & set(config.method)
-        cached = cache(source, target, cut=config.feature_cut) if needs_features else None
+        cut = transfer_cut(source, config.feature_cut)
+        cached = cache(source, target, cut=cut) if set(ON_FEATURES) & set(config.method) else None
+        centre = source_mean(source, meta, cut, seed) if "ncm" in config.method else None
         for shots in config.shots:
-            idx = few_shot(target.train, shots, seed)
-            n = len(idx)
+            draws = [few_shot(target.train, shots, seed + 1000 * d) for d in range(config.draws if shots else 1)]
+            n = len(draws[0])
             epochs = max(config.epochs, math.ceil(config.steps / math.ceil(n / config.batch_size)))
             train = dict(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed, device=config.device)
             for method in config.method:
                 rec = {"method": method, "source": meta.get("source", config.backbone), "target": config.target,
                        "shots": shots if shots is not None else "all", "seed": seed, "n_train": n,
-                       "n_classes": target.num_classes, "epochs": epochs,
+                       "n_classes": target.num_classes, "epochs": epochs, "feature_cut": cut, "draws": len(draws),
                        "source_acc": meta.get("acc"), "extract_seconds": 0.0}
-                if method in ("features", "probe"):
-                    assert cached is not None
-                    f_train, f_test, rec["extract_seconds"] = cached
-                    _, rec["acc"], rec["train_seconds"] = fit_head(
-                        f_train.subset(idx), f_test, target.num_classes,
-                        head="linear" if method == "features" else "logistic", **train)
-                else:
-                    rec["acc"], rec["train_seconds"] = _fit(method, source, meta, target, idx, train)
+                fits = []
+                for idx in draws:
+                    if method in ON_FEATURES:
+                        assert cached is not None
+                        f_train, f_test, rec["extract_seconds"] = cached
+                        _, acc, seconds = fit_head(f_train.subset(idx), f_test, target.num_classes,
+                                                   head=ON_FEATURES[method], centre=centre, **train)
+                        fits.append((acc, seconds))
+                    else:
+                        fits.append(_fit(method, source, meta, target, idx, train))
+                rec["accs"] = [acc for acc, _ in fits]
+                rec["acc"] = sum(rec["accs"]) / len(fits)
+                rec["train_seconds"] = sum(seconds for _, seconds in fits) / len(fits)
                 records.append(rec)
                 if on_record is not None:
                     on_record(rec)
@@ -158,6 +182,8 @@ def _fit(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, 
     options: dict[str, Any] = {"layerwise": {"lr_decay": 2.6}, "unfreeze": {"gradual": True}}.get(method, {})
     if method == "l2sp":
         options = {"strategy": L2SP()}
+    if method == "imprint":
+        options = {"head": nearest_mean_head(extract(model, data.train), target.num_classes)}
     result = finetune(model, data, **options, **train)
     return result.matrix[0][0], result.train_seconds
 

@@ -8,8 +8,12 @@ task, on which only a new classifier is trained. Heads:
   (Adam by default) on the cached features, so an epoch costs a pass over (N, D) vectors instead of
   a pass through the backbone;
 - "logistic": the linear probe, multinomial logistic regression with an L2 penalty of inverse
-  strength `C` (default 1.0), solved to convergence by scikit-learn's L-BFGS.
-The trained head replaces the model's head and the backbone is left frozen (`freeze_backbone`).
+  strength `C` (default 1.0), solved to convergence by scikit-learn's L-BFGS;
+- "ncm": SimpleShot's nearest class mean of centred, L2-normalised features (`transfer.simpleshot`),
+  no training, for one or a few samples per class.
+The features are the model's transfer layer (`transfer_cut` modules below the top of its backbone: for
+the image CNN its convolutional trunk; see `models.extract`) unless `cut` says otherwise. The trained
+head replaces the model's head (on that layer) and the backbone is left frozen (`freeze_backbone`).
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
 from ..models import extract, mlp
 from ..training import Trainer
+from .simpleshot import nearest_mean_head
 
-HEADS = ("linear", "logistic")
+HEADS = ("linear", "logistic", "ncm")
 
 
 @dataclass
@@ -42,26 +47,41 @@ class Probe:
     train_seconds: float
 
 
-def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int = 0) -> tuple[Split, Split, float]:
+def transfer_cut(model: nn.Module, cut: int | None = None) -> int:
+    """`cut`, or the model's own transfer layer (`transfer_cut`, 0 for models without one)."""
+    return int(getattr(model, "transfer_cut", 0)) if cut is None else cut
+
+
+def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int | None = None
+          ) -> tuple[Split, Split, float]:
     """The backbone's features of `data`'s train and test splits (`cut` modules below its top, see
-    `models.extract`), computed once; and the seconds taken."""
+    `models.extract`; None: the model's transfer layer), computed once; and the seconds taken."""
+    cut = transfer_cut(model, cut)
     t0 = time.perf_counter()
     train, test = extract(model, data.train, batch_size, cut), extract(model, data.test, batch_size, cut)
     return train, test, time.perf_counter() - t0
 
 
 def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear", hidden: Sequence[int] = (),
-             C: float = 1.0, **trainer_options: Any) -> tuple[nn.Module, float, float]:
-    """Train a head on cached features; returns (head, test accuracy, training seconds)."""
+             C: float = 1.0, centre: Tensor | None = None, **trainer_options: Any) -> tuple[nn.Module, float, float]:
+    """Train a head on cached features; returns (head, test accuracy, training seconds). `centre` is the
+    "ncm" head's source feature mean (None: no centring)."""
     if head not in HEADS:
         raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
     width = train.x.shape[1]
+    if head == "ncm":
+        t0 = time.perf_counter()
+        module = nearest_mean_head(train, num_classes, centre)
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            acc = (module(test.x).argmax(1) == test.y).float().mean().item()
+        return module, acc, seconds
     if head == "linear":
         torch.manual_seed(int(trainer_options.get("seed", 0)))  # type: ignore[call-overload]
         net = mlp(width, num_classes, hidden)
         result = Trainer(net, **trainer_options).fit(from_tasks([(train, test)], name="features"))
-        module: nn.Module = net if hidden else net.head
-        return module, result.matrix[0][0], result.train_seconds
+        trained: nn.Module = net if hidden else net.head
+        return trained, result.matrix[0][0], result.train_seconds
     if not C > 0:
         raise ConfigError(f"the logistic probe needs C > 0, got {C}")
     from sklearn.exceptions import ConvergenceWarning
@@ -87,11 +107,18 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
 
 
 def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear", hidden: Sequence[int] = (),
-                       C: float = 1.0, **trainer_options: Any) -> Probe:
-    """Freeze `model`'s backbone, cache its features of `data`, train a new head on them and put it in
-    the model (so `model` classifies `data`'s classes). `trainer_options` go to `Trainer`."""
+                       C: float = 1.0, cut: int | None = None, centre: Tensor | None = None,
+                       **trainer_options: Any) -> Probe:
+    """Freeze `model`'s backbone, cache its features of `data` (at its transfer layer, or `cut`), train a new
+    head on them and put it in the model (so `model` classifies `data`'s classes): the `cut` backbone modules
+    above the features are dropped. `trainer_options` go to `Trainer`."""
+    cut = transfer_cut(model, cut)
+    train, test, extract_seconds = cache(model, data, cut=cut)
     model.freeze_backbone()
-    train, test, extract_seconds = cache(model, data)
-    module, acc, seconds = fit_head(train, test, data.num_classes, head=head, hidden=hidden, C=C, **trainer_options)
+    module, acc, seconds = fit_head(train, test, data.num_classes, head=head, hidden=hidden, C=C, centre=centre,
+                                    **trainer_options)
+    if cut:
+        model.features = model.features[: len(model.features) - cut]
+        model.transfer_cut = 0
     model.set_head(module)
     return Probe(module, acc, extract_seconds, seconds)

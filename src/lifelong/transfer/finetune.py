@@ -64,11 +64,15 @@ class FineTuner(Trainer):
 
 
 def finetune(model: nn.Module, data: Dataset | tuple[Split, Split], *, lr_decay: float = 1.0, gradual: bool = False,
-             strategy: Strategy | None = None, **trainer_options: Any) -> Result:
-    """Fine-tune `model` (in place) on `data`: a fresh head for its classes, then every layer trained
-    (see the module docstring). `trainer_options` go to `Trainer` (epochs, lr, batch_size, seed...);
-    the Result's matrix holds the test accuracy."""
+             strategy: Strategy | None = None, head: nn.Module | None = None, **trainer_options: Any) -> Result:
+    """Fine-tune `model` (in place) on `data`: a fresh head for its classes (or `head`, e.g. one imprinted
+    with the class means, `simpleshot.nearest_mean_head`), then every layer trained (see the module
+    docstring). `trainer_options` go to `Trainer` (epochs, lr, batch_size, seed...); the Result's matrix
+    holds the test accuracy."""
     stream = from_tasks([data], scenario="class", name="finetune")
     torch.manual_seed(int(trainer_options.get("seed", 0)))  # type: ignore[call-overload]
-    model.reset_head(stream.n_outputs)
+    if head is None:
+        model.reset_head(stream.n_outputs)
+    else:
+        model.set_head(head)
     return FineTuner(model, strategy, lr_decay=lr_decay, gradual=gradual, **trainer_options).fit(stream)

@@ -5,7 +5,7 @@ from lifelong.data import fashion_mnist, mnist1d, rotate
 from lifelong.data.sources import FASHION_MNIST_MEAN, FASHION_MNIST_STD, fashion_mnist_dirs
 from lifelong.errors import ConfigError, DataError
 from lifelong.transfer.adaptation import DOMAINS, domain_pair
-from lifelong.transfer.adaptation.domains import NOISE_STD, _invert, _noise
+from lifelong.transfer.adaptation.domains import NOISE_STD, _invert, _noise, scale
 
 have_fmnist = any((d / "t10k-labels-idx1-ubyte.gz").exists() or (d / "t10k-labels-idx1-ubyte").exists()
                   for d in fashion_mnist_dirs())
@@ -24,6 +24,17 @@ def test_noise_is_fixed_per_split_and_has_the_stated_strength():
     a, b, c = _noise(x, 0), _noise(x, 0), _noise(x, 1)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert abs((a * FASHION_MNIST_STD).std().item() - NOISE_STD) < 0.01
+
+
+def test_scale_shrinks_about_the_centre_on_a_black_border():
+    p = torch.zeros(1, 1, 28, 28)
+    p[..., 6:22, 6:22] = 1.0  # a white 16x16 square in the middle
+    small = scale((p - FASHION_MNIST_MEAN) / FASHION_MNIST_STD, 0.75) * FASHION_MNIST_STD + FASHION_MNIST_MEAN
+    assert small.sum().item() == pytest.approx(0.75**2 * 256, rel=0.02)  # the area shrinks by 0.75^2
+    assert torch.allclose(small[..., 10:18, 10:18], torch.ones(1, 1, 8, 8), atol=1e-5)  # the centre stays
+    assert small[..., :8, :].abs().max().item() < 1e-5 and small[..., 20:, :].abs().max().item() < 1e-5
+    assert torch.allclose(small, small.flip(-1).flip(-2), atol=1e-5)  # about the centre
+    assert torch.allclose(scale(p, 1.0), p, atol=1e-5)
 
 
 @needs_fmnist
@@ -58,4 +69,4 @@ def test_cross_dataset_pair_shares_classes_not_samples():
 def test_unknown_domains_are_refused():
     with pytest.raises(ConfigError, match="unknown domain 'fmnist-rot45'"):
         domain_pair("fmnist", "fmnist-rot45")
-    assert {"fmnist-rot30", "fmnist-invert", "fmnist-noise", "mnist1d-noisy"} <= set(DOMAINS.names())
+    assert {"fmnist-rot30", "fmnist-invert", "fmnist-noise", "fmnist-scale75", "mnist1d-noisy"} <= set(DOMAINS.names())

@@ -3,7 +3,9 @@
 Fashion-MNIST shifts (the target is Fashion-MNIST seen differently; same ten classes):
 - `fmnist-rot30`: every image rotated by 30 degrees about its centre;
 - `fmnist-invert`: pixel intensities inverted, p -> 1 - p (white garments on black become black on white);
-- `fmnist-noise`: additive Gaussian noise of standard deviation 0.5 (pixels in [0, 1]), fixed per sample.
+- `fmnist-noise`: additive Gaussian noise of standard deviation 0.5 (pixels in [0, 1]), fixed per sample;
+- `fmnist-scale75`: every image shrunk to 75 % of its size about its centre (bilinear, a black border
+  around it): a geometric shift, like the rotation, that keeps the garment whole.
 When source and target come from the same images (`fmnist` -> `fmnist-rot30`), the 60,000 training
 images are cut into two disjoint stratified halves: the source learns from one, the unlabelled target
 samples come from the other, so no target input is a shifted copy of a labelled source input.
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...data import Dataset, Split, dataset, rotate, stratified_split
@@ -54,6 +57,19 @@ def _noise(x: Tensor, part: int) -> Tensor:
     return x + torch.randn(x.shape, generator=g) * (NOISE_STD / FASHION_MNIST_STD)
 
 
+def scale(x: Tensor, factor: float, chunk: int = 8192) -> Tensor:
+    """Fashion-MNIST images (N, C, H, W), standardised, resized by `factor` about their centre; pixels from
+    outside the original image are black (p = 0)."""
+    background = -FASHION_MNIST_MEAN / FASHION_MNIST_STD
+    theta = torch.tensor([[1 / factor, 0.0, 0.0], [0.0, 1 / factor, 0.0]], dtype=x.dtype)
+    out = torch.empty_like(x)
+    for i in range(0, len(x), chunk):
+        xb = x[i : i + chunk] - background  # black is 0, the zero padding of grid_sample
+        grid = F.affine_grid(theta.expand(len(xb), 2, 3), list(xb.shape), align_corners=False)
+        out[i : i + chunk] = F.grid_sample(xb, grid, padding_mode="zeros", align_corners=False) + background
+    return out
+
+
 BASES: dict[str, Callable[[], Dataset]] = {
     "fmnist": lambda: dataset("fmnist"),
     "mnist1d": lambda: dataset("mnist1d"),
@@ -66,6 +82,8 @@ for _name, _domain, _what in [
     ("fmnist-rot30", Domain("fmnist", lambda x, part: rotate(x, 30.0)), "Fashion-MNIST rotated by 30 degrees"),
     ("fmnist-invert", Domain("fmnist", _invert), "Fashion-MNIST with inverted intensities (1 - p)"),
     ("fmnist-noise", Domain("fmnist", _noise), f"Fashion-MNIST + Gaussian noise (std {NOISE_STD} on [0, 1] pixels)"),
+    ("fmnist-scale75", Domain("fmnist", lambda x, part: scale(x, 0.75)), "Fashion-MNIST shrunk to 75 % about the "
+     "centre"),
     ("mnist1d", Domain("mnist1d"), "MNIST-1D, Greydanus's generator settings"),
     ("mnist1d-noisy", Domain("mnist1d-noisy"), "MNIST-1D from a noisier generator (new samples, same classes)"),
 ]:
