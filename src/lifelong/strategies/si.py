@@ -47,7 +47,7 @@ class SI(QuadraticPenalty):
         self._start: list[Tensor] = []
         self._path: list[Tensor] = []
         self._last: list[Tensor] | None = None
-        self._aligned: tuple[list[Tensor], ...] | None = None  # Ω, θ̃ in the order of _params
+        self._aligned: tuple[list[Tensor], ...] | None = None  # 2cΩ, 2cΩθ̃ in the order of _params
 
     @property
     def scale(self) -> float:
@@ -75,19 +75,21 @@ class SI(QuadraticPenalty):
             for p, g in zip(params, grads):
                 p.grad = g.clone()
             return
-        omegas, centers = self._surrogate()
-        new = torch._foreach_addcmul(grads, omegas, torch._foreach_sub(params, centers), value=2 * self.scale)
+        scaled, shift = self._surrogate()
+        new = torch._foreach_addcmul(grads, scaled, params)  # g + 2cΩθ − 2cΩθ̃, no temporary
+        torch._foreach_sub_(new, shift)
         for p, g in zip(params, new):
             p.grad = g
 
     def _surrogate(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Ω and θ̃ aligned with the trained parameters (Ω = 0 for one the surrogate does not hold)."""
+        """2cΩ and 2cΩθ̃ aligned with the trained parameters (0 for one the surrogate does not hold)."""
         if self._aligned is None:
+            value = 2 * self.scale
             self._aligned = tuple(list(a) for a in zip(*[
-                (self.omega[n], self.center[n]) if n in self.omega else (torch.zeros_like(p), p.detach().clone())
-                for n, p in self._params]))
-        omegas, centers = self._aligned
-        return omegas, centers
+                (value * self.omega[n], value * self.omega[n] * self.center[n]) if n in self.omega
+                else (torch.zeros_like(p), torch.zeros_like(p)) for n, p in self._params]))
+        scaled, shift = self._aligned
+        return scaled, shift
 
     def path_integral(self) -> list[Tensor]:
         """ω so far in the current task, one tensor per trainable parameter."""
