@@ -13,12 +13,12 @@ from .cnn import cnn
 from .conv4 import conv4
 from .heads import HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
-from .net import Backbone, Net, extract
+from .net import Backbone, Net, extract, forward_all
 from .resnet import ResNet18, resnet18
 from .saved import info, load, load_backbone, save
 
 __all__ = ["HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "conv4", "extract",
-           "grow_heads", "info", "load", "load_backbone", "mlp", "resnet18", "save", "with_head"]
+           "forward_all", "grow_heads", "info", "load", "load_backbone", "mlp", "resnet18", "save", "with_head"]
 
 MODELS = Registry("model")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..data import Split
 from ..errors import ConfigError
@@ -42,6 +44,15 @@ class Backbone(nn.Module):
 
 
 @torch.no_grad()
+def forward_all(forward: Callable[[Tensor], Tensor], split: Split, device: torch.device, batch_size: int = 256
+                ) -> Tensor:
+    """`forward` of every input of `split`, in batches of `batch_size` moved to `device`, concatenated
+    (no gradient; the caller sets eval mode)."""
+    return torch.cat([forward(split.batch(torch.arange(i, min(i + batch_size, len(split))))[0].to(device))
+                      for i in range(0, len(split), batch_size)])
+
+
+@torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Split:
     """`model.forward_features` of every input of `split` (eval mode, in batches, on the model's
     device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
@@ -59,11 +70,10 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
     was_training = model.training
     model.eval()
     try:
-        parts = [forward(split.batch(torch.arange(i, min(i + batch_size, len(split))))[0].to(device))
-                 for i in range(0, len(split), batch_size)]
+        features = forward_all(forward, split, device, batch_size)
     finally:
         model.train(was_training)
-    return Split(torch.cat(parts), split.y.to(device))
+    return Split(features, split.y.to(device))
 
 
 class Net(Backbone):

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..data import Split, Task
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
+from ..models import forward_all
 from .base import Strategy
 
 
@@ -75,9 +76,7 @@ class LwF(Strategy):
         if data is None:
             return self.teacher(x)
         if self._recorded is None or self._recorded[0] is not data:
-            size = trainer.eval_batch_size
-            self._recorded = (data, torch.cat([self.teacher(data.batch(torch.arange(i, min(i + size, len(data))))[0]
-                                                            .to(trainer.device)) for i in range(0, len(data), size)]))
+            self._recorded = (data, forward_all(self.teacher, data, trainer.device, trainer.eval_batch_size))
         old = self._recorded[1][idx.to(self._recorded[1].device)]
         return old if len(x) == len(idx) else torch.cat([old, self.teacher(x[len(idx):])])
 

@@ -47,7 +47,7 @@ class SI(QuadraticPenalty):
         self._start: list[Tensor] = []
         self._path: list[Tensor] = []
         self._last: list[Tensor] | None = None
-        self._aligned: tuple[list[Tensor], ...] | None = None  # 2cΩ, 2cΩθ̃ in the order of _params
+        self._aligned: tuple[list[Tensor], list[Tensor]] | None = None  # 2cΩ, 2cΩθ̃ in the order of _params
 
     @property
     def scale(self) -> float:
@@ -85,11 +85,10 @@ class SI(QuadraticPenalty):
         """2cΩ and 2cΩθ̃ aligned with the trained parameters (0 for one the surrogate does not hold)."""
         if self._aligned is None:
             value = 2 * self.scale
-            self._aligned = tuple(list(a) for a in zip(*[
-                (value * self.omega[n], value * self.omega[n] * self.center[n]) if n in self.omega
-                else (torch.zeros_like(p), torch.zeros_like(p)) for n, p in self._params]))
-        scaled, shift = self._aligned
-        return scaled, shift
+            scaled = [value * self.omega[n] if n in self.omega else torch.zeros_like(p) for n, p in self._params]
+            self._aligned = (scaled, [w * self.center[n] if n in self.center else torch.zeros_like(p)
+                                      for w, (n, p) in zip(scaled, self._params)])
+        return self._aligned
 
     def path_integral(self) -> list[Tensor]:
         """ω so far in the current task, one tensor per trainable parameter."""
