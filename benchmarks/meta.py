@@ -38,16 +38,16 @@ def sinusoid(iterations: int, methods: list[str]) -> None:
 
 
 def fewshot(iterations: int, ways: int, classes: str | None, shots: list[int], methods: list[str], rotate: bool,
-            valid_every: int, valid_tasks: int, scratch_steps: list[int]) -> None:
+            valid_every: int, valid_tasks: int, scratch_steps: list[int], steps: list[int]) -> None:
     config = MetaConfig(benchmark="fmnist-fewshot", method=[*methods, "scratch"], ways=ways, shots=shots,
                         classes=classes, iterations=iterations, rotate=rotate, valid_every=valid_every,
-                        valid_tasks=valid_tasks)
+                        valid_tasks=valid_tasks, steps=steps)
     records = run_meta(config)
     floors = [*(("conv4", n) for n in scratch_steps), ("mlp", 10), ("mlp", 100)]
-    for shots_, model, steps in [(k, m, n) for k in shots for m, n in floors]:
+    for shots_, model, n_steps in [(k, m, n) for k in shots for m, n in floors]:
         floor = dataclasses.replace(config, model=model)
-        r = evaluate(make_learner("scratch", floor, shots_, config.seed), steps, config.eval_tasks)
-        records.append({**records[-1], "method": f"scratch ({model})", "shots": shots_, "steps": steps,
+        r = evaluate(make_learner("scratch", floor, shots_, config.seed), n_steps, config.eval_tasks)
+        records.append({**records[-1], "method": f"scratch ({model})", "shots": shots_, "steps": n_steps,
                         "acc": r["mean"], "ci95": r["ci95"], "std": r["std"], "tasks": r["tasks"],
                         "train_seconds": 0.0, "model": model, "selection": None, "kept": None})
     for r in records:
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--rotate", action="store_true", help="fewshot: rotated meta-train classes as new classes")
     parser.add_argument("--valid-every", type=int, default=50, help="fewshot: model selection every N iterations")
     parser.add_argument("--valid-tasks", type=int, default=50, help="fewshot: validation episodes")
+    parser.add_argument("--steps", default="10", help="fewshot: adaptation steps at meta-test (default 10)")
     parser.add_argument("--scratch-steps", default="30", help="fewshot: more step counts for the Conv-4 scratch floor "
                         "beside 10 (default 30; '' for none)")
     args = parser.parse_args()
@@ -101,7 +102,7 @@ def main() -> None:
     elif args.part == "fewshot":
         fewshot(iterations, args.ways, args.classes, [int(k) for k in args.shots.split(",")],
                 args.fewshot_methods.split(","), args.rotate, args.valid_every, args.valid_tasks,
-                [int(n) for n in args.scratch_steps.split(",") if n])
+                [int(n) for n in args.scratch_steps.split(",") if n], [int(n) for n in args.steps.split(",")])
     else:
         speed(iterations)
 

@@ -73,6 +73,22 @@ def test_cut_takes_features_lower_in_the_backbone(digits):
         ll.models.extract(model, digits.train, cut=len(model.features))
 
 
+def test_a_cut_below_the_flatten_gives_flat_features_and_a_working_model(digits):
+    torch.manual_seed(0)
+    model = ll.models.cnn((1, 8, 8), 5)
+    cut = len(model.features) - 4  # keeps Flatten, Unflatten, Conv2d, ReLU: (N, 32, 8, 8) maps
+    maps = ll.models.extract(model, digits.test, cut=cut).x
+    with torch.no_grad():
+        want = model.features[:4](digits.test.x)
+    assert want.dim() == 4 and torch.equal(maps, want.flatten(1))
+    target = ll.data.select_classes(digits, [5, 6, 7, 8, 9])
+    probe = feature_extraction(model, target, cut=cut, epochs=3, batch_size=64)
+    with torch.no_grad():
+        logits = model.eval()(target.test.x)
+    assert logits.shape == (len(target.test), 5) and probe.acc > 0.5
+    assert torch.equal(logits, probe.head(ll.models.extract(model, target.test).x))
+
+
 def test_default_features_are_the_model_transfer_layer(digits):
     torch.manual_seed(0)
     model = ll.models.cnn((1, 8, 8), 10)
@@ -82,7 +98,7 @@ def test_default_features_are_the_model_transfer_layer(digits):
     target = ll.data.select_classes(digits, [5, 6, 7, 8, 9])
     conv, depth = ll.models.extract(model, target.test, cut=2).x, len(model.features)
     probe = feature_extraction(model, target, head="ncm")  # the head now sits on the conv trunk
-    assert len(model.features) == depth - 2 and model.transfer_cut == 0 and probe.acc > 0.5
+    assert len(model.features) == depth - 2 + 1 and model.transfer_cut == 0 and probe.acc > 0.5  # + Flatten
     with torch.no_grad():
         assert torch.equal(model.eval()(target.test.x), probe.head(conv))
 

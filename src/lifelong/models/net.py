@@ -58,7 +58,8 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
     device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
     `cut` modules lower in a sequential backbone: for `cnn`, cut=2 skips its last Linear + ReLU and
     gives the convolutional features, which carry over to unlike classes better (Yosinski et al. 2014);
-    the model's `transfer_cut` is that default for transfer (`transfer.features.cache`)."""
+    the model's `transfer_cut` is that default for transfer (`transfer.features.cache`). Features are
+    flattened to (N, D) vectors, also when the cut falls below the backbone's own Flatten."""
     device = next(model.parameters()).device
     forward = model.forward_features
     if cut:
@@ -66,7 +67,7 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
         if not isinstance(body, nn.Sequential) or not 0 < cut < len(body):
             raise ConfigError(f"cannot cut {cut} layers from this model's backbone: --feature-cut needs an mlp or "
                               "cnn and fewer layers than it has")
-        forward = body[: len(body) - cut]
+        forward = truncated(body, cut)
     was_training = model.training
     model.eval()
     try:
@@ -74,6 +75,11 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
     finally:
         model.train(was_training)
     return Split(features, split.y.to(device))
+
+
+def truncated(body: nn.Sequential, cut: int) -> nn.Sequential:
+    """`body` without its top `cut` modules, its output flattened to (N, D) (the modules are shared)."""
+    return nn.Sequential(*body[: len(body) - cut], nn.Flatten())
 
 
 class Net(Backbone):

@@ -1,5 +1,5 @@
 """Transfer learning: pretraining, fine-tuning (full, layer-wise learning rates, gradual unfreezing,
-L2-SP), feature extraction with cached features, learning curves, distillation, domain adaptation."""
+L2-SP, LP-FT), feature extraction with cached features, learning curves, distillation, domain adaptation."""
 
 from . import adaptation
 from .curve import METHODS, CurveConfig, few_shot, learning_curve, write_curve_dir
@@ -7,8 +7,9 @@ from .distill import Distill, distill
 from .features import Probe, cache, feature_extraction, fit_head
 from .finetune import FineTuner, finetune
 from .l2sp import L2SP
+from .lpft import lp_ft
 from .pretrain import pretrain, save_pretrained
 
 __all__ = ["Distill", "adaptation", "distill",
            "METHODS", "CurveConfig", "FineTuner", "L2SP", "Probe", "cache", "feature_extraction", "few_shot",
-           "finetune", "fit_head", "learning_curve", "pretrain", "save_pretrained", "write_curve_dir"]
+           "finetune", "fit_head", "learning_curve", "lp_ft", "pretrain", "save_pretrained", "write_curve_dir"]

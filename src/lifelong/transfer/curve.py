@@ -34,6 +34,7 @@ from ..report import plot_learning_curve
 from .features import cache, fit_head, transfer_cut
 from .finetune import finetune
 from .l2sp import L2SP
+from .lpft import lp_ft
 from .pretrain import pretrain
 from .simpleshot import nearest_mean_head
 
@@ -44,6 +45,7 @@ METHODS = {
     "ncm": "frozen features, centred with the source mean and L2-normalised, nearest class mean (SimpleShot)",
     "finetune": "pretrained model, new head, every layer trained at one learning rate",
     "imprint": "fine-tuning from a head imprinted with the support's class means (Qi et al. 2018)",
+    "lpft": "logistic probe on the frozen transfer layer, then every layer fine-tuned at lr / 10 (Kumar et al. 2022)",
     "layerwise": "fine-tuning with discriminative learning rates lr / 2.6^depth (Howard & Ruder 2018)",
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
     "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
@@ -184,7 +186,7 @@ def _fit(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, 
         options = {"strategy": L2SP()}
     if method == "imprint":
         options = {"head": nearest_mean_head(extract(model, data.train), target.num_classes)}
-    result = finetune(model, data, **options, **train)
+    result = lp_ft(model, data, **train) if method == "lpft" else finetune(model, data, **options, **train)
     return result.matrix[0][0], result.train_seconds
 
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
 from ..models import extract, mlp
+from ..models.net import truncated
 from ..training import Trainer
 from .simpleshot import nearest_mean_head
 
@@ -118,7 +119,7 @@ def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear",
     module, acc, seconds = fit_head(train, test, data.num_classes, head=head, hidden=hidden, C=C, centre=centre,
                                     **trainer_options)
     if cut:
-        model.features = model.features[: len(model.features) - cut]
+        model.features = truncated(model.features, cut)
         model.transfer_cut = 0
     model.set_head(module)
     return Probe(module, acc, extract_seconds, seconds)
