@@ -30,8 +30,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
-from ..models import extract, mlp
-from ..models.net import truncated
+from ..models import extract, mlp, truncated
 from ..training import Trainer
 from .simpleshot import nearest_mean_head
 
