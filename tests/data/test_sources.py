@@ -36,6 +36,23 @@ def test_digits_shapes_and_values(digits_ds):
     assert float(ds.train.x.max()) == 1.0  # scaled by 16, not 255
 
 
+def test_digits28_is_each_digit_resized_on_a_black_canvas_on_fashion_mnists_scale(digits_ds):
+    from lifelong.data import digits28
+
+    big = digits28()
+    assert big.input_shape == (1, 28, 28) and big.class_names == digits_ds.class_names
+    black = -FASHION_MNIST_MEAN / FASHION_MNIST_STD
+    for small, part in ((digits_ds.train, big.train), (digits_ds.test, big.test)):
+        assert torch.equal(part.y, small.y) and part.x.shape == (len(small), 1, 28, 28)
+        pixels = part.x * FASHION_MNIST_STD + FASHION_MNIST_MEAN  # back to [0, 1]
+        inner = pixels[:, :, 4:24, 4:24]
+        assert torch.allclose(pixels.sum((1, 2, 3)), inner.sum((1, 2, 3)), atol=1e-3)  # the border is black
+        assert part.x.min() == pytest.approx(black, abs=1e-6)
+        # averaging each 20x20 image back to 8x8 cells (2.5 px) keeps its strokes: close to the source digit
+        back = torch.nn.functional.interpolate(inner, size=(8, 8), mode="area")
+        assert (back - small.x).abs().mean() < 0.1
+
+
 def test_digits_stratified_split_is_a_partition(digits_ds):
     from sklearn.datasets import load_digits
 

@@ -49,6 +49,25 @@ def test_logistic_probe_matches_scikit_learn_probabilities():
         assert mine == pytest.approx(ref.predict_proba(test.x.double().numpy()), abs=1e-4)
 
 
+def test_l2n_probe_is_the_probe_of_normalised_features_so_feature_norms_do_not_count():
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 6, generator=g) * torch.rand(120, 1, generator=g).mul(20).add(0.1)  # norms 0.1 to 20
+    y = (x[:, 0] > 0).long() + (x[:, 1] > x[:, 2]).long()
+    train, test = ll.data.Split(x[:80], y[:80]), ll.data.Split(x[80:], y[80:])
+    head, _, _ = fit_head(train, test, 3, head="l2n")  # the default C, 100
+    unit = torch.nn.functional.normalize(x.double(), dim=1).numpy()
+    ref = LogisticRegression(C=100.0, max_iter=5000).fit(unit[:80], y[:80].numpy())
+    with torch.no_grad():
+        mine = torch.softmax(head(test.x).double(), 1).numpy()
+        assert mine == pytest.approx(ref.predict_proba(unit[80:]), abs=1e-4)
+        scaled = test.x * torch.rand(40, 1, generator=g).mul(50)  # each test vector rescaled
+        assert torch.allclose(head(scaled), head(test.x), atol=1e-5)
+        raw, _, _ = fit_head(train, test, 3, head="logistic")
+        assert not torch.allclose(raw(scaled), raw(test.x), atol=1e-2)  # unnormalised, the scale counts
+
+
 def test_mlp_head_and_bad_names(digits):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g)

@@ -8,6 +8,7 @@ that a model is fed inputs scaled as in training); shifted variants of a data se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from ..errors import DataError
 from ..registry import Registry
+from . import sources
 from .benchmarks import _digits, _fmnist, _mnist1d
 from .sources import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .stream import Dataset, Split
@@ -36,6 +38,9 @@ for _name, _entry, _what in [
      "Fashion-MNIST, 28x28 grey, 60k/10k, 10 classes"),
     ("digits", NamedDataset(_digits, {"scale": 1 / 16, "mean": [0.0], "std": [1.0]}),
      "scikit-learn 8x8 digits, 1347/450, 10 classes"),
+    ("digits28", NamedDataset(functools.lru_cache(maxsize=1)(sources.digits28),
+                              {"scale": 1 / 16, "mean": [FASHION_MNIST_MEAN], "std": [FASHION_MNIST_STD]}),
+     "the 8x8 digits resized to 20x20 on a black 28x28 canvas, on Fashion-MNIST's scale (held-out transfer tasks)"),
     ("mnist1d", NamedDataset(_mnist1d), "MNIST-1D signals of length 40, 4000/1000, 10 classes"),
 ]:
     DATASETS.register(_name, _what)(_entry)

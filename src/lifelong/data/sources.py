@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DataError
@@ -97,6 +98,21 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     y = torch.from_numpy(bunch.target).long()
     train, test = stratified_split(Split(x, y), test_fraction, seed)
     return Dataset("digits", train, test, [str(c) for c in range(10)], (1, 8, 8))
+
+
+def digits28() -> Dataset:
+    """`digits` as 28x28 images on Fashion-MNIST's scale: each 8x8 digit resized to 20x20 (bilinear) and
+    centred on a black 28x28 canvas (as MNIST sits in its frame), then standardised with Fashion-MNIST's
+    mean and std. A second 28x28 data set whose classes are unrelated to Fashion-MNIST's: held-out tasks
+    on which to choose transfer settings for models trained on Fashion-MNIST."""
+    data = digits()
+
+    def resize(split: Split) -> Split:
+        assert isinstance(split.x, Tensor)
+        x = F.pad(F.interpolate(split.x, size=(20, 20), mode="bilinear", align_corners=False), (4, 4, 4, 4))
+        return Split((x - FASHION_MNIST_MEAN) / FASHION_MNIST_STD, split.y)
+
+    return Dataset("digits28", resize(data.train), resize(data.test), data.class_names, (1, 28, 28))
 
 
 def mnist1d(num_samples: int = 5000, seed: int = 42, **generation: float) -> Dataset:

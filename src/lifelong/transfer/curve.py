@@ -42,6 +42,7 @@ METHODS = {
     "scratch": "a randomly initialised model of the same architecture trained on the target samples",
     "features": "frozen pretrained backbone, features cached once, a new linear head (Adam)",
     "probe": "frozen pretrained backbone, features cached once, logistic regression (L-BFGS)",
+    "probe-l2n": "the probe on L2-normalised features, C = 100 (Tian et al. 2020): for one or a few shots",
     "ncm": "frozen features, centred with the source mean and L2-normalised, nearest class mean (SimpleShot)",
     "finetune": "pretrained model, new head, every layer trained at one learning rate",
     "imprint": "fine-tuning from a head imprinted with the support's class means (Qi et al. 2018)",
@@ -50,7 +51,7 @@ METHODS = {
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
     "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
 }
-ON_FEATURES = {"features": "linear", "probe": "logistic", "ncm": "ncm"}  # methods on cached features: their head
+ON_FEATURES = {"features": "linear", "probe": "logistic", "probe-l2n": "l2n", "ncm": "ncm"}  # methods on cached features: their head
 SCHEMA = "lifelong.transfer/1"
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seconds")
 
@@ -162,7 +163,7 @@ def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], No
                                                    head=ON_FEATURES[method], centre=centre, **train)
                         fits.append((acc, seconds))
                     else:
-                        fits.append(_fit(method, source, meta, target, idx, train))
+                        fits.append(fit_method(method, source, meta, target, idx, train))
                 rec["accs"] = [acc for acc, _ in fits]
                 rec["acc"] = sum(rec["accs"]) / len(fits)
                 rec["train_seconds"] = sum(seconds for _, seconds in fits) / len(fits)
@@ -172,8 +173,10 @@ def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], No
     return records
 
 
-def _fit(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, idx: Tensor,
-         train: dict[str, Any]) -> tuple[float, float]:
+def fit_method(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, idx: Tensor,
+               train: dict[str, Any]) -> tuple[float, float]:
+    """One fit of a method that trains a network (not one on cached features) on the target samples `idx`,
+    from the pretrained `source` (`meta`: its record): (target test accuracy, training seconds)."""
     data = dataclasses.replace(target, train=target.train.subset(idx))
     if method == "scratch":
         arch = meta["architecture"]

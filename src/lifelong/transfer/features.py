@@ -9,6 +9,11 @@ task, on which only a new classifier is trained. Heads:
   a pass through the backbone;
 - "logistic": the linear probe, multinomial logistic regression with an L2 penalty of inverse
   strength `C` (default 1.0), solved to convergence by scikit-learn's L-BFGS;
+- "l2n": the same probe on L2-normalised features, f / ||f||_2 (Tian, Wang, Krishnan, Tenenbaum & Isola
+  2020, "Rethinking Few-Shot Image Classification: a Good Embedding Is All You Need?", ECCV, section
+  3.1), for one or a few samples per class; default C = 100, chosen on held-out transfer tasks (from the
+  Fashion-MNIST 0-4 CNN to 28x28 digits, `benchmarks/transfer.py select`; Tian et al. use C = 1 on their
+  pooled 640-d embeddings). The head is `CL2N` then the linear layer, so it takes raw features;
 - "ncm": SimpleShot's nearest class mean of centred, L2-normalised features (`transfer.simpleshot`),
   no training, for one or a few samples per class.
 The features are the model's transfer layer (`transfer_cut` modules below the top of its backbone: for
@@ -32,9 +37,10 @@ from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
 from ..models import extract, mlp, truncated
 from ..training import Trainer
-from .simpleshot import nearest_mean_head
+from .simpleshot import CL2N, nearest_mean_head
 
-HEADS = ("linear", "logistic", "ncm")
+HEADS = ("linear", "logistic", "l2n", "ncm")
+DEFAULT_C = {"logistic": 1.0, "l2n": 100.0}
 
 
 @dataclass
@@ -63,9 +69,11 @@ def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int | Non
 
 
 def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear", hidden: Sequence[int] = (),
-             C: float = 1.0, centre: Tensor | None = None, **trainer_options: Any) -> tuple[nn.Module, float, float]:
-    """Train a head on cached features; returns (head, test accuracy, training seconds). `centre` is the
-    "ncm" head's source feature mean (None: no centring)."""
+             C: float | None = None, centre: Tensor | None = None, **trainer_options: Any
+             ) -> tuple[nn.Module, float, float]:
+    """Train a head on cached features; returns (head, test accuracy, training seconds). `C`: the probes'
+    inverse penalty (None: the head's default, `DEFAULT_C`); `centre`: the "ncm" head's source feature
+    mean (None: no centring)."""
     if head not in HEADS:
         raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
     width = train.x.shape[1]
@@ -82,13 +90,15 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
         result = Trainer(net, **trainer_options).fit(from_tasks([(train, test)], name="features"))
         trained: nn.Module = net if hidden else net.head
         return trained, result.matrix[0][0], result.train_seconds
+    C = DEFAULT_C[head] if C is None else C
     if not C > 0:
         raise ConfigError(f"the logistic probe needs C > 0, got {C}")
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
-    x, y = train.x.cpu().double().numpy(), train.y.cpu().numpy()
+    norm = CL2N(None) if head == "l2n" else nn.Identity()
+    x, y = norm(train.x).cpu().double().numpy(), train.y.cpu().numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         try:
@@ -102,12 +112,13 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(weight))
         linear.bias.copy_(torch.from_numpy(bias))
-        acc = (linear(test.x).argmax(1) == test.y).float().mean().item()
-    return linear, acc, time.perf_counter() - t0
+        probe = nn.Sequential(norm, linear) if head == "l2n" else linear
+        acc = (probe(test.x).argmax(1) == test.y).float().mean().item()
+    return probe, acc, time.perf_counter() - t0
 
 
 def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear", hidden: Sequence[int] = (),
-                       C: float = 1.0, cut: int | None = None, centre: Tensor | None = None,
+                       C: float | None = None, cut: int | None = None, centre: Tensor | None = None,
                        **trainer_options: Any) -> Probe:
     """Freeze `model`'s backbone, cache its features of `data` (at its transfer layer, or `cut`), train a new
     head on them and put it in the model (so `model` classifies `data`'s classes): the `cut` backbone modules

@@ -22,15 +22,18 @@ from .features import feature_extraction
 from .finetune import finetune
 
 
-def lp_ft(model: nn.Module, data: Dataset, *, C: float = 1.0, cut: int | None = None, lr_scale: float = 0.1,
-          **trainer_options: Any) -> Result:
-    """Probe, then fine-tune `model` (in place) on `data`: the logistic probe (inverse L2 strength `C`) on its
-    features at its transfer layer (or `cut`), then every layer trained from that head at `lr_scale` x lr.
+def lp_ft(model: nn.Module, data: Dataset, *, probe: str = "logistic", C: float | None = None, cut: int | None = None,
+          lr_scale: float = 0.1, **trainer_options: Any) -> Result:
+    """Probe, then fine-tune `model` (in place) on `data`: the logistic probe (`probe` "logistic", or "l2n" on
+    L2-normalised features; inverse L2 strength `C`, None: the probe's default) on its features at its
+    transfer layer (or `cut`), then every layer trained from that head at `lr_scale` x lr.
     `trainer_options` go to `Trainer` (epochs, lr, batch_size, seed...); the Result's matrix holds the test
     accuracy after stage 2."""
     if not 0 < lr_scale <= 1:
         raise ConfigError(f"lr_scale must be in (0, 1] (stage 2 runs at lr_scale x lr), got {lr_scale}")
-    feature_extraction(model, data, head="logistic", C=C, cut=cut)
+    if probe not in ("logistic", "l2n"):
+        raise ConfigError(f"LP-FT's probe is 'logistic' or 'l2n', got {probe!r}")
+    feature_extraction(model, data, head=probe, C=C, cut=cut)
     model.freeze_backbone(False)
     lr = float(trainer_options.pop("lr", 1e-3))
     return finetune(model, data, head=model.head, lr=lr * lr_scale, **trainer_options)
