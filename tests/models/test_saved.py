@@ -33,6 +33,37 @@ def test_round_trip_is_exact(tmp_path):
     assert meta["classes"] == list("abcd") and meta["source"] == "digits:0-3" and meta["architecture"] == ARCH
 
 
+@pytest.mark.parametrize("head,cut", [("logistic", None), ("l2n", None), ("ncm", None), ("linear", 0),
+                                      ("logistic", 5)])
+def test_a_model_after_feature_extraction_saves_and_loads_exactly(tmp_path, digits, head, cut):
+    """The head sits on the conv trunk (or lower) and may be a probe, CL2N + linear or an MLP; `load`
+    rebuilds that layout, and the loaded model can have its head reset for further fine-tuning."""
+    from lifelong.transfer import feature_extraction
+
+    torch.manual_seed(0)
+    model = build("cnn", (1, 8, 8), 4)
+    target = ll.data.select_classes(digits, [4, 5, 6, 7, 8, 9])
+    centre = ll.models.extract(model, target.train, cut=model.transfer_cut).x.mean(0) if head == "ncm" else None
+    options = {"hidden": (16,), "epochs": 1} if head == "linear" else {}
+    feature_extraction(model, target, head=head, cut=cut, centre=centre, **options)
+    save(tmp_path, model, architecture=dict(ARCH, num_classes=6), classes=list("abcdef"), normalisation={})
+    assert info(tmp_path)["architecture"]["features_cut"] == (2 if cut is None else cut)
+    back = load(tmp_path)
+    x = target.test.x[:9]
+    with torch.no_grad():
+        assert torch.equal(back(x), model.eval()(x))
+    back.reset_head(3)
+    assert back(x).shape == (9, 3)
+
+
+def test_a_head_that_cannot_be_rebuilt_is_refused_before_anything_is_written(tmp_path):
+    model = build("cnn", (1, 8, 8), 4)
+    model.set_head(nn.Sequential(nn.Linear(128, 4), nn.Tanh()))
+    with pytest.raises(ConfigError, match="cannot describe a head of type Sequential"):
+        save(tmp_path / "m", model, architecture=ARCH, classes=list("abcd"), normalisation={})
+    assert not (tmp_path / "m").exists()
+
+
 def test_refuses_missing_altered_and_foreign_files(tmp_path):
     with pytest.raises(LifelongError, match="lifelong pretrain"):
         load(tmp_path)

@@ -7,6 +7,9 @@ The Trainer's contract is that a model returns one logit per output unit of the 
   task. Task k owns the rows `task.units` of the weight matrix, the mask gives other tasks' logits
   the dtype's minimum, so they take exactly zero gradient: training task k never changes another
   task's head. A separate per-task module would compute the same thing in more pieces.
+- Transfer heads on frozen features (`transfer.features`): a Linear, `CL2N` then a Linear (the L2N
+  probe, SimpleShot), or a small MLP; `head_spec` / `build_head` describe and rebuild them, so that a
+  model carrying one can be saved and loaded (`models.save`).
 - Growing (class-IL, `GrowingHead`): a linear head whose units are off until a task brings them.
   `Trainer.fit` calls `grow_heads(model, units)` for the units of the tasks it trains on; an inactive
   unit outputs the dtype's minimum, so it is never predicted, takes no gradient (its weights stay
@@ -21,11 +24,15 @@ optimisers and checkpoints work unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .mlp import mlp
+from .net import Net
 
 HEADS = {"linear": "one linear layer over all output units (default)",
          "growing": "units switched on as their task arrives (class-IL: the classifier grows with the classes)"}
@@ -71,3 +78,40 @@ def with_head(model: nn.Module, head: str) -> nn.Module:
     new.load_state_dict(old.state_dict(), strict=False)
     setattr(model, name, new)
     return model
+
+
+class CL2N(nn.Module):
+    """z = (f - centre) / ||f - centre||_2 (SimpleShot's CL2N; L2N without a centre)."""
+
+    def __init__(self, centre: Tensor | None) -> None:
+        super().__init__()
+        self.register_buffer("centre", centre.detach().clone() if centre is not None else None)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return F.normalize(f if self.centre is None else f - self.centre, dim=1)
+
+
+def head_spec(head: nn.Module) -> dict[str, Any]:
+    """What `build_head` needs to rebuild `head`: {"kind": "linear" | "l2n" | "cl2n" | "mlp", ...}."""
+    if type(head) is nn.Linear:
+        return {"kind": "linear", "bias": head.bias is not None}
+    if isinstance(head, nn.Sequential) and len(head) == 2 and isinstance(head[0], CL2N) \
+            and type(head[1]) is nn.Linear:
+        return {"kind": "l2n" if head[0].centre is None else "cl2n"}
+    if type(head) is Net and all(type(m) in (nn.Flatten, nn.Linear, nn.ReLU) for m in head.features):
+        return {"kind": "mlp", "hidden": [m.out_features for m in head.features if isinstance(m, nn.Linear)]}
+    raise ConfigError(f"cannot describe a head of type {type(head).__name__} for saving: save models whose head "
+                      "is a Linear, an L2N/CL2N probe or an MLP (or save the tensors with lifelong.checkpoint)")
+
+
+def build_head(spec: dict[str, Any], in_features: int, num_classes: int) -> nn.Module:
+    """A fresh head of `spec` (from `head_spec`) on `in_features` inputs, its weights to be loaded."""
+    kind = spec.get("kind")
+    if kind == "linear":
+        return nn.Linear(in_features, num_classes, bias=bool(spec.get("bias", True)))
+    if kind in ("l2n", "cl2n"):
+        return nn.Sequential(CL2N(torch.zeros(in_features) if kind == "cl2n" else None),
+                             nn.Linear(in_features, num_classes))
+    if kind == "mlp":
+        return mlp(in_features, num_classes, [int(h) for h in spec["hidden"]])
+    raise ConfigError(f"unknown head kind {kind!r} (expected linear, l2n, cl2n or mlp)")

@@ -18,6 +18,7 @@ class Backbone(nn.Module):
     head_name = "head"  # the attribute that holds the head
     backbone_frozen = False
     transfer_cut = 0  # modules of `features` below its top whose output transfers best (see `extract`)
+    features_cut = 0  # modules dropped from the top of `features` (feature extraction put the head lower)
 
     def set_head(self, module: nn.Module) -> None:
         """Put `module` (any map from features to logits) in place of the head."""
@@ -107,8 +108,9 @@ class Net(Backbone):
         return self.head(self.features(x))
 
     def reset_head(self, num_classes: int) -> None:
-        """Replace the head by a freshly initialised Linear(in_features, num_classes)."""
-        old = self.head
+        """Replace the head by a freshly initialised Linear(in_features, num_classes) (in_features: those of
+        the head's first Linear, also when the head is a probe or an MLP put in by feature extraction)."""
+        old = next(m for m in self.head.modules() if isinstance(m, nn.Linear))
         self.head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None).to(
             device=old.weight.device, dtype=old.weight.dtype
         )

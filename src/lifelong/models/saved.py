@@ -3,7 +3,10 @@ says how to rebuild the network: architecture, class names and input normalisati
 
 `save(path, model, ...)` writes `path/model.safetensors` and `path/model.json` into the folder `path`
 (which may also name either file); `load(path)` rebuilds the model from the registry and loads its
-tensors (checksum verified, strict names). Nothing is unpickled.
+tensors (checksum verified, strict names). Nothing is unpickled. A model that feature extraction cut
+and gave a new head (`transfer.feature_extraction`, LP-FT) is saved with that layout in its
+architecture, "features_cut" (modules dropped from the top of its backbone) and "head" (`heads.head_spec`),
+and rebuilt the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
     from ..checkpoint import save as save_checkpoint  # checkpoint imports strategies, which sit above models
     from ..strategies import Strategy
 
+    from .heads import head_spec
+
+    architecture = {k: v for k, v in architecture.items() if k not in ("features_cut", "head")}
+    head = getattr(model, getattr(model, "head_name", "head"), None)
+    if getattr(model, "features_cut", 0) or (head is not None and type(head) is not nn.Linear):
+        architecture |= {"features_cut": int(getattr(model, "features_cut", 0)), "head": head_spec(head)}
     stem = model_path(path)
     save_checkpoint(stem, model, Strategy(), {
         "format": FORMAT, "architecture": architecture, "classes": list(classes),
@@ -67,7 +76,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     arch = meta["architecture"]
     try:
         model = build(arch["model"], tuple(arch["input_shape"]), int(arch["num_classes"]), tuple(arch["hidden"]))
-    except (KeyError, TypeError) as err:
+        if "head" in arch:
+            _transferred_layout(model, int(arch.get("features_cut", 0)), arch["head"], int(arch["num_classes"]),
+                                tuple(arch["input_shape"]))
+    except (KeyError, TypeError, ValueError) as err:
         raise LifelongError(f"{model_path(path)}.json: invalid architecture {arch!r} ({err})") from None
     try:
         load_checkpoint(model_path(path), model, device=device)
@@ -75,6 +87,21 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
         raise LifelongError(f"{model_path(path)}.safetensors does not fit the architecture {arch}: "
                             f"{str(err).splitlines()[0]}") from None
     return model.to(device).eval()
+
+
+def _transferred_layout(model: nn.Module, cut: int, head: dict[str, Any], num_classes: int,
+                        input_shape: tuple[int, ...]) -> None:
+    """Give a freshly built `model` the layout feature extraction left: `cut` top modules of its backbone
+    dropped, and a head of `head`'s kind on the features below."""
+    from .heads import build_head
+    from .net import truncated
+
+    if cut:
+        model.features = truncated(model.features, cut)
+        model.transfer_cut, model.features_cut = 0, cut
+    with torch.no_grad():
+        width = model.eval().forward_features(torch.zeros(1, *input_shape)).shape[1]
+    model.set_head(build_head(head, width, num_classes))
 
 
 def load_backbone(path: str | Path, input_shape: Sequence[int], n_outputs: int,

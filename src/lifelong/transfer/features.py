@@ -130,6 +130,6 @@ def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear",
                                     **trainer_options)
     if cut:
         model.features = truncated(model.features, cut)
-        model.transfer_cut = 0
+        model.transfer_cut, model.features_cut = 0, model.features_cut + cut
     model.set_head(module)
     return Probe(module, acc, extract_seconds, seconds)

@@ -23,17 +23,7 @@ from torch import Tensor, nn
 
 from ..data import Split
 from ..errors import DataError
-
-
-class CL2N(nn.Module):
-    """z = (f - centre) / ||f - centre||_2 (SimpleShot's CL2N; L2N without a centre)."""
-
-    def __init__(self, centre: Tensor | None) -> None:
-        super().__init__()
-        self.register_buffer("centre", centre.detach().clone() if centre is not None else None)
-
-    def forward(self, f: Tensor) -> Tensor:
-        return F.normalize(f if self.centre is None else f - self.centre, dim=1)
+from ..models.heads import CL2N
 
 
 def nearest_mean_head(train: Split, num_classes: int, centre: Tensor | None = None) -> nn.Sequential:
