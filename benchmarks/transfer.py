@@ -13,6 +13,7 @@ source CNN is pretrained on `--source` as in `curve`; the validation tasks are 1
 `--targets`, by default the 8x8 digits resized to 28x28 (`digits28`, classes 0-4 and 5-9): images the source never
 saw, of classes unrelated to the Fashion-MNIST target's. Prints, per C, the mean paired difference to scratch of
 the l2n probe (and of the raw probe with C = 1) over seeds and targets; the best C is the `l2n` head's default.
+`--methods lpft,lpft-l2n` adds those curve methods (LP-FT from either probe) to the comparison.
 
 `timing`: one epoch over `--n` target training samples (batch 128, Adam), interleaved `--repeats`
 times, medians: fine-tuning the whole CNN against a linear head on features cached once (at the CNN's
@@ -21,7 +22,7 @@ is measured in this process.
 
     .venv/bin/python benchmarks/transfer.py curve [--seeds 3] [--shots 1,5,10,50] [--draws 5] [--method ...]
     .venv/bin/python benchmarks/transfer.py curve --source mnist1d:0-4 --target mnist1d:5-9 --source-epochs 30
-    .venv/bin/python benchmarks/transfer.py select [--seeds 3] [--draws 20] [--C 0.1,1,10,100]
+    .venv/bin/python benchmarks/transfer.py select [--seeds 3] [--draws 20] [--C 0.1,1,10,100] [--methods lpft,lpft-l2n]
     .venv/bin/python benchmarks/transfer.py timing [--n 10000] [--repeats 3]
 """
 
@@ -72,7 +73,9 @@ def select(args: argparse.Namespace) -> None:
     targets = args.targets.split(",")
     Cs = [float(c) for c in args.C.split(",")]
     heads = [("probe, C 1", "logistic", 1.0)] + [(f"probe-l2n, C {c:g}", "l2n", c) for c in Cs]
-    diffs: dict[str, list[float]] = {name: [] for name, _, _ in heads}
+    methods = [m for m in args.methods.split(",") if m]
+    names = [name for name, _, _ in heads] + methods
+    diffs: dict[str, list[float]] = {name: [] for name in names}
     rows = []
     for seed in range(args.seeds):
         source, meta = pretrain(args.source, "cnn", seed=seed, epochs=args.source_epochs, lr=1e-3, batch_size=128)
@@ -80,13 +83,15 @@ def select(args: argparse.Namespace) -> None:
             target = ll.data.dataset(spec)
             f_train, f_test, _ = cache(source, target)
             train = dict(epochs=args.steps, lr=1e-3, batch_size=128, seed=seed, device=args.device)
-            per: dict[str, list[float]] = {name: [] for name, _, _ in heads}
+            per: dict[str, list[float]] = {name: [] for name in names}
             for d in range(args.draws):
                 idx = few_shot(target.train, 1, seed + 1000 * d)
                 scratch = fit_method("scratch", source, meta, target, idx, train)[0]
                 for name, head, c in heads:
                     per[name].append(100 * (fit_head(f_train.subset(idx), f_test, target.num_classes, head=head,
                                                      C=c)[1] - scratch))
+                for method in methods:
+                    per[method].append(100 * (fit_method(method, source, meta, target, idx, train)[0] - scratch))
             rows.append([str(seed), spec] + [f"{statistics.mean(v):+.2f}" for v in per.values()])
             for name, v in per.items():
                 diffs[name].append(statistics.mean(v))
@@ -94,7 +99,7 @@ def select(args: argparse.Namespace) -> None:
     rows.append(["mean", ""] + [f"**{statistics.mean(v):+.2f}**" for v in diffs.values()])
     print(f"1-shot paired difference to scratch (points), {args.source} -> {', '.join(targets)}, {args.seeds} seeds x "
           f"{args.draws} draws, source epochs {args.source_epochs}, >= {args.steps} steps per scratch fit")
-    print(markdown_table(["seed", "target"] + [name for name, _, _ in heads], rows))
+    print(markdown_table(["seed", "target"] + names, rows))
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -140,6 +145,7 @@ def main() -> None:
     v.add_argument("--draws", type=int, default=20)
     v.add_argument("--steps", type=int, default=100)
     v.add_argument("--C", default="0.1,1,10,100")
+    v.add_argument("--methods", default="", help="curve methods that train a network, compared too (lpft,lpft-l2n)")
     v.add_argument("--source", default="fmnist:0-4")
     v.add_argument("--source-epochs", type=int, default=1)
     v.add_argument("--targets", default="digits28:0-4,digits28:5-9")

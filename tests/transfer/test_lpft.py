@@ -10,21 +10,24 @@ from lifelong.errors import ConfigError
 from lifelong.transfer import feature_extraction, lp_ft
 
 
-def test_lp_ft_starts_from_the_probe_then_trains_every_layer_at_the_scaled_rate(digits):
+@pytest.mark.parametrize("probe", ["logistic", "l2n"])
+def test_lp_ft_starts_from_the_probe_then_trains_every_layer_at_the_scaled_rate(digits, probe):
     torch.manual_seed(0)
     model = ll.models.cnn((1, 8, 8), 10)
     target = ll.data.select_classes(digits, [5, 6, 7, 8, 9])
     target = ll.data.Dataset(target.name, target.train.subset(torch.arange(40)), target.test, target.class_names,
                              target.input_shape)
-    probe = feature_extraction(copy.deepcopy(model), target, head="logistic")
+    fitted = feature_extraction(copy.deepcopy(model), target, head=probe)
     conv_before = model.features[2].weight.detach().clone()
-    result = lp_ft(model, target, epochs=1, batch_size=40, lr=1e-2, lr_scale=0.1, seed=0)  # one Adam step
-    assert result.reference[0] == pytest.approx(probe.acc)  # stage 2 starts from the probe's head
-    assert not model.backbone_frozen and model.head.in_features == probe.head.in_features
+    result = lp_ft(model, target, probe=probe, epochs=1, batch_size=40, lr=1e-2, lr_scale=0.1, seed=0)  # 1 step
+    assert result.reference[0] == pytest.approx(fitted.acc)  # stage 2 starts from the probe's head
+    assert not model.backbone_frozen and type(model.head) is type(fitted.head)
     moved = (model.features[2].weight.detach() - conv_before).abs().max().item()
     assert moved == pytest.approx(1e-3, rel=1e-3)  # Adam's first step moves a weight by lr x lr_scale
 
 
-def test_lp_ft_rejects_a_bad_scale(digits):
+def test_lp_ft_rejects_a_bad_scale_or_probe(digits):
     with pytest.raises(ConfigError, match="lr_scale"):
         lp_ft(ll.models.cnn((1, 8, 8), 10), digits, lr_scale=0)
+    with pytest.raises(ConfigError, match="probe"):
+        lp_ft(ll.models.cnn((1, 8, 8), 10), digits, probe="ncm")

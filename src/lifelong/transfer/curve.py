@@ -47,6 +47,7 @@ METHODS = {
     "finetune": "pretrained model, new head, every layer trained at one learning rate",
     "imprint": "fine-tuning from a head imprinted with the support's class means (Qi et al. 2018)",
     "lpft": "logistic probe on the frozen transfer layer, then every layer fine-tuned at lr / 10 (Kumar et al. 2022)",
+    "lpft-l2n": "LP-FT from the l2n probe (probe-l2n's head), then every layer fine-tuned at lr / 10",
     "layerwise": "fine-tuning with discriminative learning rates lr / 2.6^depth (Howard & Ruder 2018)",
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
     "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
@@ -189,7 +190,10 @@ def fit_method(method: str, source: nn.Module, meta: dict[str, Any], target: Dat
         options = {"strategy": L2SP()}
     if method == "imprint":
         options = {"head": nearest_mean_head(extract(model, data.train), target.num_classes)}
-    result = lp_ft(model, data, **train) if method == "lpft" else finetune(model, data, **options, **train)
+    if method in ("lpft", "lpft-l2n"):
+        result = lp_ft(model, data, probe="l2n" if method == "lpft-l2n" else "logistic", **train)
+    else:
+        result = finetune(model, data, **options, **train)
     return result.matrix[0][0], result.train_seconds
 
 
