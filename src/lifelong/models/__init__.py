@@ -11,13 +11,13 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .cnn import cnn
 from .conv4 import conv4
-from .heads import HEADS, GrowingHead, grow_heads, with_head
+from .heads import CL2N, HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
 from .net import Backbone, Net, extract, forward_all, truncated
 from .resnet import ResNet18, resnet18
 from .saved import info, load, load_backbone, save
 
-__all__ = ["HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "conv4", "extract",
+__all__ = ["CL2N", "HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "conv4", "extract",
            "forward_all", "grow_heads", "info", "load", "load_backbone", "mlp", "resnet18", "save", "truncated",
            "with_head"]
 

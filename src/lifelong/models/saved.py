@@ -36,7 +36,6 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
     Returns the checkpoint stem."""
     from ..checkpoint import save as save_checkpoint  # checkpoint imports strategies, which sit above models
     from ..strategies import Strategy
-
     from .heads import head_spec
 
     architecture = {k: v for k, v in architecture.items() if k not in ("features_cut", "head")}

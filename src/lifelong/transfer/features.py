@@ -35,9 +35,9 @@ from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
-from ..models import extract, mlp, truncated
+from ..models import CL2N, extract, mlp, truncated
 from ..training import Trainer
-from .simpleshot import CL2N, nearest_mean_head
+from .simpleshot import nearest_mean_head
 
 HEADS = ("linear", "logistic", "l2n", "ncm")
 DEFAULT_C = {"logistic": 1.0, "l2n": 100.0}

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..data import Split
 from ..errors import DataError
-from ..models.heads import CL2N
+from ..models import CL2N
 
 
 def nearest_mean_head(train: Split, num_classes: int, centre: Tensor | None = None) -> nn.Sequential:
