@@ -37,8 +37,7 @@ import torch
 
 import lifelong as ll
 from lifelong.report import curve_rows, markdown_table
-from lifelong.transfer import METHODS, CurveConfig, fit_head, learning_curve, pretrain
-from lifelong.transfer.curve import few_shot, fit_method
+from lifelong.transfer import METHODS, CurveConfig, few_shot, fit_head, fit_method, learning_curve, pretrain
 from lifelong.transfer.features import cache
 
 
