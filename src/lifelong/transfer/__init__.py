@@ -12,4 +12,5 @@ from .pretrain import pretrain, save_pretrained
 
 __all__ = ["Distill", "adaptation", "distill",
            "METHODS", "CurveConfig", "FineTuner", "L2SP", "Probe", "cache", "feature_extraction", "few_shot",
-           "finetune", "fit_head", "fit_method", "learning_curve", "lp_ft", "pretrain", "save_pretrained", "write_curve_dir"]
+           "finetune", "fit_head", "fit_method", "learning_curve", "lp_ft", "pretrain", "save_pretrained",
+           "write_curve_dir"]

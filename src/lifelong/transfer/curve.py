@@ -52,7 +52,8 @@ METHODS = {
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",
     "l2sp": "fine-tuning pulled towards the pretrained weights, alpha 0.1, beta 0.01 (Li et al. 2018)",
 }
-ON_FEATURES = {"features": "linear", "probe": "logistic", "probe-l2n": "l2n", "ncm": "ncm"}  # methods on cached features: their head
+# methods on cached features: their head
+ON_FEATURES = {"features": "linear", "probe": "logistic", "probe-l2n": "l2n", "ncm": "ncm"}
 SCHEMA = "lifelong.transfer/1"
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seconds")
 
