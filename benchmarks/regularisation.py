@@ -1,7 +1,9 @@
 """Speed of the regularisation strategies (issue 3), in one process against naive.
 
 1. Time of one epoch on the second task of Permuted Fashion-MNIST (penalty / teacher active), MLP
-   784-400-400-10, Adam, batch 128; interleaved repeats, medians, ratio to naive.
+   784-400-400-10, Adam, batch 128; medians, ratio to naive. Each strategy's epoch runs between two
+   naive ones (naive, ewc, naive, online-ewc, naive, ...), and its paired ratio is its time over the
+   mean of those two: slow drift of the machine's speed cancels. Median and interquartile range.
    Targets: EWC/SI/MAS <= 1.15x naive, LwF <= 1.35x.
 2. The per-step work each strategy adds, timed alone against one naive training step (forward,
    backward, Adam) of the same MLP and batch: steadier than whole epochs on a noisy machine. LwF's
@@ -106,16 +108,23 @@ def main() -> None:
     methods = {"naive": ll.strategies.Naive, "ewc": ll.strategies.EWC, "online-ewc": ll.strategies.OnlineEWC,
                "si": ll.strategies.SI, "mas": ll.strategies.MAS, "l2": ll.strategies.L2, "lwf": ll.strategies.LwF}
     times: dict[str, list[float]] = {k: [] for k in methods}
+    ratios: dict[str, list[float]] = {k: [] for k in methods if k != "naive"}
     epoch_seconds(stream, ll.strategies.Naive)  # warm-up
-    for _ in range(args.repeats):
-        for name, make in methods.items():
-            times[name].append(epoch_seconds(stream, make))
+    for _ in range(args.repeats):  # naive, ewc, naive, online-ewc, ..., naive: each paired with its neighbours
+        times["naive"].append(epoch_seconds(stream, ll.strategies.Naive))
+        for name, ratio in ratios.items():
+            times[name].append(epoch_seconds(stream, methods[name]))
+            times["naive"].append(epoch_seconds(stream, ll.strategies.Naive))
+            ratio.append(2 * times[name][-1] / (times["naive"][-2] + times["naive"][-1]))
     base = statistics.median(times["naive"])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; epoch = 60,000 samples, batch 128")
-    print(f"{'strategy':<11} {'epoch (s)':>9} {'x naive':>8}  each run")
+    print(f"{'strategy':<11} {'epoch (s)':>9} {'x naive':>8} {'paired':>7} {'IQR':>10}  each run")
     for name, ts in times.items():
         runs = " ".join(f"{v:.2f}" for v in ts)
-        print(f"{name:<11} {statistics.median(ts):9.2f} {statistics.median(ts) / base:8.2f}  {runs}")
+        paired = ratios.get(name, [1.0] * len(ts))
+        q = sorted(paired)[len(paired) // 4], sorted(paired)[-1 - len(paired) // 4]
+        print(f"{name:<11} {statistics.median(ts):9.2f} {statistics.median(ts) / base:8.2f} "
+              f"{statistics.median(paired):7.2f} {q[0]:4.2f}-{q[1]:4.2f}  {runs}")
     per_step_cost(stream, args.repeats)
 
     torch.manual_seed(0)

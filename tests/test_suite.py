@@ -1,4 +1,5 @@
-"""Suites: grid expansion, validation before training, one folder per run, skipping finished runs."""
+"""Suites: grid expansion, validation before training, one folder per run, skipping finished runs and
+those another process holds."""
 
 import json
 
@@ -6,7 +7,8 @@ import pytest
 
 from lifelong.errors import ConfigError
 from lifelong.experiment import RunConfig, load_results, run
-from lifelong.suite import load, parse, run_suite
+from lifelong.files import exclusive
+from lifelong.suite import _run_point, load, parse, run_suite
 
 TINY = {"n_tasks": 2, "hidden": [16], "epochs": 1, "batch_size": 64}
 
@@ -116,3 +118,17 @@ def test_a_finished_run_of_another_config_is_refused_untouched(tmp_path):
         run_suite(parse(changed, "s", tmp_path))
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     assert json.loads((tmp_path / "split-digits/class/naive/seed0/config.json").read_text())["epochs"] == 1
+
+
+def test_points_held_by_another_process_are_passed_over(tmp_path):
+    """Two `lifelong bench` of one suite share the work: a held point is left to its holder."""
+    suite = parse(tiny_suite(seeds=1), "s", tmp_path)
+    held = suite.points[0].path
+    held.mkdir(parents=True)
+    with exclusive(held):
+        outcomes = run_suite(suite)
+    assert [o.status for o in outcomes] == ["busy", "ran"]
+    assert not (held / "results.json").exists()
+    assert [o.status for o in run_suite(parse(tiny_suite(seeds=1), "s", tmp_path))] == ["ran", "skipped"]
+    # a point its holder finished while we waited is skipped, not run again
+    assert _run_point(suite.points[0], tensorboard=False).status == "skipped"

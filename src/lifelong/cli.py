@@ -18,8 +18,8 @@ from tqdm import tqdm
 from . import __version__
 from .data import BENCHMARKS, DATASETS, SCENARIOS, dataset
 from .errors import ConfigError, LifelongError
-from .files import read_yaml
-from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_out_dir, check_unfinished, config_keys, resumable, run
+from .files import exclusive, read_yaml
+from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_unfinished, claim_out_dir, config_keys, resumable, run
 from .experiment import write_run_dir
 from .models import HEADS, MODELS
 from .report import curve_rows, table, text_table
@@ -213,22 +213,23 @@ def _show(args: argparse.Namespace, header: str, text: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
-    if args.resume:
-        args.out = args.resume
-    elif args.out:
-        check_out_dir(args.out, args.overwrite)
-        check_unfinished(args.out, args.overwrite)
-    if args.tensorboard:
-        if not args.out:
-            raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
-        check_tensorboard()
-    emit = _emitter(args, RECORD_KEYS)
-    with warnings.catch_warnings():  # e.g. a damaged checkpoint passed over: one line, no source excerpt
-        warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
-        records = run(config, on_record=emit, progress=sys.stderr.isatty(),
-                      checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
-    if args.out:
-        write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
+    with exclusive(args.resume) if args.resume else claim_out_dir(args.out, args.overwrite):
+        if args.resume:
+            args.out = args.resume
+            resumable(args.out)  # again, now that no other process can be writing there
+        elif args.out:
+            check_unfinished(args.out, args.overwrite)
+        if args.tensorboard:
+            if not args.out:
+                raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
+            check_tensorboard()
+        emit = _emitter(args, RECORD_KEYS)
+        with warnings.catch_warnings():  # e.g. a damaged checkpoint passed over: one line, no source excerpt
+            warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
+            records = run(config, on_record=emit, progress=sys.stderr.isatty(),
+                          checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
+        if args.out:
+            write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
     r = records[0]
     _show(args, f"{config.benchmark}: {r['scenario']}-incremental, {r['stream']['n_tasks']} tasks, "
           f"model {config.model}, {config.epochs} epoch(s), {config.optimizer} lr {config.lr}, "
@@ -245,12 +246,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     def show(o: Outcome) -> None:
         i = suite.points.index(o.point) + 1
-        what = "finished earlier, skipped" if o.status == "skipped" else f"ACC {o.acc * 100:.2f}%  {o.seconds:.1f} s"
+        what = {"skipped": "finished earlier, skipped", "busy": "another process is running it, passed over"}.get(
+            o.status) or f"ACC {o.acc * 100:.2f}%  {o.seconds:.1f} s"
         tqdm.write(f"[{i}/{n}] {o.point.path.relative_to(suite.out)}: {what}", file=sys.stdout)
 
     outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
-    ran = sum(o.status == "ran" for o in outcomes)
-    print(f"{ran} run(s) done, {n - ran} skipped; report: lifelong report {suite.out}")
+    ran, busy = (sum(o.status == status for o in outcomes) for status in ("ran", "busy"))
+    print(f"{ran} run(s) done, {n - ran - busy} skipped" + (f", {busy} left to the other process(es)" if busy else "")
+          + f"; report: lifelong report {suite.out}")
     return 0
 
 
@@ -309,10 +312,11 @@ def _add_transfer_parsers(sub: Any) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     dataset(args.benchmark), MODELS.get(args.model)  # bad names fail before --out is touched
-    check_out_dir(args.out, args.overwrite, marker="model.json")
-    model, rec = pretrain(args.benchmark, args.model, hidden=args.hidden, seed=args.seed, epochs=args.epochs,
-                          lr=args.lr, batch_size=args.batch_size, device=args.device, progress=sys.stderr.isatty())
-    stem = save_pretrained(args.out, model, rec)
+    with claim_out_dir(args.out, args.overwrite, marker="model.json"):
+        model, rec = pretrain(args.benchmark, args.model, hidden=args.hidden, seed=args.seed, epochs=args.epochs,
+                              lr=args.lr, batch_size=args.batch_size, device=args.device,
+                              progress=sys.stderr.isatty())
+        stem = save_pretrained(args.out, model, rec)
     print(f"{args.benchmark}: {args.model}, {args.epochs} epoch(s), test accuracy {rec['acc'] * 100:.2f}%, "
           f"{rec['train_seconds']:.1f} s; saved to {stem}.safetensors and {stem}.json")
     return 0
@@ -321,11 +325,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     config = CurveConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "json")})
     config.validate()
-    if args.out:
-        check_out_dir(args.out, args.overwrite, marker="transfer.json")
-    records = learning_curve(config, on_record=_emitter(args, TRANSFER_KEYS))
-    if args.out:
-        write_curve_dir(args.out, config, records)
+    with claim_out_dir(args.out, args.overwrite, marker="transfer.json"):
+        records = learning_curve(config, on_record=_emitter(args, TRANSFER_KEYS))
+        if args.out:
+            write_curve_dir(args.out, config, records)
     _show(args, f"{records[0]['source']} -> {config.target}: target test accuracy (%) by labelled samples per "
           f"class, seeds {config.seed}..{config.seed + config.seeds - 1}", text_table(*curve_rows(records)))
     return 0
@@ -375,11 +378,10 @@ def cmd_meta(args: argparse.Namespace) -> int:
         given["method"] = [name for chunk in given["method"] for name in chunk]
     config = MetaConfig(**given)
     config.validate()
-    if args.out:
-        check_out_dir(args.out, args.overwrite, marker="meta.json")
-    records = run_meta(config, on_record=_emitter(args, META_KEYS, metric=True), progress=sys.stderr.isatty())
-    if args.out:
-        write_meta_dir(args.out, config, records)
+    with claim_out_dir(args.out, args.overwrite, marker="meta.json"):
+        records = run_meta(config, on_record=_emitter(args, META_KEYS, metric=True), progress=sys.stderr.isatty())
+        if args.out:
+            write_meta_dir(args.out, config, records)
     _show(args, f"{config.benchmark}: {config.iterations} meta-training iterations, mean over {config.eval_tasks} "
           f"meta-test tasks per seed, seeds {config.seed}..{config.seed + config.seeds - 1}",
           text_table(*summary(records)))

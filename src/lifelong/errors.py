@@ -13,6 +13,10 @@ class ConfigError(LifelongError, ValueError):
     """An unknown name, option or value in a configuration."""
 
 
+class FolderBusy(ConfigError):
+    """Another process holds the output folder (`files.exclusive`)."""
+
+
 class StorageError(LifelongError, OSError):
     """A file could not be written (disk full, read-only file system, no permission)."""
 

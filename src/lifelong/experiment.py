@@ -12,7 +12,8 @@ import math
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from . import __version__
 from .data import BENCHMARKS, SCENARIOS, benchmark
 from .errors import ConfigError, LifelongError
 from .checkpoint import States
-from .files import atomic_write_json
+from .files import atomic_write_json, exclusive
 from .models import HEADS, MODELS, build, load_backbone, with_head
 from .models import info as model_info
 from .report import plot_curves, plot_matrix
@@ -306,6 +307,20 @@ def check_out_dir(out: Path, overwrite: bool, marker: str = "results.json") -> N
         raise ConfigError(f"cannot create --out {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise ConfigError(f"--out {out} is not writable: choose another --out")
+
+
+@contextmanager
+def claim_out_dir(out: Path | None, overwrite: bool, marker: str = "results.json") -> Iterator[None]:
+    """`check_out_dir`, then hold `out` for this process (`files.exclusive`) while the block writes
+    there, checking it again under the hold (another process may have finished a run there meanwhile).
+    Without `out`, nothing to check or hold."""
+    if out is None:
+        yield
+        return
+    check_out_dir(out, overwrite, marker)
+    with exclusive(out):
+        check_out_dir(out, overwrite, marker)
+        yield
 
 
 def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], tensorboard: bool = False,

@@ -1,17 +1,24 @@
-"""Atomic file writes (a reader sees the old file or the complete new one, never half of one) and
-reading a YAML file with a one-line error."""
+"""Atomic file writes (a reader sees the old file or the complete new one, never half of one), a
+folder held by one process at a time, and reading a YAML file with a one-line error."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import ConfigError, StorageError
+from .errors import ConfigError, FolderBusy, StorageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: folders are not locked
+    fcntl = None  # type: ignore[assignment]
 
 
 def read_yaml(path: str | Path, what: str) -> Any:
@@ -53,3 +60,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+@contextmanager
+def exclusive(folder: str | Path) -> Iterator[None]:
+    """Hold `folder` (which must exist) for this process until the block ends: an advisory `flock` on
+    the folder itself, so no lock file is left behind and a killed process frees it at once. A second
+    process asking for it gets a FolderBusy error at once instead of writing into the same run. Where the
+    file system cannot lock (some network mounts; Windows), the block runs unlocked."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderBusy(f"another lifelong process is writing to {folder}: wait for it to finish, "
+                                  "or choose another --out") from None
+            except OSError:
+                pass
+        yield
+    finally:
+        os.close(fd)

@@ -17,6 +17,9 @@ A suite file is YAML:
 
 Each point's folder is `OUT/<benchmark>/<scenario>/<strategy label>/seed<seed>/`, written by
 `experiment.write_run_dir` like `lifelong run --out` but without plots (`lifelong report` draws them).
+Several `lifelong bench` processes may run the same suite at once (on one machine, or on several that
+share the folder through a file system that supports `flock`): each holds the point it runs
+(`files.exclusive`) and passes over the points the others hold, so together they share the work.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from typing import Any
 from tqdm import tqdm
 
 from .data import BENCHMARKS
-from .errors import ConfigError
+from .errors import ConfigError, FolderBusy
 from .experiment import RunConfig, check_out_dir, config_keys, make_strategy, run, write_run_dir
-from .files import read_yaml
+from .files import exclusive, read_yaml
 from .strategies import STRATEGIES, hyper_parameters
 
 GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
@@ -197,12 +200,28 @@ def finished(point: Point) -> bool:
 
 @dataclass
 class Outcome:
-    """What happened to one point: `ran` or `skipped`, with its ACC and wall time when it ran."""
+    """What happened to one point: `ran`, `skipped` (finished earlier) or `busy` (another process is
+    running it), with its ACC and wall time when it ran."""
 
     point: Point
     status: str
     acc: float | None = None
     seconds: float = 0.0
+
+
+def _run_point(point: Point, tensorboard: bool) -> Outcome:
+    """Run one point while holding its folder; `busy` if another process holds it, `skipped` if that
+    process finished it meanwhile."""
+    start = time.perf_counter()
+    try:
+        with exclusive(point.path):
+            if finished(point):
+                return Outcome(point, "skipped")
+            records = run(point.config, checkpoints=point.path / "checkpoints", resume=True)
+            write_run_dir(point.path, point.config, records, tensorboard=tensorboard, plots=False)
+    except FolderBusy:
+        return Outcome(point, "busy")
+    return Outcome(point, "ran", records[0]["acc"], time.perf_counter() - start)
 
 
 def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
@@ -219,10 +238,7 @@ def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
             if not todo[id(point)]:
                 outcome = Outcome(point, "skipped")
             else:
-                start = time.perf_counter()
-                records = run(point.config, checkpoints=point.path / "checkpoints", resume=True)
-                write_run_dir(point.path, point.config, records, tensorboard=tensorboard, plots=False)
-                outcome = Outcome(point, "ran", records[0]["acc"], time.perf_counter() - start)
+                outcome = _run_point(point, tensorboard)
             outcomes.append(outcome)
             bar.update(1)
             if on_outcome is not None:

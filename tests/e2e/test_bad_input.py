@@ -321,6 +321,21 @@ def test_resume_from_a_folder_of_another_config(capsys, tmp_path):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_a_folder_another_process_is_writing(capsys, keep, tmp_path):
+    """Two commands with one --out: the second is refused at once, --overwrite or not, and the folder is
+    left to the first (`keep` checks it byte for byte)."""
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(keep, unfinished)
+    (unfinished / "results.json").unlink()
+    with files.exclusive(keep), files.exclusive(unfinished):
+        assert "another lifelong process is writing to" in cli(capsys, "run", *TINY, "--out", keep, "--overwrite")
+        assert "another lifelong process" in cli(capsys, "run", "--resume", unfinished)
+        assert "another lifelong process" in cli(capsys, "pretrain", "--benchmark", "digits", "--out", keep,
+                                                 "--overwrite")
+    assert not (unfinished / "results.json").exists()
+    assert main(["run", "--resume", str(unfinished)]) == 0  # free again once the first is done
+
+
 def test_suite_over_a_finished_run_of_another_config(capsys, tmp_path):
     (tmp_path / "s.yaml").write_text("settings: {n_tasks: 2, hidden: [16], epochs: 1}\nbenchmarks: split-digits\n"
                                      "strategies: [naive]\n")

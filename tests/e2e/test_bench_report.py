@@ -10,6 +10,7 @@ import yaml
 
 from lifelong.cli import main
 from lifelong.experiment import load_results
+from lifelong.files import exclusive
 from lifelong.strategies import STRATEGIES
 from lifelong.suite import load
 
@@ -84,3 +85,14 @@ def test_report_renders_in_headless_chromium(capsys, tmp_path):
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
                     "--window-size=1200,900", page.as_uri()], capture_output=True, timeout=120)
     assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_passes_over_points_another_bench_is_running(capsys, tmp_path):
+    (tmp_path / "s.yaml").write_text(TINY_SUITE.replace("seeds: 2", "seeds: 1"))
+    held = tmp_path / "runs" / "split-digits" / "class" / "naive" / "seed0"
+    held.mkdir(parents=True)
+    with exclusive(held):
+        assert main(["bench", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "runs")]) == 0
+    text = capsys.readouterr().out
+    assert "[1/2] split-digits/class/naive/seed0: another process is running it, passed over" in text
+    assert "1 run(s) done, 0 skipped, 1 left to the other process(es)" in text
