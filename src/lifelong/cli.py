@@ -4,15 +4,17 @@ A thin front over the library; nothing else lives here."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from tqdm import tqdm
 
 from . import __version__
@@ -57,6 +59,12 @@ def _ints(text: str) -> list[int]:
 
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of CPU threads >= 1, got {text!r}")
+    return int(text)
 
 
 def _bool(text: str) -> bool:
@@ -136,6 +144,10 @@ def parser() -> Parser:
     p_bench.add_argument("suite", type=Path, help="suite file, e.g. suites/smoke.yaml (format: lifelong.suite)")
     p_bench.add_argument("--out", type=Path, help="root folder of the run folders (default: the suite's `out`)")
     p_bench.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
+    for name in ("run", "bench", "pretrain", "transfer", "meta", "adapt"):  # the commands that compute
+        sub.choices[name].add_argument(
+            "--threads", type=_threads, metavar="N", help="CPU threads for PyTorch (default: PyTorch's, one per "
+            "core); e.g. 1 for each of two commands sharing two cores")
     p_report = sub.add_parser("report", help="Markdown + HTML report (tables, plots) from run folders")
     p_report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run folders, or folders holding them")
     p_report.add_argument("--out", type=Path, help="report folder (default: DIR/report of the first DIR)")
@@ -151,7 +163,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-CONTROL = ("command", "config", "out", "overwrite", "json", "tensorboard", "resume")  # not RunConfig keys
+CONTROL = ("command", "config", "out", "overwrite", "json", "tensorboard", "resume", "threads")  # not RunConfig keys
 
 
 def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -210,6 +222,15 @@ def _show(args: argparse.Namespace, header: str, text: str) -> None:
             print(f"results written to {args.out}/")
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings (a damaged checkpoint passed over, another thread count on resume) as one line each,
+    without a source excerpt."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
+        yield
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
@@ -224,8 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
             check_tensorboard()
         emit = _emitter(args, RECORD_KEYS)
-        with warnings.catch_warnings():  # e.g. a damaged checkpoint passed over: one line, no source excerpt
-            warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
+        with _one_line_warnings():
             records = run(config, on_record=emit, progress=sys.stderr.isatty(),
                           checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
         if args.out:
@@ -250,7 +270,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             o.status) or f"ACC {o.acc * 100:.2f}%  {o.seconds:.1f} s"
         tqdm.write(f"[{i}/{n}] {o.point.path.relative_to(suite.out)}: {what}", file=sys.stdout)
 
-    outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
+    with _one_line_warnings():
+        outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
     ran, busy = (sum(o.status == status for o in outcomes) for status in ("ran", "busy"))
     print(f"{ran} run(s) done, {n - ran - busy} skipped" + (f", {busy} left to the other process(es)" if busy else "")
           + f"; report: lifelong report {suite.out}")
@@ -456,6 +477,9 @@ def cmd_list() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    threads = vars(args).pop("threads", None)  # not an option of the command's config
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         if args.command == "run":
             return cmd_run(args)

@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,7 +142,7 @@ def make_strategy(spec: str, options: dict[str, dict[str, Any]]) -> Strategy:
 def environment() -> dict[str, Any]:
     return {
         "lifelong": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "cpus": os.cpu_count(),
+        "platform": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
@@ -234,15 +235,20 @@ def _preflight(config: RunConfig) -> None:
 
 def _begin(checkpoints: Path, config: RunConfig, resume: bool) -> None:
     """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
-    check that the run started in `checkpoints` has this configuration."""
-    stored = stored_config(checkpoints) if resume else None
-    if stored is not None:
-        theirs, ours = stored.to_dict(), json.loads(json.dumps(config.to_dict()))
+    check that the run started in `checkpoints` has this configuration (and warn if PyTorch now uses
+    another number of CPU threads, which can change the last bits of the results)."""
+    info = _run_file(checkpoints) if resume else None
+    if info is not None:
+        theirs, ours = _stored(info, checkpoints).to_dict(), json.loads(json.dumps(config.to_dict()))
         for key, value in ours.items():
             if key != "checkpoint_every" and theirs.get(key) != value:
                 raise ConfigError(f"{checkpoints.parent} holds a run of another configuration ({key}: "
                                   f"{theirs.get(key)!r} there, {value!r} here): resume it with its own options "
                                   f"(`lifelong run --resume {checkpoints.parent}`), or choose another --out")
+        if info.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            warnings.warn(f"{checkpoints.parent} was started with {info['threads']} CPU thread(s) and continues "
+                          f"with {torch.get_num_threads()}: sums may round differently from an uninterrupted run; "
+                          f"pass --threads {info['threads']} for identical results", stacklevel=2)
         return
     for path in checkpoints.glob("*.record.json"):
         path.unlink()
@@ -250,12 +256,12 @@ def _begin(checkpoints: Path, config: RunConfig, resume: bool) -> None:
         States(path, path.stem).clear()
     checkpoints.mkdir(parents=True, exist_ok=True)
     atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__,
-                                                 "config": config.to_dict()})
+                                                 "threads": torch.get_num_threads(), "config": config.to_dict()})
 
 
-def stored_config(checkpoints: Path) -> RunConfig | None:
-    """The configuration of the run started in `checkpoints` (None if none was); ConfigError if its
-    run.json is unreadable or was written by another version of lifelong."""
+def _run_file(checkpoints: Path) -> dict[str, Any] | None:
+    """The checked contents of `checkpoints`/run.json (None if there is none); ConfigError if it is
+    unreadable or was written by another version of lifelong."""
     path = checkpoints / "run.json"
     if not path.exists():
         return None
@@ -269,11 +275,22 @@ def stored_config(checkpoints: Path) -> RunConfig | None:
     if info.get("lifelong") != __version__:
         raise ConfigError(f"{checkpoints.parent} was started by lifelong {info.get('lifelong')} and this is "
                           f"{__version__}: finish it with that version, or start over with --overwrite")
+    return info
+
+
+def _stored(info: dict[str, Any], checkpoints: Path) -> RunConfig:
     try:
         return RunConfig(**info["config"])
     except (TypeError, KeyError) as err:
-        raise ConfigError(f"{path} holds a configuration this version cannot read ({err}): "
+        raise ConfigError(f"{checkpoints / 'run.json'} holds a configuration this version cannot read ({err}): "
                           "start over with --overwrite") from None
+
+
+def stored_config(checkpoints: Path) -> RunConfig | None:
+    """The configuration of the run started in `checkpoints` (None if none was); ConfigError if its
+    run.json is unreadable or was written by another version of lifelong."""
+    info = _run_file(checkpoints)
+    return None if info is None else _stored(info, checkpoints)
 
 
 def resumable(out: Path) -> RunConfig:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
@@ -52,6 +53,18 @@ def test_table_and_run_directory(capsys, tmp_path):
     assert f"{acc:.2f}" in out
 
 
+def test_threads_option_sets_and_records_pytorch_threads(capsys, tmp_path):
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    try:
+        assert run_cli(capsys, "--strategy", "naive", "--threads", str(want), "--out", str(tmp_path / "run"))[0] == 0
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(before)
+    environment = load_results(tmp_path / "run" / "results.json")["environment"]
+    assert environment["threads"] == want and not (tmp_path / "run" / "config.json").read_text().count("threads")
+
+
 def test_finished_run_is_not_clobbered(capsys, tmp_path):
     out_dir = tmp_path / "run"
     assert run_cli(capsys, "--strategy", "naive", "--out", str(out_dir))[0] == 0
@@ -89,6 +102,7 @@ def test_config_file_and_command_line_precedence(capsys, tmp_path):
         (["--no-such-option"], "unrecognized arguments"),
         (["--epochs", "two"], "invalid int value"),
         (["--scenario", "sideways"], "invalid choice"),
+        (["--threads", "0"], "CPU threads >= 1"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, args, message):
