@@ -198,3 +198,18 @@ def test_registry_errors() -> None:
         build("mpl", (1, 28, 28), 10)
     with pytest.raises(ValueError, match="C, H, W"):
         build("resnet18", (1, 40), 10)
+
+
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("conv4", (1, 28, 28)), ("resnet18", (3, 32, 32))])
+def test_image_models_store_conv_weights_channels_last(name, shape):
+    """Faster oneDNN convolutions (benchmarks/memory_format.py), the same function as a contiguous copy."""
+    torch.manual_seed(0)
+    model = build(name, shape, 10).eval()
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and min(m.weight.shape[1:]) > 1]  # else both
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    plain = build(name, shape, 10).eval()
+    plain.load_state_dict(model.state_dict())
+    plain.to(memory_format=torch.contiguous_format)
+    x = torch.randn(4, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-5)

@@ -60,3 +60,19 @@ def test_refuses_bad_setups(digits):
     assert_refuses_bad_setups(PackNet, digits)
     with pytest.raises(ll.ConfigError, match="--packnet-prune"):
         PackNet(prune=1.0)
+
+
+def test_pruning_channels_last_conv_weights_releases_the_smallest(task_stream):
+    """The image CNN stores its conv weights channels-last (they have no flat view): pruning still
+    releases exactly the smallest half of each layer's free weights, and only those."""
+    model = ll.models.build("cnn", (1, 8, 8), task_stream.n_outputs)
+    name, conv = [(f"{n}.weight", m.weight) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)][1]
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    strategy = PackNet(prune=0.5)
+    strategy.attach(ll.Trainer(model, strategy), task_stream)
+    before = conv.detach().clone(memory_format=torch.contiguous_format)
+    strategy.prune_weights(owner=1)
+    released = strategy.owner[name] == 0
+    assert int(released.sum()) == round(0.5 * conv.numel())
+    assert before.abs()[released].max() <= before.abs()[~released].min()
+    assert torch.all(conv[released] == 0) and torch.equal(conv[~released], before[~released])

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-from .net import Net
+from .net import Net, channels_last
 
 
 def _flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -59,4 +59,4 @@ def cnn(input_shape: tuple[int, ...], out_features: int, channels: Sequence[int]
         except RuntimeError as e:
             raise ConfigError(f"sequence length {input_shape[1]} is too short for cnn: {e}") from None
         cut = 0
-    return Net(nn.Sequential(*layers), nn.Linear(width, out_features), cut)
+    return channels_last(Net(nn.Sequential(*layers), nn.Linear(width, out_features), cut))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
-from .net import Net
+from .net import Net, channels_last
 
 
 def conv4(input_shape: tuple[int, ...], out_features: int, channels: int = 64, blocks: int = 4) -> Net:
@@ -29,4 +29,4 @@ def conv4(input_shape: tuple[int, ...], out_features: int, channels: int = 64, b
             h, w = h // 2, w // 2
         in_ch = channels
     layers.append(nn.Flatten())
-    return Net(nn.Sequential(*layers), nn.Linear(channels * h * w, out_features))
+    return channels_last(Net(nn.Sequential(*layers), nn.Linear(channels * h * w, out_features)))

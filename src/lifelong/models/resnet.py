@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .net import Backbone
+from .net import Backbone, channels_last
 
 
 class BasicBlock(nn.Module):
@@ -103,4 +103,4 @@ class ResNet18(Backbone):
 
 def resnet18(num_classes: int, in_channels: int = 3, small_input: bool = True) -> ResNet18:
     """ResNet-18 (He et al. 2016); see `ResNet18`."""
-    return ResNet18(num_classes, in_channels, small_input)
+    return channels_last(ResNet18(num_classes, in_channels, small_input))

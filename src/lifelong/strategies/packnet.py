@@ -105,8 +105,10 @@ class PackNet(Strategy):
             n_released = round(self.prune * int(free.sum()))
             released = torch.topk(p.abs().masked_fill(~free, torch.inf).flatten(), n_released, largest=False).indices
             owners[free] = owner
-            owners.view(-1)[released] = 0
-            p.view(-1)[released] = 0.0
+            drop = torch.zeros(p.numel(), dtype=torch.bool, device=p.device)
+            drop[released] = True  # a mask in p's logical order (p may be stored channels-last: no flat view)
+            drop = drop.view(p.shape)
+            owners[drop], p[drop] = 0, 0.0
             self.trainable[n] = owners == owner
 
     @torch.no_grad()
