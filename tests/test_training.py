@@ -1,3 +1,4 @@
+import math
 import os
 
 import pytest
@@ -40,6 +41,18 @@ def test_reference_row_is_untrained_model(digits_stream):
     before = trainer.evaluate(digits_stream)
     r = ll.Trainer(small_mlp(digits_stream), seed=0).fit(digits_stream)
     assert r.reference == before
+
+
+def test_without_reference_row_the_fit_is_the_same_and_fwt_unknown(digits_stream, monkeypatch):
+    with_ref = fit(digits_stream, epochs=1)
+    calls = []
+    monkeypatch.setattr(ll.Trainer, "evaluate", lambda self, stream, _orig=ll.Trainer.evaluate:
+                        calls.append(1) or _orig(self, stream))
+    without = fit(digits_stream, epochs=1, reference=False)
+    assert len(calls) == len(digits_stream)  # once after each task, none before training
+    assert without.matrix == with_ref.matrix and without.losses == with_ref.losses
+    assert all(math.isnan(b) for b in without.reference) and math.isnan(without.metrics["fwt"])
+    assert without.metrics["acc"] == with_ref.metrics["acc"]
 
 
 class Recorder(Strategy):

@@ -117,6 +117,8 @@ class Trainer:
     `PATH.resume/` (`checkpoint.States`) at its start, after every task and, with `checkpoint_every=N`,
     every N optimiser steps of a task's training, for `fit(stream, resume=True)`. Strategies that
     train again inside `after_task` (GDumb, PackNet) are not checkpointed during that retraining.
+    `reference=False` skips the test pass before training (the reference row b, then NaN, and so FWT)
+    where only the accuracies after training matter, such as few-shot transfer fits.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class Trainer:
         label: str = "",
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 0,
+        reference: bool = True,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -158,7 +161,7 @@ class Trainer:
         self.lr, self.optimizer_name, self.momentum, self.weight_decay = lr, optimizer, momentum, weight_decay
         self.seed, self.progress, self.label = seed, progress, label
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every, self.reference = checkpoint_every, reference
         self.states = States(f"{checkpoint}.resume", self.checkpoint.name) if self.checkpoint is not None else None
         self.optimizer: torch.optim.Optimizer | None = None
         # while training: the split being learnt and the indices in it of the current batch's rows
@@ -211,7 +214,8 @@ class Trainer:
         restored = self._restore() if resume else None
         if restored is None:
             t0 = time.perf_counter()
-            self.so_far = Progress(self.evaluate(stream), time.perf_counter() - t0)
+            row = self.evaluate(stream) if self.reference else [math.nan] * len(stream)
+            self.so_far = Progress(row, time.perf_counter() - t0)
             if self.states is not None:
                 self.states.clear()
                 self._base = self.states.save(*self._snapshot())

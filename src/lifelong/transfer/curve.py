@@ -180,6 +180,7 @@ def fit_method(method: str, source: nn.Module, meta: dict[str, Any], target: Dat
     """One fit of a method that trains a network (not one on cached features) on the target samples `idx`,
     from the pretrained `source` (`meta`: its record): (target test accuracy, training seconds)."""
     data = dataclasses.replace(target, train=target.train.subset(idx))
+    train = {**train, "reference": False}  # only the accuracy after training is kept: no test pass before it
     if method == "scratch":
         arch = meta["architecture"]
         torch.manual_seed(train["seed"])
