@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,7 +28,16 @@ from torch import Tensor, nn
 
 from .errors import LifelongError
 from .files import atomic_write_bytes, atomic_write_json
-from .strategies import Strategy
+
+
+class Stateful(Protocol):
+    """What a checkpoint stores besides the model: a strategy (`strategies.Strategy`) or anything with
+    its state methods."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 FORMAT = "lifelong.checkpoint/1"
 STATE_FORMAT = "lifelong.state/1"
@@ -45,11 +54,13 @@ def _serialise(tensors: dict[str, Tensor]) -> bytes:
     return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
 
 
-def save(path: str | Path, model: nn.Module, strategy: Strategy, meta: dict[str, Any] | None = None) -> None:
-    """Write `path`.safetensors then `path`.json (the JSON, written last, vouches for the tensors)."""
+def save(path: str | Path, model: nn.Module, strategy: Stateful | None = None,
+         meta: dict[str, Any] | None = None) -> None:
+    """Write `path`.safetensors then `path`.json (the JSON, written last, vouches for the tensors);
+    without `strategy`, the model alone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors, values = split_state(strategy.state_dict(), "strategy.")
+    tensors, values = split_state(strategy.state_dict() if strategy is not None else {}, "strategy.")
     blob = _serialise({**{f"model.{k}": v for k, v in model.state_dict().items()}, **tensors})
     atomic_write_bytes(path.with_suffix(".safetensors"), blob)
     atomic_write_json(path.with_suffix(".json"), {
@@ -58,7 +69,7 @@ def save(path: str | Path, model: nn.Module, strategy: Strategy, meta: dict[str,
     })
 
 
-def load(path: str | Path, model: nn.Module, strategy: Strategy | None = None,
+def load(path: str | Path, model: nn.Module, strategy: Stateful | None = None,
          device: str | torch.device = "cpu") -> dict[str, Any]:
     """Restore `model` (and `strategy`) from a checkpoint written by `save`; returns its metadata."""
     path = Path(path)

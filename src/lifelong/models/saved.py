@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import load as load_checkpoint
+from ..checkpoint import save as save_checkpoint
 from ..errors import ConfigError, LifelongError
 
 FORMAT = "lifelong.model/1"
@@ -34,8 +36,6 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
          normalisation: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
     """Save `model`; `architecture` is {"model": registry name, "input_shape", "num_classes", "hidden"}.
     Returns the checkpoint stem."""
-    from ..checkpoint import save as save_checkpoint  # checkpoint imports strategies, which sit above models
-    from ..strategies import Strategy
     from .heads import head_spec
 
     architecture = {k: v for k, v in architecture.items() if k not in ("features_cut", "head")}
@@ -43,7 +43,7 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
     if getattr(model, "features_cut", 0) or (head is not None and type(head) is not nn.Linear):
         architecture |= {"features_cut": int(getattr(model, "features_cut", 0)), "head": head_spec(head)}
     stem = model_path(path)
-    save_checkpoint(stem, model, Strategy(), {
+    save_checkpoint(stem, model, meta={
         "format": FORMAT, "architecture": architecture, "classes": list(classes),
         "normalisation": normalisation, **(meta or {}),
     })
@@ -68,7 +68,6 @@ def info(path: str | Path) -> dict[str, Any]:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild and load a model written by `save` (in eval mode, on `device`)."""
-    from ..checkpoint import load as load_checkpoint
     from . import build
 
     meta = info(path)
