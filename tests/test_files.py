@@ -1,11 +1,14 @@
 """files.exclusive: one process at a time may hold a folder; the hold ends with the block or the process,
 and leaves nothing behind in the folder."""
 
+import errno
+import os
 import subprocess
 import sys
 
 import pytest
 
+from lifelong import files
 from lifelong.errors import ConfigError, FolderBusy
 from lifelong.files import exclusive
 
@@ -47,3 +50,21 @@ def test_another_process_holds_it_until_it_dies(tmp_path):
     with exclusive(tmp_path):  # a killed holder frees the folder at once, with no stale lock to clean up
         pass
     assert not any(tmp_path.iterdir())
+
+
+def test_a_file_system_that_cannot_lock_warns_and_runs_unlocked(tmp_path, monkeypatch):
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(files.fcntl, "flock", refuse)
+    ran = []
+    with pytest.warns(UserWarning, match=f"cannot lock {tmp_path} .*no other lifelong process writes there"):
+        with exclusive(tmp_path):
+            ran.append(1)
+    assert ran == [1]
+
+
+def test_without_fcntl_the_block_runs_unlocked(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "fcntl", None)  # Windows
+    with exclusive(tmp_path), exclusive(tmp_path):
+        pass

@@ -7,6 +7,7 @@ import pytest
 
 from lifelong.errors import ConfigError
 from lifelong.experiment import RunConfig, load_results, run
+from lifelong import suite as suite_module
 from lifelong.files import exclusive
 from lifelong.suite import _run_point, load, parse, run_suite
 
@@ -132,3 +133,20 @@ def test_points_held_by_another_process_are_passed_over(tmp_path):
     assert [o.status for o in run_suite(parse(tiny_suite(seeds=1), "s", tmp_path))] == ["ran", "skipped"]
     # a point its holder finished while we waited is skipped, not run again
     assert _run_point(suite.points[0], tensorboard=False).status == "skipped"
+
+
+def test_a_point_another_bench_finishes_during_the_start_is_skipped(tmp_path, monkeypatch):
+    """Between the scan for unfinished points and the run, another bench may finish one: no error."""
+    run_suite(parse(tiny_suite(seeds=1, strategies=["naive"]), "s", tmp_path))  # "the other bench"
+    scanned = set()
+
+    def racing(point):  # the scan saw the point unfinished; it is finished by the time it is checked
+        if point.path not in scanned:
+            scanned.add(point.path)
+            return False
+        return real(point)
+
+    real = suite_module.finished
+    monkeypatch.setattr(suite_module, "finished", racing)
+    outcomes = run_suite(parse(tiny_suite(seeds=1), "s", tmp_path))
+    assert [o.status for o in outcomes] == ["skipped", "ran"]

@@ -188,13 +188,15 @@ RESUME_OPTIONS = {"gdumb": {"epochs": 2}}
 TASK_IL = {"pnn", "packnet", "hat"}
 
 
-def resume_chain(stream, make, tmp_path, kill_at, points, every=3):
+def resume_chain(stream, make, tmp_path, kill_at, points, every=3, model=None):
     """A fit interrupted at each of `points` in turn, each time resumed by a fresh Trainer (with a
-    differently initialised model), then resumed to the end; returns its result and where it stopped."""
+    differently initialised model: `model(seed)`, default a small MLP), then resumed to the end; returns
+    its result and where it stopped."""
+    model = model or (lambda seed: small_mlp(stream, seed=seed, hidden=(16,)))
     stopped = []
     for k, point in enumerate([*points, None]):
         kill_at(point)
-        trainer = ll.Trainer(small_mlp(stream, seed=k, hidden=(16,)), make(), epochs=2, batch_size=64, seed=0,
+        trainer = ll.Trainer(model(k), make(), epochs=2, batch_size=64, seed=0,
                              checkpoint=tmp_path / "ck", checkpoint_every=every)
         try:
             return trainer.fit(stream, resume=k > 0), stopped
@@ -223,6 +225,22 @@ def test_resumed_fit_is_identical_for_every_strategy(digits, tmp_path, killable,
     result, stopped = resume_chain(stream, make, tmp_path, killable, points)
     assert result.matrix == ref.matrix and result.losses == ref.losses and result.reference == ref.reference
     assert result.samples_seen == ref.samples_seen and stopped == points
+
+
+@pytest.mark.parametrize("name", ["naive", "si", "packnet"])
+def test_resumed_fit_is_identical_with_a_channels_last_cnn(digits, tmp_path, killable, name):
+    """The image CNN's conv weights are channels-last; saved states are contiguous: a resumed fit still
+    ends bit-identical (Adam's moments and SI's sums go back into tensors of either layout)."""
+    stream = ll.data.split(digits, n_tasks=3, seed=0, scenario="task" if name in TASK_IL else "class")
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return ll.models.build("cnn", digits.input_shape, stream.n_outputs)
+
+    ref = ll.Trainer(model(0), STRATEGIES.get(name).factory(), epochs=2, batch_size=64, seed=0).fit(stream)
+    points = ["ck:step:7", "ck:write:4", "ck:task:1"]
+    result, stopped = resume_chain(stream, STRATEGIES.get(name).factory, tmp_path, killable, points, model=model)
+    assert result.matrix == ref.matrix and result.losses == ref.losses and stopped == points
 
 
 def test_damaged_newest_state_is_passed_over(digits, tmp_path, killable):

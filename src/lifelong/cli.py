@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -146,8 +147,9 @@ def parser() -> Parser:
     p_bench.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     for name in ("run", "bench", "pretrain", "transfer", "meta", "adapt"):  # the commands that compute
         sub.choices[name].add_argument(
-            "--threads", type=_threads, metavar="N", help="CPU threads for PyTorch (default: PyTorch's, one per "
-            "core); e.g. 1 for each of two commands sharing two cores")
+            "--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
+            help="CPU threads for PyTorch (default: PyTorch's, one per core); e.g. 1 for each of two commands "
+            "sharing two cores")
     p_report = sub.add_parser("report", help="Markdown + HTML report (tables, plots) from run folders")
     p_report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run folders, or folders holding them")
     p_report.add_argument("--out", type=Path, help="report folder (default: DIR/report of the first DIR)")
@@ -163,7 +165,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-CONTROL = ("command", "config", "out", "overwrite", "json", "tensorboard", "resume", "threads")  # not RunConfig keys
+OUTPUT = ("command", "out", "overwrite", "json", "threads")  # what a command does with its results, not its config
+CONTROL = (*OUTPUT, "config", "tensorboard", "resume")  # not RunConfig keys
 
 
 def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -224,8 +227,8 @@ def _show(args: argparse.Namespace, header: str, text: str) -> None:
 
 @contextlib.contextmanager
 def _one_line_warnings() -> Iterator[None]:
-    """Warnings (a damaged checkpoint passed over, another thread count on resume) as one line each,
-    without a source excerpt."""
+    """Warnings (a damaged checkpoint passed over, another thread count on resume, a folder that cannot
+    be locked) as one line each, without a source excerpt."""
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
         yield
@@ -245,9 +248,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
             check_tensorboard()
         emit = _emitter(args, RECORD_KEYS)
-        with _one_line_warnings():
-            records = run(config, on_record=emit, progress=sys.stderr.isatty(),
-                          checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
+        records = run(config, on_record=emit, progress=sys.stderr.isatty(),
+                      checkpoints=args.out / "checkpoints" if args.out else None, resume=bool(args.resume))
         if args.out:
             write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
     r = records[0]
@@ -270,8 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             o.status) or f"ACC {o.acc * 100:.2f}%  {o.seconds:.1f} s"
         tqdm.write(f"[{i}/{n}] {o.point.path.relative_to(suite.out)}: {what}", file=sys.stdout)
 
-    with _one_line_warnings():
-        outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
+    outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
     ran, busy = (sum(o.status == status for o in outcomes) for status in ("ran", "busy"))
     print(f"{ran} run(s) done, {n - ran - busy} skipped" + (f", {busy} left to the other process(es)" if busy else "")
           + f"; report: lifelong report {suite.out}")
@@ -344,7 +345,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    config = CurveConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "json")})
+    config = CurveConfig(**{k: v for k, v in vars(args).items() if k not in OUTPUT})
     config.validate()
     with claim_out_dir(args.out, args.overwrite, marker="transfer.json"):
         records = learning_curve(config, on_record=_emitter(args, TRANSFER_KEYS))
@@ -394,7 +395,7 @@ def _add_meta_parser(sub: Any) -> None:
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "json")}
+    given = {k: v for k, v in vars(args).items() if k not in OUTPUT}
     if "method" in given:
         given["method"] = [name for chunk in given["method"] for name in chunk]
     config = MetaConfig(**given)
@@ -444,7 +445,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         if key in method_opts:
             name, arg, _ = method_opts[key]
             options.setdefault(name, {})[arg] = value
-        elif key not in ("command", "json"):
+        elif key not in OUTPUT:
             fields[key] = value
     config = AdaptConfig(**fields, method_options=options)
     config.validate()
@@ -477,31 +478,25 @@ def cmd_list() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    threads = vars(args).pop("threads", None)  # not an option of the command's config
-    if threads is not None:
-        torch.set_num_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(getattr(args, "threads", before))
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "pretrain":
-            return cmd_pretrain(args)
-        if args.command == "transfer":
-            return cmd_transfer(args)
-        if args.command == "bench":
-            return cmd_bench(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "meta":
-            return cmd_meta(args)
-        if args.command == "adapt":
-            return cmd_adapt(args)
-        parser().print_help()
-        return 2
+        commands: dict[str, Callable[[argparse.Namespace], int]] = {
+            "run": cmd_run, "list": lambda _: cmd_list(), "pretrain": cmd_pretrain, "transfer": cmd_transfer,
+            "bench": cmd_bench, "report": cmd_report, "meta": cmd_meta, "adapt": cmd_adapt}
+        if args.command not in commands:
+            parser().print_help()
+            return 2
+        with _one_line_warnings():
+            return commands[args.command](args)
     except LifelongError as err:
         print(f"lifelong: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lifelong: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left, as in `lifelong list | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 0
+    finally:
+        torch.set_num_threads(before)  # for callers of `main` in the same process

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,18 +67,26 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def exclusive(folder: str | Path) -> Iterator[None]:
     """Hold `folder` (which must exist) for this process until the block ends: an advisory `flock` on
     the folder itself, so no lock file is left behind and a killed process frees it at once. A second
-    process asking for it gets a FolderBusy error at once instead of writing into the same run. Where the
-    file system cannot lock (some network mounts; Windows), the block runs unlocked."""
-    fd = os.open(folder, os.O_RDONLY)
+    process asking for it gets a FolderBusy error at once instead of writing into the same run. Where
+    the file system cannot lock a folder (network file systems such as NFS; Windows), the block runs
+    unlocked, with a warning on file systems that refuse."""
+    if fcntl is None:
+        yield
+        return
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise FolderBusy(f"another lifelong process is writing to {folder}: wait for it to finish, "
-                                  "or choose another --out") from None
-            except OSError:
-                pass
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as err:
+        raise ConfigError(f"cannot open {folder}: {err.strerror}: choose a folder this user can read and write") \
+            from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(f"another lifelong process is writing to {folder}: wait for it to finish, "
+                             "or write elsewhere") from None
+        except OSError as err:
+            warnings.warn(f"cannot lock {folder} ({err.strerror}): make sure no other lifelong process writes "
+                          "there at the same time", stacklevel=3)
         yield
     finally:
         os.close(fd)

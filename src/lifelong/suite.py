@@ -17,9 +17,9 @@ A suite file is YAML:
 
 Each point's folder is `OUT/<benchmark>/<scenario>/<strategy label>/seed<seed>/`, written by
 `experiment.write_run_dir` like `lifelong run --out` but without plots (`lifelong report` draws them).
-Several `lifelong bench` processes may run the same suite at once (on one machine, or on several that
-share the folder through a file system that supports `flock`): each holds the point it runs
-(`files.exclusive`) and passes over the points the others hold, so together they share the work.
+Several `lifelong bench` processes on one machine may run the same suite at once: each holds the point
+it runs (`files.exclusive`) and passes over the points the others hold, so together they share the
+work (on a network file system, where folders cannot be locked, run one bench per suite folder).
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
     """Run every unfinished point in order, each into its own folder; finished ones are skipped."""
     todo = {id(p): not finished(p) for p in suite.points}  # config clashes fail before any training
     for p in suite.points:
-        if todo[id(p)]:
-            check_out_dir(p.path, overwrite=False)
+        if todo[id(p)]:  # a file in the way, no permission; not "finished": another bench may finish it now
+            check_out_dir(p.path, overwrite=True)
     outcomes = []
     with tqdm(total=len(suite.points), disable=not progress, file=sys.stderr, unit="run",
               desc=f"suite {Path(suite.name).stem}", dynamic_ncols=True) as bar:

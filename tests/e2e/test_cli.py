@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lifelong import cli
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
 from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results
@@ -53,16 +54,34 @@ def test_table_and_run_directory(capsys, tmp_path):
     assert f"{acc:.2f}" in out
 
 
-def test_threads_option_sets_and_records_pytorch_threads(capsys, tmp_path):
+def test_threads_option_sets_records_and_restores_pytorch_threads(capsys, tmp_path, monkeypatch):
     before = torch.get_num_threads()
     want = 1 if before != 1 else 2
-    try:
-        assert run_cli(capsys, "--strategy", "naive", "--threads", str(want), "--out", str(tmp_path / "run"))[0] == 0
-        assert torch.get_num_threads() == want
-    finally:
-        torch.set_num_threads(before)
+    seen = []
+    real = cli.run
+    monkeypatch.setattr(cli, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    assert run_cli(capsys, "--strategy", "naive", "--threads", str(want), "--out", str(tmp_path / "run"))[0] == 0
+    assert seen == [want] and torch.get_num_threads() == before  # set for the command, then restored
     environment = load_results(tmp_path / "run" / "results.json")["environment"]
     assert environment["threads"] == want and not (tmp_path / "run" / "config.json").read_text().count("threads")
+
+
+class Built(Exception):
+    """Raised by a config's validate: the command got as far as building its config."""
+
+
+@pytest.mark.parametrize("command, config", [(["transfer"], "CurveConfig"), (["meta"], "MetaConfig"),
+                                             (["adapt"], "AdaptConfig"), (["run"], "RunConfig")])
+@pytest.mark.parametrize("threads", [[], ["--threads", "1"]])
+def test_threads_is_no_config_option(command, config, threads, monkeypatch):
+    def built(self):
+        raise Built
+
+    monkeypatch.setattr(getattr(cli, config), "validate", built)
+    with pytest.raises(Built):
+        main([*command, *threads])
+    with pytest.raises(Built):  # the command functions alone, as a program embedding the CLI calls them
+        getattr(cli, f"cmd_{command[0]}")(cli.parser().parse_args([*command, *threads]))
 
 
 def test_finished_run_is_not_clobbered(capsys, tmp_path):
@@ -139,6 +158,19 @@ def test_list_names_everything(capsys):
     for name in ("split-fmnist", "permuted-fmnist", "rotated-fmnist", "split-digits", "permuted-digits",
                  "split-mnist1d", "naive", "joint", "cumulative", "mlp", "cnn", "resnet18", "domain"):
         assert f"  {name} " in out
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(monkeypatch):
+    """`lifelong list | head -1`: the reader has left, writing fails with EPIPE; no traceback, exit 0."""
+    read, write = os.pipe()
+    os.close(read)  # the reader leaves before anything is written
+    out = os.fdopen(write, "w", buffering=1)  # line-buffered: the first line already fails
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        assert main(["list"]) == 0
+        out.write("x\n")  # stdout now goes nowhere: the final flush at exit cannot fail again
+    finally:
+        out.close()
 
 
 def _subprocess(args, env=None):
