@@ -2,7 +2,8 @@
 
 Same model (MLP 784-400-400-10), optimiser (Adam, lr 1e-3), batch size (128) and data (the 60,000
 Fashion-MNIST training images, in memory). The two are interleaved `--repeats` times and the
-medians compared, since this machine's speed drifts. Target: ratio >= 0.90.
+medians compared, since this machine's speed drifts. Target: ratio >= 0.90. Then the Trainer with
+`--optimizer adam-fused` (PyTorch's fused Adam kernel) against the Trainer with the default Adam.
 
     .venv/bin/python benchmarks/overhead.py [--repeats 5] [--epochs 1] [--device cpu]
 """
@@ -40,10 +41,11 @@ def bare_loop(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, de
     return epochs * len(y) / (time.perf_counter() - start)
 
 
-def trainer_loop(stream: ll.data.Stream, epochs: int, batch_size: int, device: str) -> float:
+def trainer_loop(stream: ll.data.Stream, epochs: int, batch_size: int, device: str,
+                 optimizer: str = "adam") -> float:
     torch.manual_seed(0)
     model = ll.models.mlp(784, 10)
-    result = ll.Trainer(model, ll.strategies.Naive(), epochs=epochs, batch_size=batch_size,
+    result = ll.Trainer(model, ll.strategies.Naive(), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                         device=device).fit(stream)
     return result.metrics["samples_per_second"]
 
@@ -61,16 +63,19 @@ def main() -> None:
     stream = ll.data.from_tasks([(data.train, small_test)], scenario="class", name="fmnist")
     x, y = data.train.x.to(args.device), data.train.y.to(args.device)
     bare_loop(x, y, 1, args.batch_size, args.device)  # warm-up (allocator, thread pool)
-    bare, ours = [], []
+    bare, ours, fused = [], [], []
     for _ in range(args.repeats):
         bare.append(bare_loop(x, y, args.epochs, args.batch_size, args.device))
         ours.append(trainer_loop(stream, args.epochs, args.batch_size, args.device))
-    b, o = statistics.median(bare), statistics.median(ours)
+        fused.append(trainer_loop(stream, args.epochs, args.batch_size, args.device, "adam-fused"))
+    b, o, f = statistics.median(bare), statistics.median(ours), statistics.median(fused)
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"batch {args.batch_size}, {args.epochs} epoch(s) x {args.repeats} repeats")
     print(f"bare PyTorch loop : {b:9.0f} samples/s (median; runs: {', '.join(f'{v:.0f}' for v in bare)})")
     print(f"Trainer + naive   : {o:9.0f} samples/s (median; runs: {', '.join(f'{v:.0f}' for v in ours)})")
     print(f"ratio             : {o / b:.3f} (target >= 0.90)")
+    print(f"Trainer, adam-fused: {f:8.0f} samples/s (median; runs: {', '.join(f'{v:.0f}' for v in fused)}); "
+          f"{f / o:.3f}x Trainer + naive with the default Adam")
 
 
 if __name__ == "__main__":

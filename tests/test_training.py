@@ -188,7 +188,7 @@ RESUME_OPTIONS = {"gdumb": {"epochs": 2}}
 TASK_IL = {"pnn", "packnet", "hat"}
 
 
-def resume_chain(stream, make, tmp_path, kill_at, points, every=3, model=None):
+def resume_chain(stream, make, tmp_path, kill_at, points, every=3, model=None, **options):
     """A fit interrupted at each of `points` in turn, each time resumed by a fresh Trainer (with a
     differently initialised model: `model(seed)`, default a small MLP), then resumed to the end; returns
     its result and where it stopped."""
@@ -196,7 +196,7 @@ def resume_chain(stream, make, tmp_path, kill_at, points, every=3, model=None):
     stopped = []
     for k, point in enumerate([*points, None]):
         kill_at(point)
-        trainer = ll.Trainer(model(k), make(), epochs=2, batch_size=64, seed=0,
+        trainer = ll.Trainer(model(k), make(), epochs=2, batch_size=64, seed=0, **options,
                              checkpoint=tmp_path / "ck", checkpoint_every=every)
         try:
             return trainer.fit(stream, resume=k > 0), stopped
@@ -240,6 +240,30 @@ def test_resumed_fit_is_identical_with_a_channels_last_cnn(digits, tmp_path, kil
     ref = ll.Trainer(model(0), STRATEGIES.get(name).factory(), epochs=2, batch_size=64, seed=0).fit(stream)
     points = ["ck:step:7", "ck:write:4", "ck:task:1"]
     result, stopped = resume_chain(stream, STRATEGIES.get(name).factory, tmp_path, killable, points, model=model)
+    assert result.matrix == ref.matrix and result.losses == ref.losses and stopped == points
+
+
+def test_adam_fused_is_adams_update_in_one_kernel(digits_stream):
+    """The same step as the default Adam up to rounding, from PyTorch's fused implementation."""
+    models = [small_mlp(digits_stream) for _ in range(2)]
+    x, y = digits_stream[0].train.x[:64], digits_stream[0].train.y[:64]
+    for model, name in zip(models, ("adam", "adam-fused")):
+        opt = ll.Trainer(model, optimizer=name, lr=1e-2).make_optimizer()
+        assert opt.defaults["fused"] is (True if name == "adam-fused" else None)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for a, b in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resumed_fit_with_adam_fused_is_identical(digits, tmp_path, killable):
+    stream = ll.data.split(digits, n_tasks=3, seed=0)
+    ref = ll.Trainer(small_mlp(stream, hidden=(16,)), epochs=2, batch_size=64, seed=0,
+                     optimizer="adam-fused").fit(stream)
+    points = ["ck:step:7", "ck:write:4", "ck:task:1"]
+    result, stopped = resume_chain(stream, ll.strategies.Naive, tmp_path, killable, points, optimizer="adam-fused")
     assert result.matrix == ref.matrix and result.losses == ref.losses and stopped == points
 
 

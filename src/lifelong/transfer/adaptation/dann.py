@@ -91,10 +91,7 @@ class DANN(Adaptation):
     def before_task(self, task: Task) -> None:
         super().before_task(task)
         assert self.adversary is not None
-        t = self.trainer
-        params = self.adversary.parameters()
-        self.optimizer = (torch.optim.Adam(params, lr=t.lr) if t.optimizer_name == "adam"
-                          else torch.optim.SGD(params, lr=t.lr, momentum=t.momentum))
+        self.optimizer = self.trainer.optimizer_for(self.adversary.parameters(), weight_decay=0.0)
 
     def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:
         assert self.adversary is not None
