@@ -39,7 +39,7 @@ from .evaluation import accuracy_row
 from .models.heads import grow_heads
 from .strategies import Naive, Strategy, overrides
 
-OPTIMIZERS = ("sgd", "adam", "adam-fused")  # adam-fused: PyTorch's fused Adam kernel, the same update
+OPTIMIZERS = ("sgd", "adam", "adam-fused")  # adam-fused: PyTorch's fused Adam kernel, equal up to rounding
 
 
 @dataclass
