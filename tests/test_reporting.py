@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from lifelong.errors import ConfigError, LifelongError
 from lifelong.experiment import RunConfig, load_results, run, write_run_dir
-from lifelong.reporting import collect, write_report
+from lifelong.reporting import ENVIRONMENT, collect, write_report
 from lifelong.suite import parse, run_suite
 
 TINY = {"n_tasks": 3, "hidden": [16], "epochs": 1, "batch_size": 64}
@@ -136,3 +137,19 @@ def test_bad_report_input(tmp_path, suite_dir):
     with pytest.raises(ConfigError, match="is a file"):
         write_report([suite_dir], tmp_path / "file")
     assert not (tmp_path / "rep").exists()
+
+
+def test_environment_table_and_a_warning_when_runs_differ(suite_dir, tmp_path):
+    copy = tmp_path / "runs"
+    shutil.copytree(suite_dir / "split-digits" / "task", copy)
+    md = write_report([copy], tmp_path / "rep")[0].read_text()
+    env = load_results(next(copy.rglob("results.json")))["environment"]
+    row = "| " + " | ".join(str(env[k]) if env[k] is not None else "-" for k, _ in ENVIRONMENT) + " | 4 |"
+    assert "## Environment" in md and row in md and "not comparable" not in md
+    other = sorted(copy.rglob("results.json"))[0]
+    data = json.loads(other.read_text())
+    data["environment"] = {k: v for k, v in data["environment"].items() if k != "threads"} | {"torch": "2.0.0"}
+    other.write_text(json.dumps(data))  # an older run, from another PyTorch, before threads were recorded
+    md = write_report([copy], tmp_path / "rep")[0].read_text()
+    assert row.replace("| 4 |", "| 3 |") in md and "| 2.0.0 |" in md and " | - | " in md
+    assert "Runs made in different environments" in md

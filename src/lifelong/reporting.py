@@ -5,7 +5,9 @@ Every results.json under the given folders is read (schema-checked); its runs ar
 set, e.g. `ewc-lam=100`) within a section. Each section has the mean ± std table of `report.COLUMNS`
 over seeds (ACC, BWT, FWT, forgetting, LA, time, samples/s, memory), the mean accuracy matrix of
 each strategy as a table and a heat map, per-task accuracy curves, an accuracy-vs-time scatter, and
-a table of every single run. The HTML inlines its PNG figures, so the one file can be mailed.
+a table of every single run. A first table lists the environments the runs were made in (versions,
+platform, CPUs, PyTorch threads, GPU), with a warning when there are several. The HTML inlines its PNG
+figures, so the one file can be mailed.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def collect(dirs: list[Path]) -> list[Section]:
                 label = run_label(rec["strategy"], {n: options[n] for n in parts if options.get(n)})
                 key = (rec["benchmark"], rec["scenario"])
                 section = sections.setdefault(key, Section(*key))
-                section.groups.setdefault(label, []).append({**rec, "strategy": label, "dir": str(path.parent)})
+                section.groups.setdefault(label, []).append({**rec, "strategy": label, "dir": str(path.parent),
+                                                             "environment": data.get("environment") or {}})
         except (KeyError, TypeError, AttributeError) as err:
             raise LifelongError(f"{path} is damaged (missing or malformed field {err}): run it again") from None
     return list(sections.values())
@@ -99,6 +102,21 @@ def _run_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             [f"{r['metrics'][k] * scale:.{dec}f}" for k, _, scale, dec in COLUMNS] for r in runs]
 
 
+ENVIRONMENT = [("lifelong", "lifelong"), ("torch", "PyTorch"), ("python", "Python"), ("platform", "Platform"),
+               ("cpus", "CPUs"), ("threads", "Threads"), ("cuda", "GPU")]
+
+
+def environment_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per distinct environment the runs were made in (`experiment.environment`), with its
+    number of runs; "-" where a results file predates a field."""
+    counts: dict[tuple[str, ...], int] = {}
+    for r in runs:
+        env = r["environment"]
+        key = tuple("-" if env.get(k) is None else str(env[k]) for k, _ in ENVIRONMENT)
+        counts[key] = counts.get(key, 0) + 1
+    return [[*key, str(n)] for key, n in counts.items()]
+
+
 def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:
     """Write `out`/report.md (figures in `out`/figures/) and the self-contained `out`/report.html;
     each file is replaced atomically, so an earlier report survives a failed write whole."""
@@ -120,6 +138,13 @@ def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path,
              "seeds; time is training time in seconds.")
     md = ["# lifelong report", "", intro, ""]
     body = [f"<h1>lifelong report</h1><p>{html.escape(intro)}</p>"]
+    envs = environment_rows([r for s in sections for g in s.groups.values() for r in g])
+    env_header = [title for _, title in ENVIRONMENT] + ["Runs"]
+    env_note = ("Runs made in different environments: their times (and, with another thread count or "
+                "library version, the last digits of their accuracies) are not comparable." if len(envs) > 1 else "")
+    md += ["## Environment", "", markdown_table(env_header, envs), "", *([env_note, ""] if env_note else [])]
+    body += ["<h2>Environment</h2>", html_table(env_header, envs)] + ([f"<p>{html.escape(env_note)}</p>"]
+                                                                      if env_note else [])
     for s in sections:
         runs = [r for g in s.groups.values() for r in g]
         figures: list[tuple[str, Path]] = []
