@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import lifelong as ll
 from lifelong import __version__
@@ -123,19 +122,15 @@ def test_resume_refusals_are_one_line_and_touch_nothing(tmp_path, capsys):
 
 def test_resume_with_another_thread_count_warns(tmp_path, capsys):
     """The thread count can change PyTorch's sums in the last bits: run.json records it, and a resume with
-    another count says so in one line (and how to match it), then finishes."""
-    before = torch.get_num_threads()
-    try:
-        out = tmp_path / "run"
-        assert cli(capsys, *TINY, "--threads", "1", "--out", str(out))[0] == 0
-        assert json.loads((out / "checkpoints" / "run.json").read_text())["threads"] == 1
-        (out / "results.json").unlink()
-        code, _, err = cli(capsys, "run", "--resume", str(out), "--threads", "2")
-        assert code == 0 and err.strip() == (f"lifelong: warning: {out} was started with 1 CPU thread(s) and "
-                                             "continues with 2: sums may round differently from an uninterrupted "
-                                             "run; pass --threads 1 for identical results")
-        (out / "results.json").unlink()
-        code, _, err = cli(capsys, "run", "--resume", str(out), "--threads", "1")
-        assert code == 0 and "warning" not in err
-    finally:
-        torch.set_num_threads(before)
+    another count says so in one line (and how to match it), then finishes (`main` restores the count)."""
+    out = tmp_path / "run"
+    assert cli(capsys, *TINY, "--threads", "1", "--out", str(out))[0] == 0
+    assert json.loads((out / "checkpoints" / "run.json").read_text())["threads"] == 1
+    (out / "results.json").unlink()
+    code, _, err = cli(capsys, "run", "--resume", str(out), "--threads", "2")
+    assert code == 0 and err.strip() == (f"lifelong: warning: {out} was started with 1 CPU thread(s) and "
+                                         "continues with 2: sums may round differently from an uninterrupted "
+                                         "run; pass --threads 1 for identical results")
+    (out / "results.json").unlink()
+    code, _, err = cli(capsys, "run", "--resume", str(out), "--threads", "1")
+    assert code == 0 and "warning" not in err
