@@ -36,6 +36,7 @@ import time
 import torch
 
 import lifelong as ll
+from lifelong.errors import ConfigError
 from lifelong.report import curve_rows, markdown_table
 from lifelong.transfer import METHODS, CurveConfig, few_shot, fit_head, fit_method, learning_curve, pretrain
 from lifelong.transfer.features import cache
@@ -71,26 +72,34 @@ def curve(args: argparse.Namespace) -> None:
 def select(args: argparse.Namespace) -> None:
     targets = args.targets.split(",")
     Cs = [float(c) for c in args.C.split(",")]
-    heads = [("probe, C 1", "logistic", 1.0)] + [(f"probe-l2n, C {c:g}", "l2n", c) for c in Cs]
+    cuts: list[int | None] = [int(c) for c in args.cuts.split(",")] if args.cuts else [None]
+    heads = [(name + (f", cut {cut}" if cut is not None else ""), head, c, cut) for cut in cuts
+             for name, head, c in [("probe, C 1", "logistic", 1.0)] + [(f"probe-l2n, C {c:g}", "l2n", c) for c in Cs]]
     methods = [m for m in args.methods.split(",") if m]
-    names = [name for name, _, _ in heads] + methods
+    if args.lr_scales and not all(m.startswith("lpft") for m in methods):
+        raise ConfigError("--lr-scales is LP-FT's stage-2 learning-rate scale: give only --methods lpft,lpft-l2n")
+    scales = [{"lr_scale": float(x)} for x in args.lr_scales.split(",")] if args.lr_scales else [{}]
+    fits = [(m + (f" x{o['lr_scale']:g}" if o else ""), m, o) for m in methods for o in scales]
+    names = [name for name, *_ in heads] + [name for name, *_ in fits]
     diffs: dict[str, list[float]] = {name: [] for name in names}
     rows = []
     for seed in range(args.seeds):
         source, meta = pretrain(args.source, "cnn", seed=seed, epochs=args.source_epochs, lr=1e-3, batch_size=128)
         for spec in targets:
             target = ll.data.dataset(spec)
-            f_train, f_test, _ = cache(source, target)
+            features = {cut: cache(source, target, cut=cut)[:2] for cut in cuts}
             train = dict(epochs=args.steps, lr=1e-3, batch_size=128, seed=seed, device=args.device)
             per: dict[str, list[float]] = {name: [] for name in names}
             for d in range(args.draws):
                 idx = few_shot(target.train, 1, seed + 1000 * d)
                 scratch = fit_method("scratch", source, meta, target, idx, train)[0]
-                for name, head, c in heads:
+                for name, head, c, cut in heads:
+                    f_train, f_test = features[cut]
                     per[name].append(100 * (fit_head(f_train.subset(idx), f_test, target.num_classes, head=head,
                                                      C=c)[1] - scratch))
-                for method in methods:
-                    per[method].append(100 * (fit_method(method, source, meta, target, idx, train)[0] - scratch))
+                for name, method, options in fits:
+                    per[name].append(100 * (fit_method(method, source, meta, target, idx, {**train, **options})[0]
+                                            - scratch))
             rows.append([str(seed), spec] + [f"{statistics.mean(v):+.2f}" for v in per.values()])
             for name, v in per.items():
                 diffs[name].append(statistics.mean(v))
@@ -145,6 +154,8 @@ def main() -> None:
     v.add_argument("--steps", type=int, default=100)
     v.add_argument("--C", default="0.1,1,10,100")
     v.add_argument("--methods", default="", help="curve methods that train a network, compared too (lpft,lpft-l2n)")
+    v.add_argument("--lr-scales", default="", help="LP-FT's stage-2 learning-rate scales to compare (0.03,0.1,0.3,1)")
+    v.add_argument("--cuts", default="", help="feature cuts the probes are compared at (0,2,6; default the model's)")
     v.add_argument("--source", default="fmnist:0-4")
     v.add_argument("--source-epochs", type=int, default=1)
     v.add_argument("--targets", default="digits28:0-4,digits28:5-9")

@@ -32,6 +32,15 @@ def test_forgetting_uses_best_earlier_accuracy():
     assert metrics.forgetting(R) != pytest.approx(-metrics.backward_transfer(R))
 
 
+def test_forgetting_ignores_rows_before_the_task_was_learnt():
+    # task 1 scored 0.6 by chance before it was learnt (row 0), 0.5 after, and keeps 0.5: nothing forgotten
+    r = [[0.9, 0.6, 0.1], [0.9, 0.5, 0.1], [0.9, 0.5, 0.8]]
+    assert metrics.forgetting(r) == 0.0
+    # task 1 learnt to 0.5, later 0.7 (backward transfer), finally 0.4: forgets 0.7 - 0.4; task 0 none
+    r = [[0.9, 0.95, 0.1, 0.2], [0.9, 0.5, 0.1, 0.2], [0.9, 0.7, 0.6, 0.2], [0.9, 0.4, 0.6, 0.8]]
+    assert metrics.forgetting(r) == pytest.approx((0 + 0.3 + 0) / 3)
+
+
 def test_learning_accuracy():
     assert metrics.learning_accuracy(R) == pytest.approx((0.90 + 0.80 + 0.95) / 3)
 

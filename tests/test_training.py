@@ -1,8 +1,10 @@
+import copy
 import math
 import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import lifelong as ll
 from lifelong.checkpoint import States
@@ -126,6 +128,30 @@ def test_task_incremental_masks_other_heads(digits):
     assert changed[stream[0].units].all()
     others = [u for t in stream.tasks[1:] for u in t.units]
     assert not changed[others].any()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("scenario, head", [("task", "linear"), ("class", "growing")])
+def test_weight_decay_leaves_masked_head_rows_alone(digits, optimizer, scenario, head):
+    """One step on the first task's data: the units other heads own (task-IL) or not yet switched on
+    (a growing head) keep their rows, as separate heads outside the step would; the task's own rows
+    take the optimiser's weight-decay step (grad + decay · θ) exactly as before."""
+    stream = ll.data.split(digits, n_tasks=5, scenario=scenario, seed=0)
+    one = ll.data.Stream(stream.tasks[:1], scenario, stream.n_outputs, stream.input_shape)
+    model = ll.models.with_head(small_mlp(stream), head)
+    reference = copy.deepcopy(model)
+    before = model.head.weight.detach().clone()
+    options = dict(lr=0.01, weight_decay=0.5)
+    ll.Trainer(model, epochs=1, batch_size=10_000, optimizer=optimizer, seed=0, **options).fit(one)
+    ll.models.heads.grow_heads(reference, stream[0].units)
+    x, y = one[0].train.x, one[0].train.y
+    F.cross_entropy(one.mask(reference(x), torch.zeros_like(y)), y).backward()
+    (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(reference.parameters(), **options).step()
+    own, others = stream[0].units, [u for t in stream.tasks[1:] for u in t.units]
+    assert torch.equal(model.head.weight[others], before[others])
+    assert not torch.equal(reference.head.weight[others], before[others])  # what the optimiser's decay did
+    assert torch.allclose(model.head.weight[own], reference.head.weight[own], atol=1e-6)
+    assert torch.allclose(model.features[1].weight, reference.features[1].weight, atol=1e-6)
 
 
 def test_task_incremental_accuracy_beats_class_incremental(digits):

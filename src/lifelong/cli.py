@@ -25,13 +25,13 @@ from .files import exclusive, read_yaml
 from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_unfinished, claim_out_dir, config_keys, resumable, run
 from .experiment import write_run_dir
 from .models import HEADS, MODELS
-from .training import OPTIMIZERS
+from .training import DEFAULT_OPTIMIZER, OPTIMIZERS
 from .report import curve_rows, table, text_table
 from .reporting import write_report
 from .runlog import check_tensorboard
 from .suite import Outcome, run_suite
 from .suite import load as load_suite
-from .strategies import STRATEGIES, hyper_parameters
+from .strategies import HAT, STRATEGIES, hyper_parameters
 from .meta import META_BENCHMARKS
 from .meta import METHODS as META_METHODS
 from .meta.experiment import RECORD_KEYS as META_KEYS
@@ -39,6 +39,8 @@ from .meta.experiment import MetaConfig, run_meta, summary, write_meta_dir
 from .transfer import METHODS, CurveConfig, learning_curve, pretrain, save_pretrained, write_curve_dir
 from .transfer.curve import RECORD_KEYS as TRANSFER_KEYS
 from .transfer.adaptation import DOMAINS, AdaptConfig, run_adaptation
+from .transfer.adaptation import GRIDS as ADAPT_GRIDS
+from .transfer.adaptation import SCORERS as ADAPT_SCORERS
 from .transfer.adaptation import METHODS as ADAPT_METHODS
 from .transfer.adaptation import RECORD_KEYS as ADAPT_KEYS
 from .transfer.adaptation import summary as adapt_summary
@@ -79,13 +81,15 @@ def _bool(text: str) -> bool:
 
 def strategy_options(registry: Registry = STRATEGIES) -> dict[str, tuple[str, str, inspect.Parameter]]:
     """CLI option dest -> (strategy name, argument name, parameter), e.g. ewc_lambda -> (ewc, lam, ...);
-    also for other registries of classes (adaptation methods)."""
+    also for other registries of classes (adaptation methods). A flag that is also a run option is the
+    shared one: --replay-batch-size sets the replay strategy's batch size and every other strategy's."""
     out = {}
     for entry in registry:
         cls = entry.factory
         for arg, param in hyper_parameters(cls).items():
             flag = f"{entry.name}-{getattr(cls, 'option_names', {}).get(arg, arg).replace('_', '-')}"
-            out[flag.replace("-", "_")] = (entry.name, arg, param)
+            if flag.replace("-", "_") not in config_keys():
+                out[flag.replace("-", "_")] = (entry.name, arg, param)
     return out
 
 
@@ -109,13 +113,17 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze", default=S, choices=list(FREEZE), help="backbone: train only the head (default none)")
     p.add_argument("--epochs", type=int, default=S, help=f"epochs per task (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=S, help=f"learning rate (default {d.lr})")
-    p.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"optimiser (default {d.optimizer}; adam-fused: "
-                   "Adam in one fused kernel, faster on small models)")
+    p.add_argument("--lr", type=float, default=S, help="learning rate (default: the strategy's, hat "
+                   f"{HAT.default_optimizer[1]}, else {DEFAULT_OPTIMIZER[1]})")
+    p.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"optimiser (default: the strategy's, hat sgd, "
+                   f"else {DEFAULT_OPTIMIZER[0]}; adam-fused: Adam in one fused kernel, faster on small models)")
     p.add_argument("--momentum", type=float, default=S, help="SGD momentum (default 0)")
     p.add_argument("--weight-decay", type=float, default=S, help="L2 weight decay (default 0)")
     p.add_argument("--seed", type=int, default=S, help="first random seed (default 0)")
     p.add_argument("--seeds", type=int, default=S, help="number of seeds: seed, seed+1, ... (default 1)")
+    p.add_argument("--validation", type=float, default=S, metavar="F",
+                   help="hold out this fraction of each task's training data and report accuracies on it instead "
+                        "of the test split: for choosing hyper-parameters (default 0: evaluate on test)")
     p.add_argument("--device", default=S, help="cpu or cuda (default cpu)")
     p.add_argument("--config", type=Path, help="YAML file whose keys are these options (command-line options win)")
     p.add_argument("--out", type=Path, help="write config.json, results.json and plots to this folder")
@@ -127,6 +135,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run in DIR with its own "
                    "options (options given as well must be the same)")
     group = p.add_argument_group("strategy options")
+    group.add_argument("--buffer-size", type=int, default=S, help="memory size of every memory-based strategy in "
+                       "the run (default: each strategy's own); a strategy's own flag, e.g. --der-buffer-size, wins")
+    group.add_argument("--replay-batch-size", type=int, default=S, help="replayed samples per step of every "
+                       "strategy that replays (default: each strategy's own); a strategy's own option wins")
     for dest, (name, arg, param) in strategy_options().items():
         kind = type(param.default) if param.default is not inspect.Parameter.empty else str
         group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_bool if kind is bool else kind,
@@ -236,6 +248,12 @@ def _one_line_warnings() -> Iterator[None]:
         yield
 
 
+def _optimizers(records: list[dict[str, Any]]) -> str:
+    """"adam lr 0.001", or per strategy where they differ ("hat: sgd lr 0.05, naive: adam lr 0.001")."""
+    used = {r["strategy"]: f"{r['optimizer']} lr {r['lr']}" for r in records}
+    return used.popitem()[1] if len(set(used.values())) == 1 else ", ".join(f"{k}: {v}" for k, v in used.items())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
@@ -256,8 +274,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_run_dir(args.out, config, records, tensorboard=args.tensorboard)
     r = records[0]
     _show(args, f"{config.benchmark}: {r['scenario']}-incremental, {r['stream']['n_tasks']} tasks, "
-          f"model {config.model}, {config.epochs} epoch(s), {config.optimizer} lr {config.lr}, "
-          f"seeds {config.seed}..{config.seed + config.seeds - 1}; accuracies in %", table(records))
+          f"model {config.model}, {config.epochs} epoch(s), {_optimizers(records)}, "
+          f"seeds {config.seed}..{config.seed + config.seeds - 1}; accuracies in %"
+          + (f" on {config.validation:g} of the training data held out (not the test split)" if config.validation
+             else ""), table(records))
     return 0
 
 
@@ -364,13 +384,13 @@ def _add_meta_parser(sub: Any) -> None:
                        "held-out tasks")
     p.add_argument("--benchmark", default=S, help=f"{', '.join(META_BENCHMARKS.names())} (default {d.benchmark})")
     p.add_argument("--method", type=_names, action="append", default=S, help=f"comma-separated or repeated, from "
-                   f"{', '.join(META_METHODS.names())} (default maml; pretrain always runs)")
+                   f"{', '.join(META_METHODS.names())} (default maml; baseline and finetune always run)")
     p.add_argument("--ways", type=int, default=S, help=f"classes per episode (default {d.ways})")
     p.add_argument("--shots", type=_ints, default=S, help="support samples per class (or per task), e.g. 1,5 "
                    "(default 10)")
     p.add_argument("--queries", type=int, default=S, help="query samples per class (default 15; sinusoid: 10 per task)")
-    p.add_argument("--classes", default=S, help="meta-train/valid/test classes, e.g. 0-5/6-7/8-9 or 0-4//5-9 "
-                   "(default 60/20/20%%, or halves when the test part has fewer classes than --ways)")
+    p.add_argument("--classes", default=S, help="meta-train/valid/test classes, e.g. 0-3/4-5/6-9 or 0-4//5-9 "
+                   "(default 40/20/40%%, or halves when the test part has no more classes than --ways)")
     p.add_argument("--model", default=S, help="model name (default conv4 for fmnist/digits, else mlp); see "
                    "`lifelong list`")
     p.add_argument("--hidden", type=_ints, default=S, help="hidden sizes of the mlp (default 40,40 for sinusoid, "
@@ -379,8 +399,8 @@ def _add_meta_parser(sub: Any) -> None:
                    "200)")
     p.add_argument("--rotate", action="store_true", default=S, help="add meta-train classes turned by 90/180/270 "
                    "degrees as new classes")
-    p.add_argument("--valid-every", type=int, default=S, help="keep the meta-parameters best on the validation "
-                   f"episodes, scored every N iterations; 0: keep the last (default {d.valid_every})")
+    p.add_argument("--valid-every", type=int, default=S, help="keep the meta-parameters of the lowest loss on "
+                   f"the validation episodes, scored every N iterations; 0: keep the last (default {d.valid_every})")
     p.add_argument("--valid-tasks", type=int, default=S, help=f"validation episodes (default {d.valid_tasks})")
     for opt, what in (("inner-lr", "inner-loop / fine-tuning learning rate"), ("meta-lr", "outer learning rate")):
         p.add_argument(f"--{opt}", type=float, default=S, help=f"{what} (default: the method's)")
@@ -432,6 +452,10 @@ def _add_adapt_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="first random seed (default 0)")
     p.add_argument("--seeds", type=int, default=d.seeds, help="number of seeds: seed, seed+1, ... (default 1)")
     p.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
+    grids = "; ".join(f"{m} " + ",".join(f"{v:g}" for v in g) for m, g in ADAPT_GRIDS.items())
+    p.add_argument("--select", default=d.select, metavar="SCORER", help=f"pick each deep method's weight from its "
+                   f"grid ({grids}) with a scorer that uses no target label: {', '.join(ADAPT_SCORERS.names())} "
+                   "(default: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object per (method, seed) on stdout")
     group = p.add_argument_group("method options")
     for dest, (name, _, param) in strategy_options(ADAPT_METHODS).items():
@@ -452,9 +476,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     config = AdaptConfig(**fields, method_options=options)
     config.validate()
     records = run_adaptation(config, on_record=_emitter(args, ADAPT_KEYS))
+    chosen = ", ".join(f"{r['method']} {r['options']['lam']:g} (seed {r['seed']})" for r in records
+                       if config.select and r["method"] in ADAPT_GRIDS)
     _show(args, f"{config.source} -> {config.target}: unsupervised, target labels only to test; model "
-          f"{config.model}, {config.epochs} epoch(s), seeds {config.seed}..{config.seed + config.seeds - 1}",
-          text_table(*adapt_summary(records)))
+          f"{config.model}, {config.epochs} epoch(s), seeds {config.seed}..{config.seed + config.seeds - 1}"
+          + (f"; λ chosen by {config.select}: {chosen}" if chosen else ""), text_table(*adapt_summary(records)))
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .data import BENCHMARKS, SCENARIOS, benchmark
+from .data import BENCHMARKS, SCENARIOS, Stream, benchmark
 from .errors import ConfigError, LifelongError
 from .checkpoint import States
 from .files import atomic_write_json, exclusive
@@ -36,6 +36,8 @@ from .training import Result, Trainer, resolve_device
 RESULTS_SCHEMA = "lifelong.results/1"
 RUN_FORMAT = "lifelong.run/1"
 FREEZE = ("none", "backbone")
+SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
+OPTIONAL = {"optimizer": str, "lr": float, "buffer_size": int, "replay_batch_size": int}  # None: not given
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
                "train_seconds", "samples_per_second", "peak_rss_mb")
 
@@ -50,13 +52,15 @@ class RunConfig:
     class_order: list[int] | None = None
     strategy: list[str] = field(default_factory=lambda: ["naive", "joint"])
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buffer_size: int | None = None  # the memory of every strategy that has one (its own option wins)
+    replay_batch_size: int | None = None  # the same for the replayed samples per step
     model: str = "mlp"
     head: str = "linear"
     hidden: list[int] = field(default_factory=lambda: [400, 400])
     epochs: int = 1
     batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
+    lr: float | None = None  # None: the strategy's own (hat: 0.05), else 1e-3 (`training.default_optimizer`)
+    optimizer: str | None = None  # None: the strategy's own (hat: sgd), else adam
     momentum: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
@@ -65,13 +69,14 @@ class RunConfig:
     backbone: str | None = None  # a saved model (lifelong pretrain) whose backbone replaces `model`'s
     freeze: str = "none"  # "backbone": train only the head
     checkpoint_every: int = 0  # save the whole state every N steps too (needs --out); 0: after every task only
+    validation: float = 0.0  # > 0: hold out this fraction of each task's training data and evaluate on it, not on test
 
     def check_types(self) -> None:
         """Every value must have its option's type (YAML files and Python callers can pass anything)."""
         default = RunConfig()
         for key, value in self.to_dict().items():
-            want = getattr(default, key)
-            if key in ("scenario", "n_tasks", "class_order") and value is None:
+            want = OPTIONAL[key]() if key in OPTIONAL else getattr(default, key)
+            if key in ("scenario", "n_tasks", "class_order", *OPTIONAL) and value is None:
                 continue
             ok = isinstance(value, type(want)) if want is not None else True
             if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -114,20 +119,31 @@ class RunConfig:
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
             if value < 1:
                 raise ConfigError(f"{flag} must be a whole number >= 1, got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        for key in SHARED_OPTIONS:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {getattr(self, key)!r}")
+        if not 0 <= self.validation < 1:
+            raise ConfigError(f"--validation is the fraction of training data held out, from 0 to below 1, "
+                              f"got {self.validation!r}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"the learning rate (--lr) must be a positive number, got {self.lr!r}")
         resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def shared_options(self) -> dict[str, Any]:
+        """The SHARED_OPTIONS given (not None), for `make_strategy`."""
+        return {k: getattr(self, k) for k in SHARED_OPTIONS if getattr(self, k) is not None}
+
 
 def config_keys() -> set[str]:
     return {f.name for f in dataclasses.fields(RunConfig)}
 
 
-def make_strategy(spec: str, options: dict[str, dict[str, Any]]) -> Strategy:
-    """A strategy from its CLI name; `a+b` composes several (hooks run in that order)."""
+def make_strategy(spec: str, options: dict[str, dict[str, Any]], shared: dict[str, Any] | None = None) -> Strategy:
+    """A strategy from its CLI name; `a+b` composes several (hooks run in that order). `shared` options
+    (e.g. {"buffer_size": 200}) go to every strategy with that argument whose `options` do not set it."""
     parts = []
     for name in spec.split("+"):
         cls = STRATEGIES.get(name).factory
@@ -135,8 +151,19 @@ def make_strategy(spec: str, options: dict[str, dict[str, Any]]) -> Strategy:
         unknown = set(opts) - set(hyper_parameters(cls))
         if unknown:
             raise ConfigError(f"strategy {name!r} has no option {sorted(unknown)[0]!r}")
-        parts.append(cls(**opts))
+        parts.append(cls(**{k: v for k, v in (shared or {}).items() if k in hyper_parameters(cls)} | opts))
     return parts[0] if len(parts) == 1 else Compose(*parts)
+
+
+def make_stream(config: RunConfig, seed: int) -> Stream:
+    """The run's stream for `seed`. With `validation` > 0 each task's training data loses that fraction
+    (stratified, drawn from the seed), which replaces its test split: a run for choosing
+    hyper-parameters, whose accuracies never come from the test data."""
+    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=seed,
+                       class_order=config.class_order, valid_fraction=config.validation)
+    if config.validation:
+        stream.tasks = [dataclasses.replace(t, test=t.valid, valid=None) for t in stream.tasks]
+    return stream
 
 
 def environment() -> dict[str, Any]:
@@ -152,6 +179,7 @@ def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: 
     m = result.metrics
     return {
         "strategy": spec, "benchmark": config.benchmark, "scenario": result.stream["scenario"], "seed": seed,
+        "evaluated_on": "validation" if config.validation else "test",
         **{k: m[k] for k in ("acc", "bwt", "fwt", "forgetting")}, "matrix": result.matrix,
         **{k: m[k] for k in ("train_seconds", "samples_per_second", "peak_rss_mb")},
         "learning_accuracy": m["learning_accuracy"], "strategy_memory_bytes": m["strategy_memory_bytes"],
@@ -192,8 +220,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                 if on_record is not None:
                     on_record(records[-1])
                 continue
-            stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=seed,
-                               class_order=config.class_order)
+            stream = make_stream(config, seed)
             torch.manual_seed(seed)
             try:
                 model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
@@ -203,7 +230,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                 model.freeze_backbone(config.freeze == "backbone")
             except ValueError as err:
                 raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
-            strategy = make_strategy(spec, config.strategy_options)
+            strategy = make_strategy(spec, config.strategy_options, config.shared_options())
             trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                               optimizer=config.optimizer, momentum=config.momentum,
                               weight_decay=config.weight_decay, seed=seed, device=config.device,
@@ -211,6 +238,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                               checkpoint=checkpoints / name if checkpoints else None,
                               checkpoint_every=config.checkpoint_every)
             rec = record(config, spec, seed, strategy, trainer.fit(stream, resume=resume))
+            rec |= {"optimizer": trainer.optimizer_name, "lr": trainer.lr}
             if done is not None and trainer.states is not None:
                 atomic_write_json(done, rec)
                 trainer.states.clear()  # the record replaces them
@@ -223,13 +251,12 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
 def _preflight(config: RunConfig) -> None:
     """Load the data and check what depends on it before an earlier run's files are touched: bad data
     files, and a memory (`buffer_size` given in the options) larger than the whole stream."""
-    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=config.seed,
-                       class_order=config.class_order)
+    stream = make_stream(config, config.seed)
     total = sum(len(t.train) for t in stream)
-    for name, options in config.strategy_options.items():
-        size = options.get("buffer_size")
+    for name, options in [("", {"buffer_size": config.buffer_size}), *config.strategy_options.items()]:
+        size, flag = options.get("buffer_size"), f"--{name}-buffer-size" if name else "--buffer-size"
         if isinstance(size, int) and size > total:
-            raise ConfigError(f"--{name}-buffer-size {size} is larger than the {total} training samples of the whole "
+            raise ConfigError(f"{flag} {size} is larger than the {total} training samples of the whole "
                               "stream (the memory could never fill): lower it, or use --strategy cumulative")
 
 

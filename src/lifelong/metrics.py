@@ -50,12 +50,14 @@ def forward_transfer(r: Matrix, b: Sequence[float]) -> float:
 
 
 def forgetting(r: Matrix) -> float:
-    """Average forgetting: 1/(T-1) sum_{j<T-1} max_{l<T-1} (R[l, j] - R[T-1, j])."""
+    """Average forgetting: 1/(T-1) sum_{j<T-1} max_{j<=l<T-1} (R[l, j] - R[T-1, j]). Only rows from
+    task j's own training on count (Chaudhry et al. 2018): accuracy before task j was learnt (chance,
+    or a lucky guess of an untrained head) is nothing to forget."""
     m = _square(r)
     t = len(m)
     if t == 1:
         return 0.0
-    return float(np.mean([m[: t - 1, j].max() - m[-1, j] for j in range(t - 1)]))
+    return float(np.mean([m[j: t - 1, j].max() - m[-1, j] for j in range(t - 1)]))
 
 
 def learning_accuracy(r: Matrix) -> float:

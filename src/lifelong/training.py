@@ -36,10 +36,21 @@ from .checkpoint import save as save_checkpoint
 from .data import Split, Stream, Task
 from .errors import ConfigError, TrainingError
 from .evaluation import accuracy_row
-from .models.heads import grow_heads
+from .models.heads import grow_heads, output_layer
 from .strategies import Naive, Strategy, overrides
 
 OPTIMIZERS = ("sgd", "adam", "adam-fused")  # adam-fused: PyTorch's fused Adam kernel, equal up to rounding
+DEFAULT_OPTIMIZER = ("adam", 1e-3)  # the optimiser and learning rate of a strategy that names none
+
+
+def default_optimizer(strategy: Strategy, optimizer: str | None, lr: float | None) -> tuple[str, float]:
+    """The optimiser and learning rate of a fit: those given, else the strategy's own (a part's
+    `default_optimizer`, e.g. HAT's SGD lr 0.05), else DEFAULT_OPTIMIZER. A strategy's learning rate
+    goes with its own optimiser only: another optimiser without a learning rate gets the library's."""
+    own = next((c.default_optimizer for c in strategy.children() if getattr(c, "default_optimizer", None)),
+               DEFAULT_OPTIMIZER)
+    optimizer = optimizer or own[0]
+    return optimizer, lr if lr is not None else (own[1] if optimizer == own[0] else DEFAULT_OPTIMIZER[1])
 
 
 @dataclass
@@ -111,6 +122,7 @@ class Trainer:
 
     The optimiser is built afresh at the start of every task (after `before_task`, which may add
     parameters), so no optimiser state such as Adam's moments leaks from one task to the next.
+    `optimizer` and `lr` left out: the strategy's own, else Adam lr 1e-3 (`default_optimizer`).
     With the same seed, the same model initialisation and the CPU, two fits give identical results.
     With `checkpoint=PATH`, the model and strategy state are saved to PATH.safetensors/.json after
     every task (the latest task only; see `lifelong.checkpoint`), and the fit's whole state to
@@ -128,8 +140,8 @@ class Trainer:
         *,
         epochs: int = 1,
         batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: str = "adam",
+        lr: float | None = None,
+        optimizer: str | None = None,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         seed: int = 0,
@@ -141,6 +153,8 @@ class Trainer:
         checkpoint_every: int = 0,
         reference: bool = True,
     ) -> None:
+        self.strategy = strategy if strategy is not None else Naive()
+        optimizer, lr = default_optimizer(self.strategy, optimizer, lr)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         for what, value in (("epochs", epochs), ("batch size", batch_size), ("eval batch size", eval_batch_size)):
@@ -156,7 +170,6 @@ class Trainer:
             raise ConfigError("checkpointing every N steps needs somewhere to write: give a checkpoint path (--out)")
         self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.strategy = strategy if strategy is not None else Naive()
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.lr, self.optimizer_name, self.momentum, self.weight_decay = lr, optimizer, momentum, weight_decay
         self.seed, self.progress, self.label = seed, progress, label
@@ -164,6 +177,7 @@ class Trainer:
         self.checkpoint_every, self.reference = checkpoint_every, reference
         self.states = States(f"{checkpoint}.resume", self.checkpoint.name) if self.checkpoint is not None else None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.head_decay: list[tuple[Tensor, float]] = []  # set by `make_optimizer`
         # while training: the split being learnt and the indices in it of the current batch's rows
         self.train_data: Split | None = None
         self.batch_index = torch.zeros(0, dtype=torch.long)
@@ -174,7 +188,35 @@ class Trainer:
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        return self.optimizer_for([g for g in self.parameter_groups() if g["params"]])
+        """The optimiser over `parameter_groups`, with the output layer's parameters in groups of their
+        own without weight decay: `_decay_reached_rows` decays them row by row (`head_decay`)."""
+        groups = [g for g in self.parameter_groups() if g["params"]]
+        head = output_layer(self.model)
+        self.head_decay = []
+        if head is not None:
+            ids, split = {id(p) for p in head.parameters()}, []
+            for g in groups:
+                decay, mine = g.get("weight_decay", self.weight_decay), [p for p in g["params"] if id(p) in ids]
+                if decay > 0 and mine:
+                    self.head_decay += [(p, decay) for p in mine]
+                    split.append({**g, "params": mine, "weight_decay": 0.0})
+                    g = {**g, "params": [p for p in g["params"] if id(p) not in ids]}
+                split.append(g)
+            groups = [g for g in split if g["params"]]
+        return self.optimizer_for(groups)
+
+    def _decay_reached_rows(self) -> None:
+        """L2 weight decay (grad += decay · θ, as SGD and Adam add it) on the output layer's rows that this
+        step's loss reaches (a non-zero gradient in the row's weights or bias). A masked unit (another
+        task's head under task-IL, an inactive unit of a growing head) is left as it is, as an optimiser
+        leaves a separate head that took no gradient."""
+        grads = [p.grad.reshape(len(p), -1) for p, _ in self.head_decay if p.grad is not None]
+        if not grads:
+            return
+        reached = torch.cat(grads, 1).ne(0).any(1)
+        for p, decay in self.head_decay:
+            if p.grad is not None:
+                p.grad.add_(p.detach() * reached.view(-1, *[1] * (p.dim() - 1)), alpha=decay)
 
     def optimizer_for(self, params: Any, weight_decay: float | None = None) -> torch.optim.Optimizer:
         """A fresh optimiser of this trainer's kind and settings over `params` (tensors or groups);
@@ -326,6 +368,8 @@ class Trainer:
                 strategy.add_grad()
             if hooks["after_backward"]:
                 strategy.after_backward()
+            if self.head_decay:
+                self._decay_reached_rows()
             opt.step()
             if hooks["after_step"]:
                 strategy.after_step()

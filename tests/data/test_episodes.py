@@ -37,9 +37,19 @@ def test_same_seed_same_episodes_other_seed_others(tagged_ds):
     assert not torch.equal(a.xs, c.xs)
 
 
+def test_sample_with_classes_tells_the_class_behind_each_label(tagged_ds):
+    sampler = EpisodeSampler(tagged_ds, classes=[2, 3, 5, 7], ways=2, shots=1, queries=2, seed=0)
+    ep, classes = sampler.sample_with_classes(30)
+    assert classes.shape == (30, 2) and torch.equal(ep.xs[:, :, 0].long(), classes)  # feature 0: the class
+    assert len({tuple(sorted(c)) for c in classes.tolist()}) == 6  # every 2-class subset of the 4 drawn
+    again = EpisodeSampler(tagged_ds, classes=[2, 3, 5, 7], ways=2, shots=1, queries=2, seed=0).sample(30)
+    assert all(torch.equal(u, v) for u, v in zip(ep, again))  # the same episodes as `sample`
+
+
 def test_splits_are_disjoint_and_parsed():
-    assert class_split(10) == class_split(10, ways=2) == ([0, 1, 2, 3, 4, 5], [6, 7], [8, 9])
-    assert class_split(10, ways=5) == ([0, 1, 2, 3, 4], [], [5, 6, 7, 8, 9])
+    # the default meta-test pool holds more classes than an episode, so test episodes are different tasks
+    assert class_split(10) == class_split(10, ways=3) == ([0, 1, 2, 3], [4, 5], [6, 7, 8, 9])
+    assert class_split(10, ways=4) == class_split(10, ways=5) == ([0, 1, 2, 3, 4], [], [5, 6, 7, 8, 9])
     assert class_split(10, "0-4//5-9") == ([0, 1, 2, 3, 4], [], [5, 6, 7, 8, 9])
     assert parse_classes("0,2,5-6") == [0, 2, 5, 6]
     for bad in ("0-5/5-6/7-9", "0-4/5-9", "0-4//", "0-4//5-10", "a-b//1"):

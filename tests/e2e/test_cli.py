@@ -12,7 +12,7 @@ import torch
 from lifelong import cli
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
-from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results
+from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results, make_strategy
 
 FAST = ["--benchmark", "split-digits", "--hidden", "64", "--batch-size", "16", "--epochs", "2"]
 
@@ -106,6 +106,26 @@ def test_config_file_and_command_line_precedence(capsys, tmp_path):
     assert len(json.loads(capsys.readouterr().out)["matrix"]) == 5
 
 
+def test_shared_buffer_size_sets_every_memory_strategy_and_own_options_win(capsys, tmp_path):
+    shared = ["--buffer-size", "40", "--replay-batch-size", "8"]
+    config = cli.build_config(cli.parser().parse_args(["run", "--strategy", "replay,der,icarl,ewc", *shared,
+                                                       "--der-buffer-size", "60"]))
+    made = {s: make_strategy(s, config.strategy_options, config.shared_options()).options() for s in config.strategy}
+    assert made["replay"] == {"buffer_size": 40, "replay_batch_size": 8, "policy": "reservoir"}
+    assert made["der"] == {"buffer_size": 60, "replay_batch_size": 8, "alpha": 1.0}  # --der-buffer-size wins
+    assert made["icarl"] == {"buffer_size": 40} and made["ewc"] == make_strategy("ewc", {}).options()
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("buffer_size: 40\nreplay-batch-size: 8\n")
+    assert cli.build_config(cli.parser().parse_args(["run", "--config", str(cfg)])).shared_options() == \
+        {"buffer_size": 40, "replay_batch_size": 8}  # a config file's keys work as the flags
+    assert run_cli(capsys, "--strategy", "der", "--n-tasks", "2", "--epochs", "1", *shared, "--out",
+                   str(tmp_path / "run"))[0] == 0
+    assert load_results(tmp_path / "run" / "results.json")["runs"][0]["options"]["buffer_size"] == 40
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--buffer-size" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -118,6 +138,8 @@ def test_config_file_and_command_line_precedence(capsys, tmp_path):
         (["--n-tasks", "11"], "n_tasks must be"),
         (["--class-order", "0,0,1"], "class_order"),
         (["--lr", "-1"], "learning rate"),
+        (["--buffer-size", "0"], "--buffer-size must be a whole number >= 1"),
+        (["--buffer-size", "100000", "--strategy", "replay"], "--buffer-size 100000 is larger"),
         (["--no-such-option"], "unrecognized arguments"),
         (["--epochs", "two"], "invalid int value"),
         (["--scenario", "sideways"], "invalid choice"),

@@ -6,7 +6,7 @@ import pytest
 
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
-from lifelong.transfer.adaptation import RECORD_KEYS
+from lifelong.transfer.adaptation import GRIDS, RECORD_KEYS
 
 have_fmnist = any(any(d.glob("t10k-labels-idx1-ubyte*")) for d in fashion_mnist_dirs() if d.is_dir())
 FAST = ["--source", "fmnist", "--target", "fmnist-invert", "--hidden", "16", "--epochs", "1", "--batch-size", "512"]
@@ -27,12 +27,21 @@ def test_json_records_and_table(capsys):
     assert f"{rows[0]['acc'] * 100:.2f}" in out  # the table prints what --json gave (same seed)
 
 
+@pytest.mark.skipif(not have_fmnist, reason="Fashion-MNIST is not installed")
+def test_select_picks_the_weight_by_a_label_free_scorer(capsys, monkeypatch):
+    monkeypatch.setitem(GRIDS, "coral", (0.0, 10.0))
+    assert main(["adapt", *FAST, "--method", "coral", "--select", "entropy"]) == 0
+    out, _ = capsys.readouterr()
+    assert "λ chosen by entropy: coral " in out and "Target acc %" in out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--method", "mmd"], "unknown adaptation method 'mmd'"),
     (["--target", "fmnist-rot45"], "did you mean 'fmnist-rot30'"),
     (["--tca-kernel", "poly"], "unknown tca kernel 'poly'"),
     (["--dann-hidden", "0"], "positive whole numbers"),
     (["--seeds", "0"], "--seeds must be"),
+    (["--select", "devv"], "unknown selection scorer 'devv'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert main(["adapt", *args]) == 2

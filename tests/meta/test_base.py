@@ -81,13 +81,31 @@ def test_model_selection_keeps_the_best_validated_meta_parameters():
     learner, valid = _climber()
     learner.meta_train(6, valid=valid, every=1)
     assert float(learner.model.weight.detach()) == 3.0 and learner.selection["kept"] == 3
-    assert [round(v, 4) for _, v in learner.selection["curve"]] == [round(1 - abs(w - 3) / 6, 4) for w in range(7)]
+    assert [round(v, 4) for _, v, _ in learner.selection["curve"]] == [round(1 - abs(w - 3) / 6, 4) for w in range(7)]
     learner, valid = _climber()
-    learner.meta_train(5, valid=valid, every=2)  # scored at 0, 2, 4 and the end, 5; 2 and 4 tie: the earlier
-    assert [i for i, _ in learner.selection["curve"]] == [0, 2, 4, 5] and float(learner.model.weight.detach()) == 2.0
+    learner.meta_train(5, valid=valid, every=2)  # scored at 0, 2, 4 and the end, 5; 2 and 4 tie: the later
+    assert [i for i, *_ in learner.selection["curve"]] == [0, 2, 4, 5] and float(learner.model.weight.detach()) == 4.0
     learner, _ = _climber()
     learner.meta_train(5)  # no validation episodes: the last meta-parameters
     assert float(learner.model.weight.detach()) == 5.0 and learner.selection is None
+
+
+class Saturated(Climber):
+    """Right on every validation query from w = 1 on, ever more confident: logits w * one-hot of the truth."""
+
+    def predict(self, episodes, steps):
+        return self.model.weight[0, 0] * torch.nn.functional.one_hot(episodes.yq, 2).float()
+
+
+def test_model_selection_on_a_saturated_accuracy_keeps_the_lowest_loss_not_the_first_maximum():
+    model = nn.Linear(1, 1)
+    nn.init.zeros_(model.weight)
+    learner = Saturated(model, TaskSet("toy", "classification", None, None, (1,), 2))
+    valid = _climber()[1]
+    learner.meta_train(10, valid=valid, every=1)
+    accuracy = [v for _, v, _ in learner.selection["curve"]]
+    assert accuracy[0] == 0.5 and accuracy[1:] == [1.0] * 10  # saturated from iteration 1
+    assert learner.selection["kept"] == 10 and float(learner.model.weight.detach()) == 10.0  # not iteration 1
 
 
 def test_score_is_minus_the_mse_for_regression():
@@ -95,7 +113,8 @@ def test_score_is_minus_the_mse_for_regression():
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
     learner = Scratch(model, TaskSet("fixed", "regression", Fixed(), Fixed(), (1,), 1))
-    assert math.isclose(learner.score(Fixed().sample(3), steps=0), -(1 + 4 + 9) / 3, rel_tol=1e-6)
+    score, loss = learner.score(Fixed().sample(3), steps=0)
+    assert math.isclose(score, -(1 + 4 + 9) / 3, rel_tol=1e-6) and math.isclose(loss, (1 + 4 + 9) / 3, rel_tol=1e-6)
 
 
 def test_conv4_batchnorm_is_per_episode_under_vmap_and_in_the_baselines():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lifelong.errors import ConfigError
+from lifelong.meta import evaluate, meta_test_episodes
 from lifelong.meta.experiment import MetaConfig, make_learner, pooled, run_meta, summary
 
 
@@ -35,15 +36,31 @@ def test_validate_refuses(field, value):
 
 
 def test_image_benchmarks_default_to_conv4_and_select_on_validation_episodes():
-    config = MetaConfig(benchmark="digits-fewshot", method=["protonet"], ways=2, shots=[1], classes="0-5/6-7/8-9",
+    config = MetaConfig(benchmark="digits-fewshot", method=["protonet"], ways=2, shots=[1], classes="0-3/4-5/6-9",
                         iterations=3, valid_every=2, valid_tasks=3, eval_tasks=4, steps=[1])
     records = run_meta(config)
-    assert [r["method"] for r in records] == ["protonet", "pretrain"] and {r["model"] for r in records} == {"conv4"}
+    assert [r["method"] for r in records] == ["protonet", "baseline", "finetune"]
+    assert {r["model"] for r in records} == {"conv4"}
     for r in records:
-        assert [i for i, _ in r["selection"]["curve"]] == [0, 2, 3] and r["selection"]["tasks"] == 3
+        assert [i for i, *_ in r["selection"]["curve"]] == [0, 2, 3] and r["selection"]["tasks"] == 3
         assert r["selection"]["kept"] in (0, 2, 3)
     assert MetaConfig().model_name() == "mlp" and MetaConfig(benchmark="mnist1d-fewshot").model_name() == "mlp"
     config.valid_every = 0
     assert all(r["selection"] is None for r in run_meta(config))
     with pytest.raises(ConfigError, match="--valid-every"):
         MetaConfig(valid_every=-1).validate()
+
+
+def test_every_step_count_and_method_meets_the_same_meta_test_episodes():
+    config = MetaConfig(benchmark="digits-fewshot", method=["scratch"], ways=2, shots=[1], iterations=1,
+                        valid_every=0, eval_tasks=40, steps=[0, 0, 1])
+    records = run_meta(config)
+    first, again = records[0], records[1]  # scratch at 0 steps twice: the same episodes, the same figures
+    assert (first["acc"], first["std"], first["by_classes"]) == (again["acc"], again["std"], again["by_classes"])
+    # the default split's meta-test pool, classes 6-9: the 40 tasks fall into its 6 two-class subsets
+    assert set(first["by_classes"]) == {"6,7", "6,8", "6,9", "7,8", "7,9", "8,9"}
+    alone = make_learner("scratch", config, 1, 0)  # a later method of the seed: the same episodes again
+    episodes, classes = meta_test_episodes(alone.tasks, 40)
+    assert evaluate(alone, 1, episodes=episodes, classes=classes)["mean"] == records[2]["acc"]
+    header, rows = summary(records)
+    assert header[-1] == "Class subsets: n, min-max %" and rows[0][-1].startswith("6: ")

@@ -27,6 +27,20 @@ def test_logits_are_negative_squared_distances_to_class_means():
     assert out[0].argmax(1).tolist() == [0, 1]
 
 
+def test_support_and_query_are_embedded_in_one_forward_pass():
+    """With BatchNorm in the embedding, support and query are normalised together (Snell et al.'s code
+    embeds their concatenation): the logits are those of embedding the whole episode at once."""
+    torch.manual_seed(0)
+    model = Net(nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4)), nn.Linear(4, 3))
+    learner = ProtoNet(model, TaskSet("toy", "classification", None, None, (2,), 3))
+    xs, ys = torch.randn(1, 3, 2), torch.tensor([[0, 1, 2]])  # 1 shot: BatchNorm over 3 support samples alone
+    xq = torch.randn(1, 6, 2) + 2.0
+    f = model.features(torch.cat([xs[0], xq[0]]))
+    expected = -torch.cdist(f[3:], f[:3]).pow(2)  # 1 shot: the prototypes are the support embeddings
+    out = learner.predict(Episodes(xs, ys, xq, torch.zeros(1, 6, dtype=torch.long)), steps=0)
+    assert torch.allclose(out[0], expected, atol=1e-5)
+
+
 def test_protonet_learns_unseen_classes(tagged_ds):
     torch.manual_seed(0)
     tasks = fewshot(tagged_ds, ways=2, shots=1, queries=5, classes="0-5//6-9", seed=0)

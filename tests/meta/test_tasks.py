@@ -66,3 +66,10 @@ def test_rotated_benchmark_turns_meta_train_classes_only(tagged_images):
     assert turned(tasks.valid.sample(50).xs)  # held-out samples of the meta-train classes, as meta-trained
     with pytest.raises(ConfigError, match="sinusoid tasks cannot be rotated"):
         meta_benchmark("sinusoid", rotations=4)
+
+
+def test_warns_when_the_meta_test_pool_holds_exactly_ways_classes(tagged_ds, recwarn):
+    with pytest.warns(UserWarning, match=r"meta-test pool \[8, 9\] holds exactly 2 classes"):
+        fewshot(tagged_ds, ways=2, shots=1, queries=2, classes="0-5/6-7/8-9")
+    fewshot(tagged_ds, ways=2, shots=1, queries=2)  # the default split: a 4-class meta-test pool, no warning
+    assert not [w for w in recwarn if "meta-test pool" in str(w.message)]

@@ -15,8 +15,10 @@ def test_loss_is_asymmetric_cross_entropy_plus_replay(digits):
     ace = ERACE(buffer_size=100, replay_batch_size=16)
     ace.attach(ll.Trainer(small_mlp(stream), ace), stream)
     for task in stream.tasks[:3]:  # classes 0-5 seen and stored
+        ace.before_task(task)
         x, y = task.train.batch(torch.arange(64))
         ace.loss(ace.model(x), x, y, torch.full_like(y, task.id))
+    ace.before_task(stream[3])
     x, y = stream[3].train.batch(torch.arange(20))  # task 3's classes (units 6 and 7) arrive
     x, y = x[y == 6], y[y == 6]  # one class only: unit 7 stays unseen
     copy = Buffer.from_state(ace.memory.state_dict())
@@ -26,6 +28,21 @@ def test_loss_is_asymmetric_cross_entropy_plus_replay(digits):
     m = copy.sample(16)
     expect = F.cross_entropy(out[:, keep], (keep.cumsum(0) - 1)[y]) + F.cross_entropy(ace.model(m.x), m.y)
     assert torch.allclose(total, expect)
+
+
+def test_first_task_is_plain_cross_entropy_and_only_fills_the_memory(digits):
+    """The paper's Algorithm and both reference codes mask and replay from the second task on."""
+    stream = ll.data.split(digits, n_tasks=5, scenario="class", seed=0)
+    ace = ERACE(buffer_size=100, replay_batch_size=16)
+    ace.attach(ll.Trainer(small_mlp(stream), ace), stream)
+    ace.before_task(stream[0])
+    for start in (0, 32):
+        x, y = stream[0].train.batch(torch.arange(start, start + 32))
+        assert ace.loss(ace.model(x), x, y, torch.zeros_like(y)) is None
+    assert len(ace.memory) == 64
+    ace.before_task(stream[1])
+    x, y = stream[1].train.batch(torch.arange(32))
+    assert ace.loss(ace.model(x), x, y, torch.ones_like(y)) is not None
 
 
 def test_er_ace_beats_naive(digits_stream):

@@ -1,5 +1,7 @@
 """HAT: old outputs stay put once gates saturate; regulariser, compensation and conditioning maths."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -15,8 +17,27 @@ from .test_pnn import task_stream  # noqa: F401 (a fixture)
 
 def attached(stream, net, **options):
     strategy = HAT(**options)
-    strategy.attach(ll.Trainer(net), stream)
+    strategy.attach(ll.Trainer(net, strategy), stream)
     return strategy
+
+
+def test_default_optimiser_is_the_papers_sgd_and_an_adaptive_one_warns(task_stream):
+    def trainer(strategy, **options):
+        return ll.Trainer(small_mlp(task_stream), strategy, **options)
+
+    assert (trainer(HAT()).optimizer_name, trainer(HAT()).lr) == ("sgd", 0.05)  # Serra et al.'s code: SGD lr 0.05
+    assert isinstance(trainer(ll.Compose(HAT(), ll.strategies.Naive())).make_optimizer(), torch.optim.SGD)
+    assert (trainer(HAT(), lr=0.01).optimizer_name, trainer(HAT(), lr=0.01).lr) == ("sgd", 0.01)
+    assert (trainer(None).optimizer_name, trainer(None).lr) == ("adam", 1e-3)  # other strategies: the library's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HAT().attach(trainer(HAT()), task_stream)
+    for name in ("adam", "adam-fused"):
+        adam = trainer(HAT(), optimizer=name)
+        assert adam.lr == 1e-3  # the paper's lr goes with its SGD only
+        with pytest.warns(UserWarning, match="assume SGD") as caught:
+            HAT().attach(adam, task_stream)
+        assert len(caught) == 1 and "\n" not in str(caught[0].message)
 
 
 def test_earlier_outputs_within_1e6_with_saturated_gates(task_stream):
@@ -95,7 +116,7 @@ def test_checkpoint_restores_the_gates(task_stream, tmp_path):
     other = HAT()
     other.load_state_dict(trainer.strategy.state_dict())
     with pytest.raises(ll.ConfigError, match="3 tasks"):
-        other.attach(ll.Trainer(small_mlp(task_stream)), task_stream)  # a 5-task stream
+        other.attach(ll.Trainer(small_mlp(task_stream), other), task_stream)  # a 5-task stream
 
 
 def test_refuses_bad_setups(digits, task_stream):

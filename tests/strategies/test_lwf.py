@@ -90,6 +90,47 @@ def test_teacher_state_round_trip(digits_stream):
     assert a.memory_bytes() == sum(p.numel() * 4 for p in trainer.model.parameters())
 
 
+class Snapshot(ll.Strategy):
+    """The model's parameters at the end of each task and at the start of each task's joint training."""
+
+    name = "snapshot"
+
+    def __init__(self):
+        self.after, self.start = [], []
+
+    def before_task(self, task):
+        self.start.append({k: v.detach().clone() for k, v in self.model.named_parameters()})
+
+    def after_task(self, task):
+        self.after.append({k: v.detach().clone() for k, v in self.model.named_parameters()})
+
+
+@pytest.mark.parametrize("scenario", ["task", "class"])
+def test_warmup_trains_only_the_new_tasks_head_rows(digits, scenario):
+    """Li & Hoiem's warm-up: θ_s and θ_o frozen, θ_n (the new task's units) trained on L_new alone."""
+    stream = ll.data.split(digits, n_tasks=2, scenario=scenario, seed=0)
+    snap = Snapshot()
+    trainer = ll.Trainer(small_mlp(stream), ll.Compose(LwF(warmup=2), snap), epochs=1, batch_size=16, seed=0)
+    trainer.fit(stream)
+    end_of_first, warmed = snap.after[0], snap.start[1]
+    new, old = stream[1].units, stream[0].units
+    assert all(torch.equal(warmed[k], end_of_first[k]) for k in warmed if not k.startswith("head."))
+    for k in ("head.weight", "head.bias"):
+        assert torch.equal(warmed[k][old], end_of_first[k][old])
+        assert (warmed[k][new] != end_of_first[k][new]).reshape(len(new), -1).any(1).all()
+    assert all(p.requires_grad for p in trainer.model.parameters()) and trainer.model.training
+    assert trainer.samples_seen == len(stream[0].train) + 3 * len(stream[1].train)  # warm-up: 2 epochs
+    x, y = stream[1].train.x, stream[1].train.y
+
+    def new_task_loss(params):
+        logits = torch.func.functional_call(trainer.model, params, (x,))
+        return torch.nn.functional.cross_entropy(stream.mask(logits, torch.ones_like(y)), y)
+
+    assert new_task_loss(warmed) < 0.95 * new_task_loss(end_of_first)  # the new head has learnt L_new
+
+
 def test_bad_options():
+    with pytest.raises(ll.ConfigError, match="--lwf-warmup"):
+        LwF(warmup=-1)
     with pytest.raises(ll.ConfigError):
         LwF(temperature=0)

@@ -120,6 +120,21 @@ def test_mas_importance_is_non_negative_and_label_free(digits_stream):
     assert all(torch.allclose(first[n], mas2.omega[n]) for n in first)  # labels do not matter
 
 
+@pytest.mark.parametrize("scenario", ["class", "task"])
+def test_mas_output_norm_covers_the_classes_seen_so_far(digits, scenario):
+    """Ω of the head's bias is (1/N) sum_n |2 F_c(x_n)|: class-IL over every class seen so far (the
+    paper's whole output), task-IL over the task's own head."""
+    stream = ll.data.split(digits, n_tasks=5, scenario=scenario, seed=0, class_order=list(range(10)))
+    model = small_mlp(stream)
+    mas = attached(MAS(), model, stream)
+    mas.after_task(stream[1])
+    with torch.no_grad():
+        expect = (2 * model(stream[1].train.x)).abs().mean(0)
+    units = [0, 1, 2, 3] if scenario == "class" else [2, 3]
+    assert torch.allclose(mas.omega["head.bias"][units], expect[units], rtol=1e-4)
+    assert mas.omega["head.bias"][[u for u in range(10) if u not in units]].abs().max() == 0
+
+
 @pytest.mark.parametrize("make", [lambda: EWC(lam=5.0), lambda: OnlineEWC(lam=5.0), lambda: MAS(lam=2.0),
                                   lambda: L2(lam=1.0)])
 def test_state_dict_round_trip(digits_stream, make):

@@ -118,3 +118,31 @@ def test_path_integral_equals_the_discrete_sum_under_adam_with_penalty_and_in_pl
 def test_bad_options():
     with pytest.raises(ValueError):
         SI(xi=0.0)
+
+
+def test_importance_is_clamped_at_zero_after_each_task():
+    """A path that climbs the task's loss (here the surrogate drags θ_0 back against the task's
+    gradient) gives ω < 0; Ω = max(0, Ω + ω/(Δ² + ξ)) as in the authors' code, so the surrogate never
+    pushes a parameter away from its anchor."""
+    model = Vector([1.0, 1.0])
+    si = SI(c=10.0, xi=0.1)
+    si.attach(FakeTrainer(model), None)
+    run_task(si, model, lambda th: 0.5 * (th**2).sum(), steps=100, lr=1e-2)  # downhill: Ω > 0
+    si.after_task(None)
+    first = si.omega["theta"].clone()
+    assert (first > 0).all()
+    with torch.no_grad():
+        model.theta.add_(0.5)
+    traj = run_task(si, model, lambda th: -5.0 * th[0] + 0.5 * th[1] ** 2, steps=500, lr=1e-2)
+    w, delta = si.path_integral()[0], traj[-1] - traj[0]
+    unclamped = first + w / (delta**2 + si.xi)
+    assert unclamped[0] < 0 < unclamped[1]
+    si.after_task(None)
+    assert si.omega["theta"][0] == 0.0
+    assert torch.allclose(si.omega["theta"][1], unclamped[1])
+    model.theta.grad = torch.zeros_like(model.theta)
+    with torch.no_grad():
+        model.theta.add_(1.0)
+    si.before_task(None)
+    si.add_grad()  # the surrogate's gradient: none on the parameter whose importance is 0
+    assert model.theta.grad[0] == 0.0 and model.theta.grad[1] > 0

@@ -49,6 +49,28 @@ def test_gradual_unfreezing_trains_one_more_group_per_epoch(digits):
     assert changed == [["head"], ["features.3", "head"], ["features.1", "features.3", "head"]]
 
 
+class OptimiserLog(ll.strategies.Strategy):
+    """Records the optimiser that made each step."""
+
+    def after_step(self) -> None:
+        self.__dict__.setdefault("seen", []).append(self.trainer.optimizer)
+
+
+def test_gradual_unfreezing_keeps_one_optimiser_and_each_groups_adam_state(digits):
+    """ULMFiT: a group joins the one optimiser when it unfreezes; those already training keep their Adam
+    moments, so after 4 epochs of 2 steps the head has made 8 Adam steps, the group below it 6, the lowest 4."""
+    model, log = small_model(), OptimiserLog()
+    part = digits.train.subset(torch.arange(64))
+    tuner = FineTuner(model, log, gradual=True, lr=0.01, lr_decay=2.6, epochs=4, batch_size=32)
+    tuner.fit(ll.data.from_tasks([(part, digits.test)]))
+    assert len(log.seen) == 8 and all(opt is tuner.optimizer for opt in log.seen)
+    groups = tuner.optimizer.param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.01 / 2.6, 0.01 / 2.6**2])  # in the order they joined
+    steps = {name: {int(tuner.optimizer.state[p]["step"]) for p in params}
+             for name, params in model.param_groups().items()}
+    assert steps == {"head": {8}, "features.3": {6}, "features.1": {4}}
+
+
 def test_finetune_puts_a_fresh_head_for_the_target(digits):
     model = small_model()
     target = ll.data.select_classes(digits, [0, 1, 2])

@@ -26,6 +26,21 @@ def test_lp_ft_starts_from_the_probe_then_trains_every_layer_at_the_scaled_rate(
     assert moved == pytest.approx(1e-3, rel=1e-3)  # Adam's first step moves a weight by lr x lr_scale
 
 
+@pytest.mark.parametrize("probe, scale", [("logistic", 0.03), ("l2n", 0.1)])
+def test_lp_ft_default_scale_is_the_held_out_choice_for_its_probe(digits, probe, scale):
+    """Stage 2's default rate is lr x LR_SCALE[probe] (chosen on held-out digits28 tasks): one Adam step moves a
+    backbone weight by exactly that much."""
+    torch.manual_seed(0)
+    model = ll.models.cnn((1, 8, 8), 10)
+    target = ll.data.select_classes(digits, [0, 1, 2])
+    target = ll.data.Dataset(target.name, target.train.subset(torch.arange(30)), target.test, target.class_names,
+                             target.input_shape)
+    before = model.features[2].weight.detach().clone()
+    lp_ft(model, target, probe=probe, epochs=1, batch_size=30, lr=1e-2, seed=0)
+    moved = (model.features[2].weight.detach() - before).abs().max().item()
+    assert moved == pytest.approx(1e-2 * scale, rel=1e-3)
+
+
 def test_lp_ft_rejects_a_bad_scale_or_probe(digits):
     with pytest.raises(ConfigError, match="lr_scale"):
         lp_ft(ll.models.cnn((1, 8, 8), 10), digits, lr_scale=0)

@@ -53,13 +53,14 @@ def parse_classes(text: str) -> list[int]:
 
 def class_split(num_classes: int, spec: str | None = None, ways: int = 1) -> tuple[list[int], list[int], list[int]]:
     """Meta-train / meta-validation / meta-test classes. `spec` is `"TRAIN/VALID/TEST"` in
-    `parse_classes` syntax (e.g. `"0-5/6-7/8-9"`; the middle may be empty: `"0-4//5-9"`). By default
-    the first 60% of the classes train, the next 20% validate and the rest test, unless that leaves
-    fewer than `ways` test classes: then the first half trains and the second half tests (10 classes,
-    5 ways: 0-4//5-9)."""
+    `parse_classes` syntax (e.g. `"0-3/4-5/6-9"`; the middle may be empty: `"0-4//5-9"`). By default
+    the first 40% of the classes train, the next 20% validate and the last 40% test (10 classes:
+    0-3/4-5/6-9), so that the meta-test pool holds more classes than an episode and test episodes are
+    different tasks; unless that leaves no more than `ways` test classes: then the first half trains and
+    the second half tests (10 classes, 4 or 5 ways: 0-4//5-9)."""
     if spec is None:
-        a, b = round(num_classes * 0.6), round(num_classes * 0.8)
-        if num_classes - b < ways:
+        a, b = round(num_classes * 0.4), round(num_classes * 0.6)
+        if num_classes - b <= ways:
             a = b = num_classes // 2
         return list(range(a)), list(range(a, b)), list(range(b, num_classes))
     parts = spec.split("/")
@@ -123,6 +124,11 @@ class EpisodeSampler:
 
     def sample(self, n: int) -> Episodes:
         """`n` episodes: support (n, ways*shots, ...) then query (n, ways*queries, ...), grouped by way."""
+        return self.sample_with_classes(n)[0]
+
+    def sample_with_classes(self, n: int) -> tuple[Episodes, Tensor]:
+        """`sample(n)` and the data-set class that each episode's labels 0..N-1 stand for, shape (n, N)
+        (turns not told apart), to tell which class subset each episode is."""
         g, n_way, k, c = self.generator, self.ways, self.shots + self.queries, len(self.classes)
         drawn = torch.rand(n, c * self.rotations, generator=g).argsort(1)[:, :n_way]  # (n, N) (turn, class) ids
         ways, turns = drawn % c, drawn // c  # pool positions, quarter turns
@@ -138,4 +144,4 @@ class EpisodeSampler:
         return Episodes(x[:, :, : self.shots].reshape(n, -1, *shape),
                         labels.expand(n, n_way, self.shots).reshape(n, -1),
                         x[:, :, self.shots :].reshape(n, -1, *shape),
-                        labels.expand(n, n_way, self.queries).reshape(n, -1))
+                        labels.expand(n, n_way, self.queries).reshape(n, -1)), torch.tensor(self.classes)[ways]

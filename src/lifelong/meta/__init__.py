@@ -1,4 +1,4 @@
-"""Meta-learning: task distributions, MAML, FOMAML, ANIL, Reptile, ProtoNets, and two baselines.
+"""Meta-learning: task distributions, MAML, FOMAML, ANIL, Reptile, ProtoNets, and three baselines.
 
     tasks = ll.meta.meta_benchmark("sinusoid", shots=10)
     learner = ll.meta.MAML(ll.models.mlp(1, 1, (40, 40)), tasks, inner_lr=0.01)
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .anil import ANIL
-from .base import MetaLearner, evaluate, inner_loop
+from .base import MetaLearner, evaluate, inner_loop, meta_test_episodes
 from .maml import FOMAML, MAML
-from .pretrain import Pretrain, Scratch
+from .pretrain import Baseline, Finetune, Scratch
 from .protonet import ProtoNet
 from .reptile import Reptile
 from .tasks import META_BENCHMARKS, Sinusoid, TaskSet, fewshot, meta_benchmark, sinusoid
 
 METHODS = Registry("meta-learning method")
-for _cls in (MAML, FOMAML, ANIL, Reptile, ProtoNet, Pretrain, Scratch):
+for _cls in (MAML, FOMAML, ANIL, Reptile, ProtoNet, Baseline, Finetune, Scratch):
     METHODS.register(_cls.name, _cls.summary)(_cls)
 
-__all__ = ["ANIL", "FOMAML", "MAML", "META_BENCHMARKS", "METHODS", "MetaLearner", "Pretrain", "ProtoNet", "Reptile",
-           "Scratch", "Sinusoid", "TaskSet", "evaluate", "fewshot", "inner_loop", "meta_benchmark", "sinusoid"]
+__all__ = ["ANIL", "FOMAML", "MAML", "META_BENCHMARKS", "METHODS", "Baseline", "Finetune", "MetaLearner", "ProtoNet",
+           "Reptile", "Scratch", "Sinusoid", "TaskSet", "evaluate", "fewshot", "inner_loop", "meta_benchmark",
+           "meta_test_episodes", "sinusoid"]

@@ -9,7 +9,8 @@ with `torch.func.vmap` (no Python loop over the tasks of a batch) and adaptation
 meta-parameters and are never overwritten by an inner step.
 
 BatchNorm: every meta-learner (and baseline) normalises with the statistics of the batch it is
-given: the support set while adapting, the query set when predicting, each episode on its own.
+given: the support set while adapting, the query set when predicting (ProtoNets: support and query
+in one batch), each episode on its own.
 Running statistics are dropped (`torch.func.replace_all_batch_norm_modules_`), as in Finn et al.'s
 reference MAML code, which always used batch statistics. This is transductive at meta-test time
 (query predictions see the query batch's statistics), the protocol of the MAML paper; the library's
@@ -106,10 +107,12 @@ class MetaLearner:
         """`iterations` outer steps on batches drawn from `tasks.train`; returns the loss of each step.
 
         Model selection (early stopping) with `valid`, a fixed set of validation episodes: before
-        meta-training, every `every` iterations and at the end, the mean query accuracy (regression:
-        minus the MSE) on `valid` after `steps` adaptation steps is measured, and the meta-parameters
-        that scored best (the earliest of equals) are restored at the end. `self.selection` records
-        the curve and the iteration kept."""
+        meta-training, every `every` iterations and at the end, the mean query loss (cross-entropy;
+        regression: MSE) and accuracy on `valid` after `steps` adaptation steps are measured, and the
+        meta-parameters of the lowest loss (the latest of equals) are restored at the end. The loss, not
+        the accuracy, because validation accuracy saturates (at 100% on easy splits) and then cannot
+        tell iterations apart. `self.selection` records the curve, (iteration, accuracy or minus the
+        MSE, loss) triples, and the iteration kept."""
         self.model.train()
         device = next(self.model.parameters()).device
         losses = torch.zeros(iterations, device=device)  # read back once, at the end
@@ -120,10 +123,10 @@ class MetaLearner:
                    dynamic_ncols=True)
         for i in bar:
             if valid is not None and (i % every == 0 or i == iterations):
-                score = self.score(valid, steps)
-                curve.append((i, score))
-                if best is None or score > best[0]:
-                    best = (score, i, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+                score, loss = self.score(valid, steps)
+                curve.append((i, score, loss))
+                if best is None or loss <= best[0]:
+                    best = (loss, i, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
             if i == iterations:
                 break
             self.progress = i / iterations
@@ -139,41 +142,64 @@ class MetaLearner:
                               "curve": curve}
         return losses.tolist()
 
-    def score(self, episodes: Episodes, steps: int) -> float:
-        """Mean query accuracy on `episodes` (regression: minus the MSE) after `steps` adaptation steps."""
+    def score(self, episodes: Episodes, steps: int) -> tuple[float, float]:
+        """Mean query accuracy on `episodes` (regression: minus the MSE) after `steps` adaptation steps,
+        and the mean query loss (cross-entropy; regression: the MSE)."""
         was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            per_task = torch.cat([_per_task(self.predict(Episodes(*(t[i:i + 50] for t in episodes)), steps),
-                                            episodes.yq[i:i + 50], self.tasks.kind)
-                                  for i in range(0, len(episodes.yq), 50)])
+        metric, loss = per_task(self, episodes, steps, 50)
         self.model.train(was_training)
-        return float(per_task.mean()) * (-1 if self.tasks.kind == "regression" else 1)
+        return float(metric.mean()) * (-1 if self.tasks.kind == "regression" else 1), float(loss.mean())
 
     def options(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, bool)) and k != "progress"}
 
 
-def _per_task(outputs: Tensor, targets: Tensor, kind: str) -> Tensor:
-    if kind == "regression":
-        return (outputs - targets).pow(2).flatten(1).mean(1)
-    return (outputs.argmax(-1) == targets).float().mean(1)
-
-
-def evaluate(learner: MetaLearner, steps: int, n_tasks: int = 600, batch: int = 100) -> dict[str, Any]:
-    """Mean query accuracy (classification) or MSE (regression) over `n_tasks` meta-test episodes drawn
-    from `learner.tasks.test`, each after `steps` adaptation steps, with the 95% confidence interval
-    of the mean (1.96 standard errors over tasks)."""
+def per_task(learner: MetaLearner, episodes: Episodes, steps: int, batch: int) -> tuple[Tensor, Tensor]:
+    """The query accuracy (regression: MSE) and loss of each episode after `steps` adaptation steps, in
+    eval mode, `batch` episodes at a time; on the CPU."""
     learner.model.eval()
     device = next(learner.model.parameters()).device
-    values = []
+    metric, loss = [], []
     with torch.no_grad():  # torch.func.grad inside `predict` still computes its gradients
-        for i in range(0, n_tasks, batch):
-            ep = learner.tasks.test.sample(min(batch, n_tasks - i)).to(device)
-            values.append(_per_task(learner.predict(ep, steps), ep.yq, learner.tasks.kind).cpu())
-    v = torch.cat(values).double()
+        for i in range(0, len(episodes.yq), batch):
+            ep = Episodes(*(t[i:i + batch] for t in episodes)).to(device)
+            out = learner.predict(ep, steps)
+            if learner.tasks.kind == "regression":
+                metric.append((out - ep.yq).pow(2).flatten(1).mean(1).cpu())
+                loss.append(metric[-1])
+            else:
+                metric.append((out.argmax(-1) == ep.yq).float().mean(1).cpu())
+                loss.append(F.cross_entropy(out.flatten(0, 1), ep.yq.flatten(), reduction="none")
+                            .view_as(ep.yq).mean(1).cpu())
+    return torch.cat(metric), torch.cat(loss)
+
+
+def meta_test_episodes(tasks: TaskSet, n: int) -> tuple[Episodes, Tensor | None]:
+    """`n` meta-test episodes of `tasks`, and the data-set classes of each, (n, N) (None for regression).
+    Drawn once and passed to `evaluate` for every step count and method, the comparisons are paired."""
+    if hasattr(tasks.test, "sample_with_classes"):
+        return tasks.test.sample_with_classes(n)
+    return tasks.test.sample(n), None
+
+
+def evaluate(learner: MetaLearner, steps: int, n_tasks: int = 600, batch: int = 100, episodes: Episodes | None = None,
+             classes: Tensor | None = None) -> dict[str, Any]:
+    """Mean query accuracy (classification) or MSE (regression) over meta-test `episodes` (default:
+    `n_tasks` drawn by `meta_test_episodes`), each after `steps` adaptation steps, with the 95% confidence
+    interval of the mean (1.96 standard errors over tasks). With the episodes' `classes` (as
+    `meta_test_episodes` gives them), `by_classes` holds the mean per class subset ("6,8": 0.93, ...):
+    how much the accuracy depends on which classes a task has, beyond sample noise."""
+    if episodes is None:
+        episodes, classes = meta_test_episodes(learner.tasks, n_tasks)
+    v = per_task(learner, episodes, steps, batch)[0].double()
     std = float(v.std()) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "std": std, "ci95": 1.96 * std / math.sqrt(len(v)), "tasks": len(v)}
+    result = {"mean": float(v.mean()), "std": std, "ci95": 1.96 * std / math.sqrt(len(v)), "tasks": len(v)}
+    if classes is not None:
+        by: dict[str, list[float]] = {}
+        for c, value in zip(classes.sort(1).values.tolist(), v.tolist()):
+            by.setdefault(",".join(map(str, c)), []).append(value)
+        result["by_classes"] = {k: sum(a) / len(a) for k, a in sorted(by.items())}
+    return result
 
 
 def adapt_and_predict(learner: MetaLearner, params: Params, episodes: Episodes, steps: int, lr: float) -> Tensor:

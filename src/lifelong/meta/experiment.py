@@ -1,13 +1,15 @@
 """A meta-learning run (`lifelong meta`): methods x shots x seeds, each meta-trained then evaluated on
 held-out tasks, as records, a table and a results folder.
 
-Per (method, shots, seed): the benchmark's TaskSet with that seed (so every method of a seed meets
-the same meta-test episodes), a model initialised from the seed, `iterations` meta-training steps,
-then the mean query accuracy (or MSE) over `eval_tasks` meta-test tasks after each number of
-adaptation `steps`, with its 95% confidence interval. The `pretrain` baseline always runs too.
-Model selection: every `valid_every` iterations the meta-parameters are scored on a fixed set of
-`valid_tasks` validation episodes (meta-validation classes, or held-out samples of the meta-train
-classes when there are none) and the best are kept (`MetaLearner.meta_train`); never on meta-test tasks.
+Per (method, shots, seed): the benchmark's TaskSet with that seed, a model initialised from the seed,
+`iterations` meta-training steps, then the mean query accuracy (or MSE) over `eval_tasks` meta-test
+tasks after each number of adaptation `steps`, with its 95% confidence interval (and, for
+classification, the mean per class subset of the tasks). The meta-test episodes are drawn once per
+(shots, seed) and reused for every method and step count, so their comparisons are paired. The
+`baseline` and `finetune` baselines always run too. Model selection: every `valid_every` iterations
+the meta-parameters are scored on a fixed set of `valid_tasks` validation episodes (meta-validation
+classes, or held-out samples of the meta-train classes when there are none) and those of the lowest
+validation loss are kept (`MetaLearner.meta_train`); never on meta-test tasks.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
+from ..data.episodes import Episodes
 from ..errors import ConfigError
 from ..experiment import environment
 from ..files import atomic_write_json
@@ -32,12 +36,13 @@ from ..models import MODELS, build
 from ..report import figure, save_png
 from ..training import resolve_device
 from . import METHODS
-from .base import MetaLearner, evaluate
+from .base import MetaLearner, evaluate, meta_test_episodes
 from .tasks import META_BENCHMARKS, meta_benchmark
 
 SCHEMA = "lifelong.meta/1"
 RECORD_KEYS = ("method", "benchmark", "ways", "shots", "seed", "steps", "ci95", "train_seconds", "model",
                "kept")  # + "acc" or "mse"; kept: the meta-training iteration model selection kept
+BASELINES = ("baseline", "finetune")  # run beside every method list
 LEARNER_OPTIONS = ("inner_lr", "inner_steps", "meta_lr", "meta_batch")
 
 
@@ -68,8 +73,8 @@ class MetaConfig:
     device: str = "cpu"
 
     def methods(self) -> list[str]:
-        """The methods to run: those asked for, then the `pretrain` baseline if it is not among them."""
-        return [*self.method, *(["pretrain"] if "pretrain" not in self.method else [])]
+        """The methods to run: those asked for, then the `baseline` and `finetune` baselines not among them."""
+        return [*self.method, *(b for b in BASELINES if b not in self.method)]
 
     def __post_init__(self) -> None:
         if self.iterations is None:
@@ -126,10 +131,13 @@ def run_meta(config: MetaConfig, on_record: Callable[[dict[str, Any]], None] | N
     """Meta-train and evaluate every (method, shots, seed) of `config`; one record per number of steps."""
     config.validate()
     records = []
+    tests: dict[tuple[int, int], tuple[Episodes, Tensor | None]] = {}  # (shots, seed) -> meta-test episodes, classes
     for name in config.methods():
         for shots in config.shots:
             for seed in range(config.seed, config.seed + config.seeds):
                 learner = make_learner(name, config, shots, seed)
+                if (shots, seed) not in tests:
+                    tests[shots, seed] = meta_test_episodes(learner.tasks, config.eval_tasks)
                 t0 = time.perf_counter()
                 valid = learner.tasks.valid
                 losses = learner.meta_train(
@@ -139,7 +147,8 @@ def run_meta(config: MetaConfig, on_record: Callable[[dict[str, Any]], None] | N
                 train_seconds = time.perf_counter() - t0
                 for steps in config.steps if name != "protonet" else [0]:
                     t1 = time.perf_counter()
-                    result = evaluate(learner, steps, config.eval_tasks)
+                    episodes, classes = tests[shots, seed]
+                    result = evaluate(learner, steps, episodes=episodes, classes=classes)
                     rec = record(config, learner, shots, seed, steps, result, train_seconds,
                                  time.perf_counter() - t1, losses)
                     records.append(rec)
@@ -156,7 +165,8 @@ def record(config: MetaConfig, learner: MetaLearner, shots: int, seed: int, step
         "method": learner.name, "benchmark": config.benchmark,
         "ways": learner.tasks.n_outputs if metric == "acc" else None, "shots": shots, "seed": seed, "steps": steps,
         "metric": metric, metric: result["mean"], "ci95": result["ci95"],
-        "std": result["std"], "tasks": result["tasks"], "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "std": result["std"], "tasks": result["tasks"], "by_classes": result.get("by_classes"),
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "iterations": len(losses), "options": learner.options(), "task_info": learner.tasks.info,
         "model": config.model_name(), "selection": learner.selection,
         "kept": learner.selection["kept"] if learner.selection else None,
@@ -174,8 +184,19 @@ def pooled(records: list[dict[str, Any]]) -> tuple[float, float]:
     return mean, 1.96 * math.sqrt(var / n)
 
 
+def by_classes(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean accuracy per meta-test class subset, over the records (seeds) that met it."""
+    by: dict[str, list[float]] = {}
+    for r in records:
+        for subset, acc in (r.get("by_classes") or {}).items():
+            by.setdefault(subset, []).append(acc)
+    return {k: sum(v) / len(v) for k, v in by.items()}
+
+
 def summary(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one row per (method, shots, steps), seeds pooled; accuracies in %."""
+    """(header, rows): one row per (method, shots, steps), seeds pooled; accuracies in %. With class
+    subsets (classification), a last column: how many distinct subsets the tasks had, and the lowest
+    and highest of their mean accuracies."""
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["method"], r["shots"], r["steps"]), []).append(r)
@@ -188,7 +209,10 @@ def summary(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         dec = 2 if metric == "acc" else 3
         rows.append([method, str(shots), str(steps), str(len(recs)), f"{mean * scale:.{dec}f} ± {ci * scale:.{dec}f}",
                      f"{seconds:.1f}"])
-    return ["Method", "Shots", "Steps", "Seeds", title, "Meta-train (s)"], rows
+        if subsets := by_classes(recs):
+            rows[-1].append(f"{len(subsets)}: {min(subsets.values()) * 100:.1f}-{max(subsets.values()) * 100:.1f}")
+    header = ["Method", "Shots", "Steps", "Seeds", title, "Meta-train (s)"]
+    return header + (["Class subsets: n, min-max %"] if len(rows[0]) > len(header) else []), rows
 
 
 def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:

@@ -1,14 +1,18 @@
-"""Baselines beside the meta-learners: pretrain + fine-tune, and training from scratch.
+"""Baselines beside the meta-learners: two kinds of pretraining, and training from scratch.
 
-`pretrain` (Finn et al. 2017, Section 5.1's "pretrained" baseline; Chen et al. 2019, "A Closer Look at
-Few-shot Classification", Baseline): ordinary supervised training on the meta-training data, with no
-notion of tasks, then fine-tuning on each meta-test support set with `steps` steps of gradient
-descent (learning rate `inner_lr`) on all parameters.
+Both pretrained baselines first train ordinarily on the meta-training data, with no notion of tasks:
 - Regression: one network regresses every meta-training task's points at once (it learns the
   mean function, ~0), Adam with `meta_lr`, `meta_batch` tasks per step.
 - Classification: a classifier over all meta-train classes (with rotations, over their 4 turns each),
   mini-batches of `batch_size` samples, Adam with `meta_lr`. At meta-test the head is replaced by a
-  zero-initialised N-way head.
+  zero-initialised N-way head (regression: `baseline` only, a zero head; `finetune` keeps its own).
+Then, on each meta-test support set, `steps` steps of gradient descent (learning rate `inner_lr`):
+
+`finetune` (Finn et al. 2017, Section 5.1's "pretrained" baseline): on all parameters.
+`baseline` (Chen, Liu, Kira, Wang & Huang 2019, "A Closer Look at Few-shot Classification", ICLR,
+Section 3.1, Baseline): on the new linear head only, the pretrained backbone frozen as a feature
+extractor (the paper trains the head with SGD for 100 epochs of batches of 4; here the same full-batch
+steps as every other method, so that all meet the same adaptation budget).
 
 `scratch`: no meta-training; each meta-test task is learned from the same random initialisation
 on its support set alone (`steps` steps, learning rate `inner_lr`): the floor every method must beat.
@@ -23,16 +27,16 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .anil import head_name
-from .base import MetaLearner, adapt_and_predict, check_positive
+from .base import MetaLearner, Params, adapt_and_predict, check_positive
 from ..data.episodes import Episodes, rotate
 from .tasks import TaskSet
 
 
-class Pretrain(MetaLearner):
-    """Supervised pretraining on the meta-training data, fine-tuning at meta-test."""
+class Finetune(MetaLearner):
+    """Supervised pretraining on the meta-training data, fine-tuning every weight at meta-test."""
 
-    name = "pretrain"
-    summary = "baseline: supervised pretraining on meta-train data, fine-tuning on the support set"
+    name = "finetune"
+    summary = "baseline: supervised pretraining on meta-train data, all weights fine-tuned on the support set"
     classification_defaults: ClassVar[dict[str, Any]] = {"inner_lr": 0.1}
 
     def __init__(self, model: nn.Module, tasks: TaskSet, inner_lr: float = 0.01, meta_lr: float = 1e-3,
@@ -43,8 +47,7 @@ class Pretrain(MetaLearner):
         self.inner_lr, self.meta_lr, self.meta_batch, self.batch_size = inner_lr, meta_lr, meta_batch, batch_size
         if tasks.kind == "classification":
             if tasks.pool is None or not hasattr(model, "reset_head"):
-                raise ConfigError("pretrain needs the meta-train class samples and a model with a head (mlp, cnn)")
-            self.head = head_name(model)
+                raise ConfigError(f"{self.name} needs the meta-train class samples and a model with a head (mlp, cnn)")
             self.classes = int(tasks.pool.y.max()) + 1
             model.reset_head(self.classes * tasks.rotations)
             self.generator = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
@@ -71,13 +74,28 @@ class Pretrain(MetaLearner):
         self.optimizer.step()
         return loss.detach()
 
+    def new_head(self) -> Params:
+        """A zero head with one output per way (regression: one), by parameter name."""
+        head = head_name(self.model)
+        w = self.params()[f"{head}.weight"]
+        return {f"{head}.weight": w.new_zeros(self.tasks.n_outputs, w.shape[1]),
+                f"{head}.bias": w.new_zeros(self.tasks.n_outputs)}
+
     def predict(self, episodes: Episodes, steps: int) -> Tensor:
         params = self.params()
         if self.tasks.kind == "classification":  # a new, zero N-way head on the pretrained body
-            w = params[f"{self.head}.weight"]
-            params[f"{self.head}.weight"] = w.new_zeros(self.tasks.n_outputs, w.shape[1])
-            params[f"{self.head}.bias"] = w.new_zeros(self.tasks.n_outputs)
+            params |= self.new_head()
         return adapt_and_predict(self, params, episodes, steps, self.inner_lr)
+
+
+class Baseline(Finetune):
+    """Chen et al. 2019's Baseline: a new linear head trained on the frozen pretrained features."""
+
+    name = "baseline"
+    summary = "baseline: supervised pretraining, then a new linear head on the frozen backbone (Chen et al. 2019)"
+
+    def predict(self, episodes: Episodes, steps: int) -> Tensor:
+        return adapt_and_predict(self, self.new_head(), episodes, steps, self.inner_lr)  # only the head adapts
 
 
 class Scratch(MetaLearner):

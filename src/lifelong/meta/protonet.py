@@ -5,6 +5,10 @@ embedding f_phi maps each support sample; the prototype of class k is the mean e
 support samples, c_k = (1/|S_k|) sum_{x in S_k} f_phi(x) (Eq. 1), and a query x is classified by a
 softmax over negative squared Euclidean distances, p(y = k | x) ∝ exp(-||f_phi(x) - c_k||^2) (Eq. 2).
 Meta-training minimises the query cross-entropy with Adam; no adaptation steps at test (steps is 0).
+Support and query samples are embedded in one forward pass, as in the paper's code, so a BatchNorm
+in the embedding normalises them with the statistics of the whole episode; embedded apart, the
+prototypes would be normalised by the support set's own statistics (at 1 shot, those of N samples)
+and the queries by others, which shifts the one against the other.
 
 The embedding is the model's backbone (`forward_features` of lifelong's `Net`), not its head.
 Hyper-parameters: `meta_lr` 1e-3 (Adam, as in the paper), `meta_batch` episodes per step (the paper
@@ -44,9 +48,10 @@ class ProtoNet(MetaLearner):
         """-||f(x_q) - c_k||^2 for every query and class, shape (B, Q, N)."""
 
         def one(xs: Tensor, ys: Tensor, xq: Tensor) -> Tensor:
-            onehot = F.one_hot(ys, self.ways).to(xs.dtype)  # (S, N)
-            protos = (onehot.T @ self.embed(xs)) / onehot.sum(0).unsqueeze(1)  # Eq. 1
-            return -(self.embed(xq).unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)  # Eq. 2's logits
+            f = self.embed(torch.cat([xs, xq]))  # one forward: one set of BatchNorm statistics per episode
+            onehot = F.one_hot(ys, self.ways).to(f.dtype)  # (S, N)
+            protos = (onehot.T @ f[: len(xs)]) / onehot.sum(0).unsqueeze(1)  # Eq. 1
+            return -(f[len(xs) :].unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)  # Eq. 2's logits
 
         return vmap(one)(episodes.xs, episodes.ys, episodes.xq)
 

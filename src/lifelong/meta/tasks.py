@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,7 +66,7 @@ class TaskSet:
     input_shape: tuple[int, ...]
     n_outputs: int  # 1 for regression, N (ways) for classification
     valid: Sampler | None = None
-    pool: Split | None = None  # classification: every meta-train class sample, labels 0..C-1 (for `pretrain`)
+    pool: Split | None = None  # classification: every meta-train class sample, labels 0..C-1 (baseline, finetune)
     rotations: int = 1  # 4: meta-train classes turned by 90/180/270 degrees are classes of their own
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -83,8 +84,13 @@ def fewshot(data: Dataset, ways: int = 5, shots: int = 1, queries: int = 15, cla
     Validation episodes come from the meta-validation classes if there are at least `ways` of them, else
     from the held-out (test-split) samples of the meta-train classes (turned as in meta-training), which
     meta-training then never sees (none if there are too few for an episode). `rotations=4` adds the
-    meta-train classes' turned copies as classes; meta-test classes stay upright."""
+    meta-train classes' turned copies as classes; meta-test classes stay upright. Warns when the
+    meta-test pool holds exactly `ways` classes: every test episode is then the same task."""
     train, valid, test = class_split(data.num_classes, classes, ways)
+    if len(test) == ways:
+        warnings.warn(f"the meta-test pool {test} holds exactly {ways} classes, so every {ways}-way test episode is "
+                      "the same task and the 95% CI measures sample noise only: give it more classes (--classes)",
+                      stacklevel=2)
     every = Split.cat([data.train, data.test])
     held_out = len(valid) < ways
     seen = data.train if held_out else every

@@ -28,6 +28,9 @@ def cnn(input_shape: tuple[int, ...], out_features: int, channels: Sequence[int]
     Inputs may also arrive flattened, (N, prod(input_shape)). For transfer the image CNN's features are
     its convolutional trunk, below the Linear(128) + ReLU (`transfer_cut` 2, as timm's `forward_features`
     returns the conv maps): the 128-d top layer is specific to the source classes (Yosinski et al. 2014).
+    The cut was checked on held-out tasks, 1-shot 28x28 digits (`digits28`) through the Fashion-MNIST 0-4
+    CNN, never on the Fashion-MNIST target (`benchmarks/transfer.py select --cuts 0,2,6`, BENCHMARKS.md): 0
+    (the 128-d layer) is far worse there, 6 (the first conv block) level with 2 (within two standard errors).
     """
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) not in (2, 3) or min(input_shape) < 1:

@@ -6,7 +6,9 @@ The Trainer's contract is that a model returns one logit per output unit of the 
 - Multi-head (task-IL): a linear head under a task-incremental stream already *is* one head per
   task. Task k owns the rows `task.units` of the weight matrix, the mask gives other tasks' logits
   the dtype's minimum, so they take exactly zero gradient: training task k never changes another
-  task's head. A separate per-task module would compute the same thing in more pieces.
+  task's head. A separate per-task module would compute the same thing in more pieces. Weight decay
+  alike: the Trainer decays only the rows of `output_layer` that a step's loss reaches (as an
+  optimiser skips a separate head without a gradient), so another task's rows are not shrunk.
 - Transfer heads on frozen features (`transfer.features`): a Linear, `CL2N` then a Linear (the L2N
   probe, SimpleShot), or a small MLP; `head_spec` / `build_head` describe and rebuild them, so that a
   model carrying one can be saved and loaded (`models.save`).
@@ -61,6 +63,12 @@ def grow_heads(model: nn.Module, units: Sequence[int]) -> None:
     for module in model.modules():
         if isinstance(module, GrowingHead):
             module.grow(units)
+
+
+def output_layer(model: nn.Module) -> nn.Linear | None:
+    """The linear layer whose rows are the model's output units (`head` of a Net, `fc` of a ResNet18), if any."""
+    layer = getattr(model, getattr(model, "head_name", "head"), None)
+    return layer if isinstance(layer, nn.Linear) else None
 
 
 def with_head(model: nn.Module, head: str) -> nn.Module:

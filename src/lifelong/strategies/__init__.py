@@ -18,8 +18,10 @@ from .l2 import L2
 from .la_maml import LaMAML
 from .lwf import LwF
 from .mas import MAS
+from .mer import MER
 from .naive import Naive
 from .ncm import NCM
+from .oml import OML
 from .online_ewc import OnlineEWC
 from .packnet import PackNet
 from .pnn import PNN
@@ -29,11 +31,11 @@ from .slda import SLDA
 
 STRATEGIES = Registry("strategy")
 for _cls in (Naive, Joint, Cumulative, EWC, OnlineEWC, SI, MAS, L2, LwF, PNN, PackNet, HAT,
-             Replay, GEM, AGEM, DER, DERpp, ERACE, ICaRL, GDumb, SLDA, NCM, LaMAML):
+             Replay, GEM, AGEM, DER, DERpp, ERACE, ICaRL, GDumb, SLDA, NCM, LaMAML, MER, OML):
     STRATEGIES.register(_cls.name, _cls.summary)(_cls)
 
 __all__ = [
     "STRATEGIES", "Compose", "Cumulative", "EWC", "HAT", "Joint", "L2", "LwF", "MAS", "Naive", "OnlineEWC", "PNN",
     "PackNet", "SI", "Strategy", "hyper_parameters", "overrides",
-    "AGEM", "DER", "DERpp", "ERACE", "GDumb", "GEM", "ICaRL", "Replay", "NCM", "SLDA", "LaMAML",
+    "AGEM", "DER", "DERpp", "ERACE", "GDumb", "GEM", "ICaRL", "Replay", "NCM", "SLDA", "LaMAML", "MER", "OML",
 ]

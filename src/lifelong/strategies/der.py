@@ -21,8 +21,8 @@ domain-incremental streams every unit is regressed on (the dark knowledge of oth
 
 Hyper-parameters: `buffer_size`, `replay_batch_size`, `alpha`, `beta`. The paper tunes them per
 benchmark; for Seq-MNIST with 500 samples (SGD) its best are alpha = 1.0 (DER) and alpha = 1.0,
-beta = 0.5 (DER++). The defaults are those values, which also came out best (within noise) of the
-sweep with this project's Adam lr 1e-3 recorded in BENCHMARKS.md.
+beta = 0.5 (DER++). The defaults are those values; a sweep on validation data held out of
+training (BENCHMARKS.md, docs/defaults.md) ranks them within a few points of its best.
 """
 
 from __future__ import annotations

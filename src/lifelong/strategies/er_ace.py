@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from .replay import Rehearsal, check_whole
 
 if TYPE_CHECKING:
-    from ..data import Stream
+    from ..data import Stream, Task
     from ..training import Trainer
 
 
@@ -50,16 +50,20 @@ class ERACE(Rehearsal):
                               "(there it is plain ER): use --strategy replay or --scenario class")
         super().attach(trainer, stream)
         self.seen = torch.zeros(stream.n_outputs, dtype=torch.bool, device=trainer.device)
+        self.first = True
+
+    def before_task(self, task: Task) -> None:
+        self.first = task.id == 0
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         memory = self.memory
         present = torch.zeros_like(self.seen).index_fill_(0, y, True)
         self.seen |= present
-        keep = present | ~self.seen
-        extra = (torch.logsumexp(out.masked_fill(~keep, torch.finfo(out.dtype).min), 1)
-                 - torch.logsumexp(out, 1)).mean()
-        if memory.filled:
-            extra = extra + self.replay_loss(memory.sample(self.replay_batch_size))
+        extra = None
+        if not self.first:
+            keep = present | ~self.seen
+            extra = (torch.logsumexp(out.masked_fill(~keep, torch.finfo(out.dtype).min), 1)
+                     - torch.logsumexp(out, 1)).mean() + self.replay_loss(memory.sample(self.replay_batch_size))
         memory.add(x, y, t)
         return extra
 

@@ -22,7 +22,8 @@ class EWC(QuadraticPenalty):
     """EWC with one (Fisher, anchor) term per task, merged exactly.
 
     lam: λ, the penalty weight. Default 100, the best of 10-10000 in the sweep in BENCHMARKS.md
-        (Permuted Fashion-MNIST, Adam lr 1e-3); the paper tunes λ per experiment.
+        (Permuted Fashion-MNIST, Adam lr 1e-3, scored on validation data held out of training, never
+        on test: docs/defaults.md); the paper tunes λ per experiment.
     fisher: "empirical" (true labels) or "expected" (exact expectation over the model's predictions).
     samples: how many of the task's training samples estimate the Fisher (0 = all).
     method: "auto", "layers" (per-layer identity) or "vmap" (torch.func), see `importance`.

@@ -14,15 +14,20 @@ gate on its units (channels), multiplied into the layer's output:
 so the weights into and out of units that earlier tasks use stay as they were. As in the authors'
 code, s e is clipped to [-50, 50] inside cosh and the embeddings to [-6, 6] after each step;
 embeddings start N(0, 1) (like torch.nn.Embedding). Hyper-parameters, paper defaults: s_max = 400,
-c = 0.75. The paper trains with SGD, lr 0.05; with Adam a gate moves little from its initial value
-in one epoch. A gate on a layer's output before the ReLU (or max pooling) equals one after it, since
-gates are positive. Models: `mlp` and `cnn` (a `features` stack of Linear/Conv/parameter-free
-layers and a `head`; each task's head is its own output units).
+c = 0.75. The paper trains with plain SGD, lr 0.05 (the authors' code, joansj/hat
+src/approaches/hat.py: `torch.optim.SGD(lr=0.05)`), and so does HAT here when the Trainer is given no
+optimiser (`default_optimizer`). The compensation (2.4) and the conditioning (2.2) scale gradients,
+which an adaptive optimiser such as Adam divides out again (its step is about lr whatever the
+gradient's scale): a one-line warning says so when one is given. A gate on a layer's output before
+the ReLU (or max pooling) equals one after it, since gates are positive. Models: `mlp` and `cnn`
+(a `features` stack of Linear/Conv/parameter-free layers and a `head`; each task's head is its own
+output units).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -101,6 +106,7 @@ class HAT(Strategy):
     name = "hat"
     summary = "hard attention to the task: per-task unit gates, used units frozen (task-IL)"
     needs_task_ids = True
+    default_optimizer = ("sgd", 0.05)  # the paper's (and authors' code's) optimiser and learning rate
 
     def __init__(self, s_max: float = 400.0, c: float = 0.75) -> None:
         if not s_max >= 1 or not math.isfinite(s_max):
@@ -120,6 +126,10 @@ class HAT(Strategy):
         if trainer.weight_decay > 0:
             raise ConfigError("hat keeps earlier tasks' units by conditioning their gradients, which weight decay "
                               "would undo: use --weight-decay 0")
+        if trainer.optimizer_name != "sgd":
+            warnings.warn(f"hat's gradient compensation and conditioning assume SGD (the paper's, lr 0.05); "
+                          f"{trainer.optimizer_name} rescales gradients and undoes them: leave --optimizer out or "
+                          "use --optimizer sgd", stacklevel=2)
         if self.gated is None:
             self.gated = Gated(trainer.model, len(stream))
         trainer.model = self.gated = self.gated.to(trainer.device)

@@ -13,7 +13,7 @@ from .penalty import QuadraticPenalty
 
 class L2(QuadraticPenalty):
     """L2 pull to the last task's weights. lam: λ (default 0.01, the best of 0.01-10 in the sweep in
-    BENCHMARKS.md)."""
+    BENCHMARKS.md, scored on validation data held out of training: docs/defaults.md)."""
 
     name = "l2"
     summary = "plain L2 pull to the previous task's parameters (ablation baseline)"

@@ -2,8 +2,10 @@
 
 Importance is the sensitivity of the learnt function's output, not of the loss, so it needs no
 labels: Ω_ij = (1/N) sum_n |∂ ‖F(x_n; θ)‖²₂ / ∂θ_ij|, the mean of per-sample absolute gradients of
-the squared L2 norm of the output (the logits; a task-incremental head's own units only). After each
-task Ω accumulates and the anchor moves:  L(θ) = L_t(θ) + λ · sum_ij Ω_ij (θ_ij − θ*_ij)^2.
+the squared L2 norm of the output. The output F is the whole output of the classes seen so far: in a
+class- or domain-incremental stream every unit of the tasks up to the current one, in a task-incremental
+stream the task's own head (its units only, as the paper's multi-head experiments). After each task Ω
+accumulates and the anchor moves:  L(θ) = L_t(θ) + λ · sum_ij Ω_ij (θ_ij − θ*_ij)^2.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .penalty import QuadraticPenalty
 
 
 class MAS(QuadraticPenalty):
-    """MAS. lam: λ (default 0.01, the best of 0.01-10 in the sweep in BENCHMARKS.md; the paper uses 1
+    """MAS. lam: λ (default 0.01, the best of 0.01-10 in the validation sweep in BENCHMARKS.md; the paper uses 1
     with SGD and its own output scale); samples: how many of the
     task's samples estimate Ω (0 = all); method: as for EWC."""
 
@@ -36,7 +38,10 @@ class MAS(QuadraticPenalty):
         return self.lam
 
     def _squared_norm(self, logits: Tensor, y: Tensor, t: Tensor) -> Tensor:
-        return (logits * self.stream.masks.to(logits.device)[t]).pow(2).sum(1)
+        """‖F(x)‖²₂ over the outputs a sample of task t is judged on (see the module doc)."""
+        masks = self.stream.masks.to(logits.device)
+        seen = masks if self.stream.scenario == "task" else masks.cumsum(0) > 0  # row t: units of tasks <= t
+        return (logits * seen[t]).pow(2).sum(1)
 
     def after_task(self, task: Task) -> None:
         x, y, t = self.task_data(task, self.samples)

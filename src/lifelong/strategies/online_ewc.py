@@ -15,7 +15,7 @@ from .ewc import EWC
 
 
 class OnlineEWC(EWC):
-    """Online EWC. lam: λ (default 100, the best of 30-10000 in the sweep in BENCHMARKS.md); gamma: γ,
+    """Online EWC. lam: λ (default 100, the best of 30-10000 in the validation sweep in BENCHMARKS.md); gamma: γ,
     the decay of the running Fisher (default 1.0, as in van de Ven et al. 2022's comparison; the paper
     uses γ < 1 for long streams); fisher, samples, method: as for EWC."""
 

@@ -5,7 +5,11 @@ optimisation path, ω_k = −sum_t g_k(t) Δθ_k(t), Δθ(t) = θ(t+1) − θ(t)
 task's own loss (the surrogate's analytic gradient is not counted, as in the paper). After the task,
 with Δ_k the parameter's total change over the task,
 
-    Ω_k ← Ω_k + ω_k / (Δ_k^2 + ξ),      θ̃ ← θ,      L(θ) = L_μ(θ) + c · sum_k Ω_k (θ_k − θ̃_k)^2
+    Ω_k ← max(0, Ω_k + ω_k / (Δ_k^2 + ξ)),      θ̃ ← θ,      L(θ) = L_μ(θ) + c · sum_k Ω_k (θ_k − θ̃_k)^2
+
+The clamp at zero is the authors' code's (a ReLU on the accumulated Ω at each task's end): a parameter
+whose path went uphill (ω < 0, e.g. with momentum or noisy steps) would otherwise get a negative
+importance, and the surrogate would push it away from its anchor.
 
 The sum is kept in its telescoped form (summation by parts; exact, not an approximation):
 
@@ -30,7 +34,7 @@ from .penalty import QuadraticPenalty
 
 
 class SI(QuadraticPenalty):
-    """SI. c: the surrogate's strength (default 10, the best of 0.1-100 in the sweep in BENCHMARKS.md;
+    """SI. c: the surrogate's strength (default 10, the best of 0.1-100 in the validation sweep in BENCHMARKS.md;
     the paper, with plain SGD: 0.1 on Permuted MNIST, 1 on Split MNIST); xi: the damping ξ (default
     0.1, the paper's Permuted MNIST value)."""
 
@@ -102,6 +106,8 @@ class SI(QuadraticPenalty):
         for (name, p), start, w in zip(self._params, self._start, self.path_integral()):
             omega[name] = w / ((p.detach() - start) ** 2 + self.xi)
         self.consolidate(omega, self.parameters_now(), keep_old_anchors=False)
+        for w in self.omega.values():
+            w.clamp_(min=0.0)
         self._params, self._start, self._path, self._last = [], [], [], None
 
     def state_dict(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ METHODS = {
     "ncm": "frozen features, centred with the source mean and L2-normalised, nearest class mean (SimpleShot)",
     "finetune": "pretrained model, new head, every layer trained at one learning rate",
     "imprint": "fine-tuning from a head imprinted with the support's class means (Qi et al. 2018)",
-    "lpft": "logistic probe on the frozen transfer layer, then every layer fine-tuned at lr / 10 (Kumar et al. 2022)",
+    "lpft": "logistic probe on the frozen transfer layer, then every layer fine-tuned at 0.03 lr (Kumar et al. 2022)",
     "lpft-l2n": "LP-FT from the l2n probe (probe-l2n's head), then every layer fine-tuned at lr / 10",
     "layerwise": "fine-tuning with discriminative learning rates lr / 2.6^depth (Howard & Ruder 2018)",
     "unfreeze": "fine-tuning with gradual unfreezing, one layer group more per epoch (Howard & Ruder 2018)",

@@ -6,9 +6,12 @@ Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Classificati
   output, the head last) has its own learning rate, eta^(l-1) = eta^l / `lr_decay`: the head learns
   at `lr`, the group d steps below it at lr / lr_decay^d. The paper uses lr_decay = 2.6; lr_decay = 1
   (the default here) is full fine-tuning at one learning rate.
-- Gradual unfreezing: the first epoch trains only the last group, every further epoch unfreezes the
-  next lower group, until all train. Each stage starts with a fresh optimiser (the Trainer builds one
-  per call of `train`). The paper's slanted triangular learning-rate schedule is not implemented.
+- Gradual unfreezing (section 3.3): the first epoch trains only the last group, every further epoch
+  unfreezes the next lower group, until all train together for the remaining epochs. One optimiser
+  serves the whole `train`: each group joins it as a new parameter group when it unfreezes
+  (`add_param_group`), so the groups already training keep their Adam moments and step counts (a fresh
+  optimiser per stage would make each stage's first steps sign-SGD). The paper's slanted triangular
+  learning-rate schedule is not implemented.
 L2-SP (pulling the weights towards the pretrained ones) is a strategy, `transfer.L2SP`, usable here.
 """
 
@@ -38,6 +41,7 @@ class FineTuner(Trainer):
             raise ConfigError(f"lr_decay must be >= 1 (lower layers learn slower), got {lr_decay}")
         super().__init__(model, strategy, **options)
         self.lr_decay, self.gradual = lr_decay, gradual
+        self.unfreezing = False  # inside a gradual `train`: `make_optimizer` grows the optimiser it has
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         groups = list(self.model.param_groups().values())
@@ -45,12 +49,24 @@ class FineTuner(Trainer):
         return [{"params": [p for p in params if p.requires_grad], "lr": self.lr / self.lr_decay ** (depth - i)}
                 for i, params in enumerate(groups)]
 
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """A fresh optimiser; while unfreezing gradually, the current one with the groups that unfroze since
+        it was built (or last grown) added, the others' state kept."""
+        if not self.unfreezing or self.optimizer is None:
+            return super().make_optimizer()
+        held = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        for group in self.parameter_groups():
+            if group["params"] and id(group["params"][0]) not in held:
+                self.optimizer.add_param_group(group)
+        return self.optimizer
+
     def train(self, data: Split, task_ids: Tensor, epochs: int, what: str = "", **options: Any) -> list[float]:
         if not self.gradual:
             return super().train(data, task_ids, epochs, what, **options)
         groups = list(self.model.param_groups().values())
         trainable = {p: p.requires_grad for p in self.model.parameters()}
         losses: list[float] = []
+        self.optimizer, self.unfreezing = None, True
         try:
             for epoch in range(epochs):
                 for i, params in enumerate(groups):
@@ -58,6 +74,7 @@ class FineTuner(Trainer):
                         p.requires_grad_(trainable[p] and i >= len(groups) - 1 - epoch)
                 losses += super().train(data, task_ids, 1, what, **options)
         finally:
+            self.unfreezing = False
             for p, flag in trainable.items():
                 p.requires_grad_(flag)
         return losses

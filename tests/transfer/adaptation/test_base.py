@@ -26,7 +26,8 @@ def test_term_sees_the_source_batch_features_and_a_target_batch(pair):
     class Spy(DAN):
         def loss(self, out, x, y, t):
             with torch.no_grad():  # the model as it is at this step
-                self.expected = self.model.forward_features(x), self.model.forward_features(target.train.x)
+                n = self.n_source  # x is [source batch; target batch], in one forward pass
+                self.expected = self.model.forward_features(x[:n]), self.model.forward_features(target.train.x)
             return super().loss(out, x, y, t)
 
         def term(self, fs, ft, weight):

@@ -2,12 +2,17 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
+import lifelong as ll
 from lifelong.data import Dataset, Split
 from lifelong.errors import ConfigError
 from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, METHODS, RECORD_KEYS, AdaptConfig, adapt, mk_mmd
 from lifelong.transfer.adaptation import run as run_module
 from lifelong.transfer.adaptation import run_adaptation
+
+from lifelong.models.net import Net
+from tests.test_training import killable, resume_chain  # noqa: F401 (killable is a fixture)
 
 from .conftest import small_model as model
 
@@ -48,7 +53,7 @@ def test_dann_trains_its_discriminator_and_follows_the_schedule(pair):
     adapt(model(), source, target, dann, **OPTS)
     assert all(not torch.equal(a, b) for a, b in zip(before, dann.adversary.parameters()))
     assert dann.steps == dann.total_steps == 2 * math.ceil(len(source.train) / 64)
-    assert 0.999 < dann.weight() < 1
+    assert 0.999 * dann.lam < dann.weight() < dann.lam
 
 
 def test_alignment_reduces_the_feature_discrepancy(pair):
@@ -69,7 +74,7 @@ def test_run_adaptation_records(pair, monkeypatch):
     assert [(r["method"], r["seed"]) for r in records] == [(m, s) for s in (0, 1) for m in config.method]
     assert all(set(RECORD_KEYS) <= set(r) and r["shots"] == 0 and 0 <= r["acc"] <= 1 for r in records)
     assert records[2]["train_seconds"] > records[0]["train_seconds"]  # tca = source-only model + TCA
-    assert records[1]["options"] == {"lam": 1000.0, "progressive": False}
+    assert records[1]["options"] == {"lam": 100.0, "progressive": False}
     assert set(METHODS.names()) == {"source-only", "dan", "coral", "dann", "jan", "tca"}
 
 
@@ -78,3 +83,33 @@ def test_bad_config():
         AdaptConfig(method=["mmd"]).validate()
     with pytest.raises(ConfigError, match="no option 'gamma'"):
         AdaptConfig(method=["dann"], method_options={"dann": {"gamma": 1}}).validate()
+
+
+def test_batchnorm_sees_source_and_target_in_one_forward_pass(pair):
+    """As in the Transfer-Learning-Library: one forward over [source; target] per step, so BatchNorm
+    normalises with the pooled batch's statistics (not each domain with its own)."""
+    source, target = pair
+    torch.manual_seed(0)
+    net = Net(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU()), nn.Linear(16, 10))
+    sizes = []
+    net.features[2].register_forward_hook(lambda m, args, out: sizes.append(len(args[0])) if m.training else None)
+    adapt(net, source, target, DAN(), epochs=1, batch_size=200, seed=0)
+    n = len(source.train)
+    assert sizes == [2 * min(200, n - i) for i in range(0, n, 200)]
+
+
+@pytest.mark.parametrize("cls", [DAN, CORAL, DANN, JAN])
+def test_resumed_adaptation_continues_its_schedule_and_target_draws(pair, tmp_path, killable, cls):
+    """Killed mid-task and resumed by a fresh Trainer: λ_p's position, the target batches and DANN's
+    discriminator (with its optimiser) carry on, so the fit equals an uninterrupted one bit for bit."""
+    source, target = pair
+    stream = run_module._stream(source, target)
+
+    def make():
+        method = cls()
+        method.set_target(target.train.x)
+        return method
+
+    ref = ll.Trainer(model(), make(), epochs=2, batch_size=64, seed=0).fit(stream)
+    result, stopped = resume_chain(stream, make, tmp_path, killable, ["ck:step:7"], model=lambda k: model(k))
+    assert stopped == ["ck:step:7"] and result.matrix == ref.matrix and result.losses == ref.losses

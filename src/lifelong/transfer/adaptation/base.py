@@ -2,26 +2,32 @@
 
 Unsupervised domain adaptation trains on labelled source samples and unlabelled target inputs; the
 target labels are used only to measure accuracy. `Trainer.fit` runs the source data through its usual
-loop; at every step the strategy draws a target batch of the same size (uniformly, with replacement,
-from its own generator seeded by the Trainer's seed), computes its features with the model's
-`forward_features`, and adds the method's `term(source features, target features, weight)` to the
-cross-entropy. The source features are those of the Trainer's own forward pass, read off the input
-of the model's classifier head, so the source batch is not run through the network twice.
+loop; at every step the strategy's `batch` hook appends a target batch of the same size (drawn
+uniformly, with replacement, from its own generator seeded by the Trainer's seed) whose labels the
+cross-entropy ignores, so source and target go through the network in ONE forward pass, as in the
+Transfer-Learning-Library: a BatchNorm layer normalises both domains with the statistics of the pooled
+batch, not each domain with its own. The features of both halves are read off the input of the
+model's classifier head during that pass, and the method's `term(source features, target features,
+weight)` is added to the cross-entropy.
 
 With `progressive`, the weight grows as λ_p = λ · (2 / (1 + exp(−10 p)) − 1), p the fraction of
-training done (Ganin et al. 2016, γ = 10), which silences the noisy early-training term.
+training done (Ganin et al. 2016, γ = 10), which silences the noisy early-training term. The
+position in that schedule (the step count) and the target generator are part of the strategy's state,
+so a fit resumed from a checkpoint continues the schedule instead of restarting it at zero.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ...strategies import Strategy
+
+IGNORE = -100  # F.cross_entropy's ignore_index: the label of the appended target rows
 
 if TYPE_CHECKING:
     from ...data import Stream, Task
@@ -43,7 +49,7 @@ class Adaptation(Strategy):
             raise ConfigError(f"{self.name} needs a weight lambda >= 0, got {lam!r}")
         self.lam, self.progressive = lam, progressive
         self.target: Tensor | None = None
-        self.steps, self.total_steps = 0, 1
+        self.steps, self.total_steps, self.n_source = 0, 1, 0
         self._features: Tensor | None = None
         self._hook: torch.utils.hooks.RemovableHandle | None = None
 
@@ -83,17 +89,32 @@ class Adaptation(Strategy):
         self.steps = 0
         self.total_steps = self.trainer.epochs * math.ceil(len(task.train) / self.trainer.batch_size)
 
-    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        fs = self._features
-        assert fs is not None and self.target is not None
-        if len(x) < 2:  # covariances and discriminator batches need two samples
-            return None
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The source batch, then as many target inputs labelled IGNORE (no part of the cross-entropy)."""
+        assert self.target is not None
         idx = torch.randint(len(self.target), (len(x),), generator=self.generator).to(self.target.device)
-        ft = self.model.forward_features(self.target[idx])
-        return self.term(fs, ft, self.weight())
+        self.n_source = len(x)
+        return torch.cat([x, self.target[idx]]), torch.cat([y, torch.full_like(y, IGNORE)]), torch.cat([t, t])
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        f, n = self._features, self.n_source
+        assert f is not None
+        if n < 2:  # covariances and discriminator batches need two samples
+            return None
+        return self.term(f[:n], f[n:], self.weight())
 
     def after_step(self) -> None:
         self.steps += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's position and the target generator's state (so a resumed fit draws on)."""
+        rng = self.generator.get_state() if hasattr(self, "generator") else None
+        return {"steps": self.steps, **({"target_rng": rng} if rng is not None else {})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state.get("steps", 0))
+        if "target_rng" in state and hasattr(self, "generator"):
+            self.generator.set_state(state["target_rng"].cpu())
 
     def after_task(self, task: Task) -> None:
         if self._hook is not None:

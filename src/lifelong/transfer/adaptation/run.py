@@ -3,7 +3,10 @@
 `adapt` trains a model on the source with a deep adaptation strategy (DAN, CORAL, DANN, JAN) through the
 library's one training loop; `tca_accuracy` fits TCA on the (cached) features of a source-trained model;
 `run_adaptation` runs every (method, seed) of an `AdaptConfig` and returns one record per run, the
-records `lifelong adapt --json` prints.
+records `lifelong adapt --json` prints. With `select` (a scorer of `selection.SCORERS`), each deep
+method's weight λ is picked from its grid (`selection.GRIDS`) by `grid_scores`: one model per weight,
+trained on the source minus a held-out validation split, scored without any target label; the record is
+the best-scoring model's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...data import Dataset, Split, Stream, from_tasks
+from ...data import Dataset, Split, Stream, from_tasks, stratified_split
 from ...errors import ConfigError
 from ...evaluation import accuracy
 from ...metrics import mean_std
@@ -32,6 +35,7 @@ from .dann import DANN
 from .domains import DOMAINS, domain_pair
 from .jan import JAN
 from .mmd import DAN
+from .selection import GRIDS, SCORERS, VALID_FRACTION, SelectionData, ranked
 from .tca import TCA
 
 METHODS = Registry("adaptation method")
@@ -103,8 +107,11 @@ class AdaptConfig:
     seed: int = 0
     seeds: int = 1
     device: str = "cpu"
+    select: str = ""  # a scorer name: pick each deep method's weight λ from its grid with it
 
     def validate(self) -> None:
+        if self.select:
+            SCORERS.get(self.select)
         DOMAINS.get(self.source)
         DOMAINS.get(self.target)
         MODELS.get(self.model)
@@ -146,6 +153,11 @@ def run_adaptation(config: AdaptConfig, on_record: Callable[[dict[str, Any]], No
                 assert baseline is not None
                 acc, seconds = tca_accuracy(baseline[0], source, target, method, seed=seed)
                 source_acc, seconds = None, baseline[3] + seconds
+            elif isinstance(method, Adaptation) and config.select:
+                grid = grid_scores(config, name, source, target, seed, [config.select])
+                best = ranked(grid, lambda g: g["scores"][config.select])[0]
+                acc, source_acc, seconds = best["acc"], best["source_acc"], sum(g["train_seconds"] for g in grid)
+                method = cls(**{**options, "lam": best["lam"]})
             elif isinstance(method, Adaptation):
                 acc, source_acc, seconds = adapt(_model(config, source, seed), source, target, method, seed=seed,
                                                  **opts)
@@ -159,6 +171,29 @@ def run_adaptation(config: AdaptConfig, on_record: Callable[[dict[str, Any]], No
             if on_record is not None:
                 on_record(rec)
     return records
+
+
+def grid_scores(config: AdaptConfig, name: str, source: Dataset, target: Dataset, seed: int, scorers: list[str],
+                *, n_fit: int = 2000) -> list[dict[str, Any]]:
+    """Method `name` (its other options from `config`) trained with each weight λ of GRIDS[name] on the
+    source training set minus a stratified VALID_FRACTION held out for selection; one entry per λ:
+    {"lam", "scores": {scorer: value}, "acc", "source_acc", "train_seconds"}. The scorers see the held-out
+    source split, `n_fit` source training inputs and `n_fit` unlabelled target training inputs; "acc",
+    the target test accuracy, is for reporting only and chooses nothing."""
+    train, valid = stratified_split(source.train, VALID_FRACTION, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    data = SelectionData(valid, _inputs(train)[torch.randperm(len(train), generator=g)[:n_fit]],
+                         _inputs(target.train)[torch.randperm(len(target.train), generator=g)[:n_fit]])
+    opts = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
+                device=config.device, seed=seed)
+    cls, options, out = METHODS.get(name).factory, config.method_options.get(name, {}), []
+    for lam in GRIDS[name]:
+        model = _model(config, source, seed)
+        acc, source_acc, seconds = adapt(model, dataclasses.replace(source, train=train), target,
+                                         cls(**{**options, "lam": lam}), **opts)
+        scores = {s: SCORERS.get(s).factory(model, data) for s in scorers}
+        out.append({"lam": lam, "scores": scores, "acc": acc, "source_acc": source_acc, "train_seconds": seconds})
+    return out
 
 
 def _model(config: AdaptConfig, source: Dataset, seed: int) -> nn.Module:

@@ -1,0 +1,95 @@
+"""OML: online-aware meta-learning of a representation for continual learning.
+
+Javed & White 2019, "Meta-Learning Representations for Continual Learning" (NeurIPS), Algorithm 1
+(the OML objective). The network is a representation phi_theta (every layer but the head: `forward_features`)
+and a linear prediction head W that learns online by SGD. OML meta-learns theta (and W's starting
+point) so that online SGD on the head over a stream of correlated samples leaves the loss low on the
+samples seen so far. In a continual stream: for each incoming batch b (the trajectory S_traj, one
+task's samples) and a memory sample m (S_rand, earlier tasks, reservoir),
+
+    W_0 = W;  W_{j+1} = W_j - beta * grad_W l(phi_theta(b[j]), W_j)     for j = 0..k-1  (online head)
+    (theta, W) <- (theta, W) - step(grad_{theta, W} L(phi_theta(b ∪ m), W_k))         (meta-update)
+
+where `step` is the Trainer's optimiser (the paper's meta-update is Adam, as `--optimizer adam`), l
+and L the cross-entropy (masked by each sample's task id in task-incremental streams) and the meta
+gradient flows through the head's k online steps into theta (second order unless `first_order`;
+only the head's steps are differentiated, so this is cheap). The paper meta-trains on Omniglot
+trajectories and then freezes theta while the head learns; here the stream is both, so the
+representation keeps being meta-trained on the memory of earlier tasks while the head is adapted.
+The Trainer's own gradient on b is replaced by the meta-gradient.
+
+Hyper-parameters: `inner_lr` beta 0.03 (the authors' `update_lr` in khurramjaved96/mrcl),
+`inner_steps` 5 (as La-MAML's), `buffer_size` 200 and `replay_batch_size` 128 (as La-MAML's and
+MER's, so the three compare with ER at one memory), `first_order` False.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .la_maml import split_batch
+from .replay import Rehearsal, check_non_negative, check_whole
+
+if TYPE_CHECKING:
+    from ..data import Stream
+    from ..training import Trainer
+
+
+class OML(Rehearsal):
+    """A representation meta-learned so that online SGD on the linear head does not interfere."""
+
+    name = "oml"
+    summary = "online-aware meta-learning: representation meta-learned for an online head (Javed & White 2019)"
+    option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
+
+    def __init__(self, inner_lr: float = 0.03, inner_steps: int = 5, buffer_size: int = 200,
+                 replay_batch_size: int = 128, first_order: bool = False) -> None:
+        check_whole(self, inner_steps=inner_steps, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
+        check_non_negative(self, inner_lr=inner_lr)
+        self.inner_lr, self.inner_steps, self.first_order = inner_lr, inner_steps, first_order
+        self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        head = getattr(trainer.model, "head", None)
+        if not (isinstance(head, nn.Linear) and head.bias is not None
+                and callable(getattr(trainer.model, "forward_features", None))):
+            raise ConfigError("oml needs a model with forward_features and a linear head with a bias (mlp, cnn, "
+                              "conv4, resnet18)")
+        super().attach(trainer, stream)
+
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        memory = self.memory
+        m = memory.sample(self.replay_batch_size) if memory.filled else None
+        self.incoming = (x, y, t)
+        self.replayed = None if m is None else (m.x, m.y, m.t)
+        memory.add(x, y, t)
+        return x, y, t
+
+    def _loss(self, z: Tensor, head: list[Tensor], y: Tensor, t: Tensor) -> Tensor:
+        return F.cross_entropy(self.stream.mask(F.linear(z, *head), t), y)
+
+    def meta_loss(self) -> Tensor:
+        """L(phi_theta(b ∪ m), W_k) after the head's k online steps on the chunks of b, as a function of
+        theta and W_0."""
+        x, y, t = self.incoming
+        features = self.model.forward_features  # type: ignore[operator]
+        z = features(x)
+        head = self.model.head
+        fast = [head.weight, head.bias]
+        for zc, yc, tc in split_batch((z, y, t), self.inner_steps):
+            grads = torch.autograd.grad(self._loss(zc, fast, yc, tc), fast, create_graph=not self.first_order)
+            fast = [w - self.inner_lr * g for w, g in zip(fast, grads)]
+        if self.replayed is not None:
+            xm, ym, tm = self.replayed
+            z, y, t = torch.cat([z, features(xm)]), torch.cat([y, ym]), torch.cat([t, tm])
+        return self._loss(z, fast, y, t)
+
+    def after_backward(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p, g in zip(params, torch.autograd.grad(self.meta_loss(), params, materialize_grads=True)):
+            p.grad = g  # the Trainer's optimiser steps on the meta-gradient
