@@ -81,11 +81,16 @@ def table(seeds: int) -> None:
         print("| method | ACC % | BWT % | train time x ER |\n| --- | --- | --- | --- |")
         er = rows["replay (ER)"]
         for label, runs in rows.items():
-            acc, bwt = ([r[i] for r in runs] for i in (0, 1))
-            ratio = statistics.median(r[2] / e[2] for r, e in zip(runs, er))
+            kept = [(r, e) for r, e in zip(runs, er) if not math.isnan(r[0])]  # diverged seeds are counted apart
+            diverged = f" ({len(runs) - len(kept)} of {len(runs)} seeds diverged)" if len(kept) < len(runs) else ""
+            if not kept:
+                print(f"| {label}{diverged} | - | - | - |", flush=True)
+                continue
+            acc, bwt = ([r[i] for r, _ in kept] for i in (0, 1))
+            ratio = statistics.median(r[2] / e[2] for r, e in kept)
             spread = (lambda v: f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else "")  # noqa: E731
-            print(f"| {label} | {statistics.mean(acc):.2f}{spread(acc)} | {statistics.mean(bwt):.2f}{spread(bwt)} "
-                  f"| {ratio:.2f} |", flush=True)
+            print(f"| {label}{diverged} | {statistics.mean(acc):.2f}{spread(acc)} | "
+                  f"{statistics.mean(bwt):.2f}{spread(bwt)} | {ratio:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

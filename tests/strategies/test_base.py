@@ -1,7 +1,10 @@
+import pytest
 import torch
 
 import lifelong as ll
-from lifelong.strategies import Compose, Naive, Strategy, hyper_parameters, overrides
+from lifelong.strategies import EWC, STRATEGIES, Compose, Naive, Replay, Strategy, hyper_parameters, overrides
+
+from ..conftest import small_mlp
 
 
 class AddOne(Strategy):
@@ -86,3 +89,13 @@ def test_penalty_gradients_reach_a_projection_listed_before_them(digits):
     model = ll.models.mlp(64, stream.n_outputs, hidden=(8,))
     ll.Trainer(model, Compose(Probe(), Push()), epochs=1, batch_size=64, seed=0).fit(stream)
     assert seen and all((g > 500).all() for g in seen)
+
+
+
+@pytest.mark.parametrize("own", ["mer", "oml", "la-maml"])
+def test_a_strategy_making_its_own_update_refuses_partners_whose_terms_it_would_drop(digits_stream, own):
+    with pytest.raises(ll.ConfigError, match=f"{own} updates the weights from its own loss"):
+        ll.Trainer(small_mlp(digits_stream), Compose(STRATEGIES.get(own).factory(), EWC())).fit(digits_stream)
+    both = Compose(STRATEGIES.get(own).factory(), Replay(buffer_size=50))  # only changes batches: kept
+    both.attach(ll.Trainer(small_mlp(digits_stream), both), digits_stream)
+    assert both.parts[0].trainer is both.parts[1].trainer

@@ -68,3 +68,18 @@ def test_oml_forgets_less_than_naive_and_refuses_a_model_without_a_linear_head(d
 def test_bad_options_are_config_errors(kwargs):
     with pytest.raises(ll.ConfigError):
         OML(**kwargs)
+
+
+def test_a_growing_head_keeps_the_rows_of_classes_not_arrived_yet(digits_stream):
+    """The head's online steps and the meta-loss go through the head's own forward, so a growing head's
+    inactive units take no gradient (their rows stay as initialised)."""
+    torch.manual_seed(0)
+    model = ll.models.with_head(small_mlp(digits_stream), "growing")
+    start = model.head.weight.detach().clone()
+    stream = ll.data.from_tasks([(digits_stream[0].train, digits_stream[0].test)], scenario="class")
+    stream.n_outputs = digits_stream.n_outputs
+    ll.Trainer(model, OML(), epochs=1, batch_size=32).fit(stream)
+    active = model.head.active
+    assert active.sum() == 2
+    assert torch.equal(model.head.weight[~active], start[~active])
+    assert not torch.equal(model.head.weight[active], start[active])

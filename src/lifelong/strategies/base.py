@@ -31,6 +31,9 @@ class Strategy:
     summary: ClassVar[str] = ""
     option_names: ClassVar[dict[str, str]] = {}
     needs_task_ids: ClassVar[bool] = False  # True: `attach` refuses streams without task ids at test time
+    # True: the strategy updates the weights from its own loss and discards the Trainer's gradient, so
+    # Compose refuses partners whose loss or gradient terms would be dropped without a word
+    own_update: ClassVar[bool] = False
 
     trainer: Trainer
     stream: Stream
@@ -134,6 +137,13 @@ class Compose(Strategy):
         return [s for s in self.parts if overrides(s, hook)]
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
+        own = next((s for s in self.children() if s.own_update), None)
+        lost = [s.name for s in self.children() if s is not own
+                and any(overrides(s, hook) for hook in ("loss", "add_grad", "after_backward"))]
+        if own is not None and lost:
+            raise ConfigError(f"{own.name} updates the weights from its own loss, so {lost[0]}'s loss or gradient "
+                              f"terms would be ignored: run {own.name} alone or with strategies that only change "
+                              "batches or predictions")
         super().attach(trainer, stream)
         for s in self.parts:
             s.attach(trainer, stream)

@@ -20,13 +20,15 @@ into `inner_steps` near-equal chunks (`torch.tensor_split`: 16 samples in 5 step
 a batch smaller than `inner_steps` takes one step per sample), one step each (`--batch-size 10
 --la-maml-inner-steps 10` is the paper's loop), as in Avalanche's LaMAMLPlugin. La-MAML replaces the
 optimiser: the Trainer's own gradient is discarded (its optimiser then skips every parameter), so
-`--lr`/`--optimizer` do not apply.
+`--lr`, `--optimizer`, `--momentum` and `--weight-decay` do not apply, and it runs alone or with
+strategies that only change batches (`Compose` refuses partners whose loss terms it would drop).
 
 As in the authors' code (montrealrobotics/La-MAML, `lamaml_cifar.py`), the meta-gradients with
 respect to the weights and to the rates are each clipped to a global norm of at most `clip_norm`
 before they are used (0: no clipping), and with `average_meta_loss` the meta-loss is the mean of
 L(theta_n, b_m) over the look-ahead steps n = 1..k (their code's choice) instead of Algorithm 1's
-L(theta_k, b_m) alone.
+L(theta_k, b_m) alone. Their code also clamps each inner-loop gradient elementwise to
+±`grad_clip_norm`; Algorithm 1 does not, and neither does this file.
 
 Hyper-parameters: `inner_steps` 5, `alpha_init` 0.1, `alpha_lr` eta 0.1, `buffer_size` 200 (as
 Avalanche's LaMAMLPlugin and the paper's MNIST runs), `replay_batch_size` 128 (the Trainer's default
@@ -71,6 +73,7 @@ class LaMAML(Rehearsal):
 
     name = "la-maml"
     summary = "look-ahead MAML: per-parameter learning rates meta-learned on replay (Gupta et al. 2020)"
+    own_update = True
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
 
     def __init__(self, inner_steps: int = 5, alpha_init: float = 0.1, alpha_lr: float = 0.1, buffer_size: int = 200,

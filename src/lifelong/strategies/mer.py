@@ -21,7 +21,10 @@ The paper streams one sample at a time and steps on each sample of B_i (r = k - 
 sample); here b is the Trainer's batch and B_i is cut into k near-equal chunks (`--batch-size 1
 --mer-batch-size 9 --mer-inner-steps 10` is the paper's loop), current rows first as in its
 Algorithm 1. MER replaces the optimiser (plain SGD steps, as the paper's): the Trainer's gradient is
-discarded, so `--lr`/`--optimizer` do not apply.
+discarded, so `--lr`, `--optimizer`, `--momentum` and `--weight-decay` do not apply, and MER runs
+alone or with strategies that only change batches (`Compose` refuses partners whose loss terms it
+would drop). The Reptile interpolations move the parameters; BatchNorm running statistics (which the
+authors' code interpolates with the rest of the state) keep their values after the inner steps.
 
 Hyper-parameters: `gamma` 1.0 (the paper's Algorithm 1 runs), `buffer_size` 200 (its smallest
 memory), `replay_batch_size` 128 (the Trainer's default batch, as Replay), `batches` s 1 and
@@ -48,6 +51,7 @@ class MER(Rehearsal):
 
     name = "mer"
     summary = "meta-experience replay: Reptile over batches mixing new and memory samples (Riemer et al. 2019)"
+    own_update = True
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
 
     def __init__(self, lr: float = 0.1, beta: float = 0.3, gamma: float = 1.0, batches: int = 1, inner_steps: int = 4,

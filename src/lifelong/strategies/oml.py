@@ -16,7 +16,8 @@ gradient flows through the head's k online steps into theta (second order unless
 only the head's steps are differentiated, so this is cheap). The paper meta-trains on Omniglot
 trajectories and then freezes theta while the head learns; here the stream is both, so the
 representation keeps being meta-trained on the memory of earlier tasks while the head is adapted.
-The Trainer's own gradient on b is replaced by the meta-gradient.
+The Trainer's own gradient on b is replaced by the meta-gradient (so `Compose` refuses partners whose
+loss or gradient terms would be dropped).
 
 Hyper-parameters: `inner_lr` beta 0.03 (the authors' `update_lr` in khurramjaved96/mrcl),
 `inner_steps` 5 (as La-MAML's), `buffer_size` 200 and `replay_batch_size` 128 (as La-MAML's and
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from ..errors import ConfigError
 from .la_maml import split_batch
@@ -45,6 +47,7 @@ class OML(Rehearsal):
 
     name = "oml"
     summary = "online-aware meta-learning: representation meta-learned for an online head (Javed & White 2019)"
+    own_update = True
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
 
     def __init__(self, inner_lr: float = 0.03, inner_steps: int = 5, buffer_size: int = 200,
@@ -71,7 +74,10 @@ class OML(Rehearsal):
         return x, y, t
 
     def _loss(self, z: Tensor, head: list[Tensor], y: Tensor, t: Tensor) -> Tensor:
-        return F.cross_entropy(self.stream.mask(F.linear(z, *head), t), y)
+        """Cross-entropy of the head with weight and bias `head`, through the head's own forward (so a
+        growing head still masks the units of classes not arrived yet)."""
+        logits = functional_call(self.model.head, dict(zip(("weight", "bias"), head)), (z,))
+        return F.cross_entropy(self.stream.mask(logits, t), y)
 
     def meta_loss(self) -> Tensor:
         """L(phi_theta(b ∪ m), W_k) after the head's k online steps on the chunks of b, as a function of
