@@ -27,7 +27,7 @@ import statistics
 
 import torch
 
-from lifelong.report import markdown_table
+from lifelong.tables import markdown_table
 from lifelong.transfer.adaptation import SCORERS, AdaptConfig, domain_pair, grid_scores, run_adaptation, summary
 from lifelong.transfer.adaptation.selection import ranked
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from lifelong.experiment import RunConfig, run
-from lifelong.report import table
+from lifelong.tables import table
 
 SWEEP = {
     "ewc": ("lam", [10.0, 30.0, 100.0, 1000.0, 10000.0]),

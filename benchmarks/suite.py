@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from lifelong.experiment import run
-from lifelong.reporting import write_report
+from lifelong.report import write_report
 from lifelong.suite import parse, run_suite
 
 SUITE = {"settings": {"hidden": [64], "epochs": 4, "batch_size": 16}, "benchmarks": ["split-digits"],

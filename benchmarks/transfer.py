@@ -37,8 +37,8 @@ import torch
 
 import lifelong as ll
 from lifelong.errors import ConfigError
-from lifelong.report import curve_rows, markdown_table
-from lifelong.transfer import METHODS, CurveConfig, few_shot, fit_head, fit_method, learning_curve, pretrain
+from lifelong.tables import curve_rows, markdown_table
+from lifelong.transfer import TRANSFER_METHODS, CurveConfig, few_shot, fit_head, fit_method, learning_curve, pretrain
 from lifelong.transfer.features import cache
 
 
@@ -140,7 +140,7 @@ def main() -> None:
     c = sub.add_parser("curve")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--shots", default="1,5,10,50")
-    c.add_argument("--method", default=",".join(METHODS))
+    c.add_argument("--method", default=",".join(TRANSFER_METHODS))
     c.add_argument("--steps", type=int, default=100)
     c.add_argument("--draws", type=int, default=5)
     c.add_argument("--feature-cut", type=int, default=None)

@@ -118,3 +118,13 @@ def test_random_states_round_trip():
     again = (torch.rand(3), torch.rand(3, generator=gen), np.random.rand(3), random.random())
     assert torch.equal(draws[0], again[0]) and torch.equal(draws[1], again[1])
     assert (draws[2] == again[2]).all() and draws[3] == again[3]
+
+
+def test_strip_prefix_inverts_split_state() -> None:
+    from lifelong.checkpoint import split_state, strip_prefix
+
+    state = {"w": torch.ones(2), "b": torch.zeros(1), "n": 3}
+    tensors, values = split_state(state, "model.")
+    assert set(tensors) == {"model.w", "model.b"} and values == {"n": 3}
+    back = strip_prefix({**tensors, "other.w": torch.ones(1)}, "model.")
+    assert set(back) == {"w", "b"} and torch.equal(back["w"], state["w"])

@@ -18,7 +18,8 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -42,12 +43,19 @@ class Stateful(Protocol):
 FORMAT = "lifelong.checkpoint/1"
 STATE_FORMAT = "lifelong.state/1"
 PAUSE_ENV = "LIFELONG_PAUSE_AT"
+V = TypeVar("V")
 
 
 def split_state(state: dict[str, Any], prefix: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """A state_dict's tensors (keys given `prefix`) and its other, JSON-ready values."""
     tensors = {f"{prefix}{k}": v for k, v in state.items() if isinstance(v, Tensor)}
     return tensors, {k: v for k, v in state.items() if not isinstance(v, Tensor)}
+
+
+def strip_prefix(state: Mapping[str, V], prefix: str) -> dict[str, V]:
+    """The entries of `state` whose keys start with `prefix`, with the prefix taken off (the inverse of
+    the prefixing in `split_state`)."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _serialise(tensors: dict[str, Tensor]) -> bytes:

@@ -26,22 +26,22 @@ from .experiment import FREEZE, RECORD_KEYS, RunConfig, check_unfinished, claim_
 from .experiment import write_run_dir
 from .models import HEADS, MODELS
 from .training import DEFAULT_OPTIMIZER, OPTIMIZERS
-from .report import curve_rows, table, text_table
-from .reporting import write_report
+from .tables import curve_rows, table, text_table
+from .report import write_report
 from .runlog import check_tensorboard
 from .suite import Outcome, run_suite
 from .suite import load as load_suite
 from .strategies import HAT, STRATEGIES, hyper_parameters
 from .meta import META_BENCHMARKS
-from .meta import METHODS as META_METHODS
+from .meta import META_LEARNERS
 from .meta.experiment import RECORD_KEYS as META_KEYS
 from .meta.experiment import MetaConfig, run_meta, summary, write_meta_dir
-from .transfer import METHODS, CurveConfig, learning_curve, pretrain, save_pretrained, write_curve_dir
+from .transfer import TRANSFER_METHODS, CurveConfig, learning_curve, pretrain, save_pretrained, write_curve_dir
 from .transfer.curve import RECORD_KEYS as TRANSFER_KEYS
 from .transfer.adaptation import DOMAINS, AdaptConfig, run_adaptation
 from .transfer.adaptation import GRIDS as ADAPT_GRIDS
 from .transfer.adaptation import SCORERS as ADAPT_SCORERS
-from .transfer.adaptation import METHODS as ADAPT_METHODS
+from .transfer.adaptation import ADAPTATIONS
 from .transfer.adaptation import RECORD_KEYS as ADAPT_KEYS
 from .transfer.adaptation import summary as adapt_summary
 from .registry import Registry
@@ -326,8 +326,8 @@ def _add_transfer_parsers(sub: Any) -> None:
     q.add_argument("--target", default=d.target, help=f"target data set (default {d.target})")
     q.add_argument("--shots", type=_shots, default=d.shots, help="labelled target samples per class "
                    "(default 1,5,10,50,all)")
-    q.add_argument("--method", type=_names, default=d.method, help=f"comma-separated, from {', '.join(METHODS)} "
-                   f"(default {','.join(d.method)})")
+    q.add_argument("--method", type=_names, default=d.method,
+                   help=f"comma-separated, from {', '.join(TRANSFER_METHODS)} (default {','.join(d.method)})")
     q.add_argument("--model", default=d.model, help=f"source model (default {d.model})")
     q.add_argument("--hidden", type=_ints, default=d.hidden, help="hidden layer sizes of the mlp (default 400,400)")
     q.add_argument("--backbone", help="a saved model (`lifelong pretrain`) used for every seed instead of pretraining")
@@ -384,7 +384,7 @@ def _add_meta_parser(sub: Any) -> None:
                        "held-out tasks")
     p.add_argument("--benchmark", default=S, help=f"{', '.join(META_BENCHMARKS.names())} (default {d.benchmark})")
     p.add_argument("--method", type=_names, action="append", default=S, help=f"comma-separated or repeated, from "
-                   f"{', '.join(META_METHODS.names())} (default maml; baseline and finetune always run)")
+                   f"{', '.join(META_LEARNERS.names())} (default maml; baseline and finetune always run)")
     p.add_argument("--ways", type=int, default=S, help=f"classes per episode (default {d.ways})")
     p.add_argument("--shots", type=_ints, default=S, help="support samples per class (or per task), e.g. 1,5 "
                    "(default 10)")
@@ -440,7 +440,7 @@ def _add_adapt_parser(sub: Any) -> None:
     p.add_argument("--target", default=d.target, help=f"target domain (default {d.target}): "
                    f"{', '.join(DOMAINS.names())}")
     p.add_argument("--method", type=_names, default=d.method, help=f"comma-separated, from "
-                   f"{', '.join(ADAPT_METHODS.names())} (default: all)")
+                   f"{', '.join(ADAPTATIONS.names())} (default: all)")
     p.add_argument("--model", default=d.model, help=f"model name (default {d.model}); see `lifelong list`")
     p.add_argument("--hidden", type=_ints, default=d.hidden, help="hidden layer sizes of the mlp (default 400,400)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs over the source (default {d.epochs})")
@@ -458,7 +458,7 @@ def _add_adapt_parser(sub: Any) -> None:
                    "(default: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object per (method, seed) on stdout")
     group = p.add_argument_group("method options")
-    for dest, (name, _, param) in strategy_options(ADAPT_METHODS).items():
+    for dest, (name, _, param) in strategy_options(ADAPTATIONS).items():
         default = param.default
         kind = _bool if isinstance(default, bool) else _ints if isinstance(default, (tuple, list)) else type(default)
         group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=kind, default=argparse.SUPPRESS,
@@ -466,7 +466,7 @@ def _add_adapt_parser(sub: Any) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    method_opts, options, fields = strategy_options(ADAPT_METHODS), {}, {}
+    method_opts, options, fields = strategy_options(ADAPTATIONS), {}, {}
     for key, value in vars(args).items():
         if key in method_opts:
             name, arg, _ = method_opts[key]
@@ -493,9 +493,9 @@ def cmd_list() -> int:
         ("data sets (lifelong pretrain/transfer: NAME or NAME:CLASSES, e.g. fmnist:0-4)",
          [(e.name, e.description) for e in DATASETS]),
         ("domains (lifelong adapt --source/--target)", [(e.name, e.description) for e in DOMAINS]),
-        ("domain-adaptation methods (lifelong adapt)", [(e.name, e.description) for e in ADAPT_METHODS]),
+        ("domain-adaptation methods (lifelong adapt)", [(e.name, e.description) for e in ADAPTATIONS]),
         ("meta-learning benchmarks (lifelong meta)", [(e.name, e.description) for e in META_BENCHMARKS]),
-        ("meta-learning methods (lifelong meta)", [(e.name, e.description) for e in META_METHODS]),
+        ("meta-learning methods (lifelong meta)", [(e.name, e.description) for e in META_LEARNERS]),
     ):
         print(f"{title}:")
         width = max(len(n) for n, _ in entries)

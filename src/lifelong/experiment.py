@@ -28,7 +28,7 @@ from .checkpoint import States
 from .files import atomic_write_json, exclusive
 from .models import HEADS, MODELS, build, load_backbone, with_head
 from .models import info as model_info
-from .report import plot_curves, plot_matrix
+from .plots import plot_curves, plot_matrix
 from .runlog import write_csv, write_tensorboard
 from .strategies import STRATEGIES, Compose, Strategy, hyper_parameters
 from .training import Result, Trainer, resolve_device

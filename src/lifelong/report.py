@@ -1,179 +1,194 @@
-"""Tables (terminal, Markdown, HTML) and plots (PNG) of results. Every figure comes from `metrics`."""
+"""`lifelong report DIR...`: a Markdown and a self-contained HTML report built only from run folders.
+
+Every results.json under the given folders is read (schema-checked); its runs are grouped by
+(benchmark, scenario) into sections and by strategy label (the strategy and the options its config
+set, e.g. `ewc-lam=100`) within a section. Each section has the mean ± std table of `report.COLUMNS`
+over seeds (ACC, BWT, FWT, forgetting, LA, time, samples/s, memory), the mean accuracy matrix of
+each strategy as a table and a heat map, per-task accuracy curves, an accuracy-vs-time scatter, and
+a table of every single run. A first table lists the environments the runs were made in (versions,
+platform, CPUs, PyTorch threads, GPU), with a warning when there are several. The HTML inlines its PNG
+figures, so the one file can be mailed.
+"""
 
 from __future__ import annotations
 
+import base64
+import datetime as _dt
 import html
-import io
-from collections.abc import Sequence
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError, LifelongError
+from .experiment import load_results
 from .files import atomic_write_bytes
 from .metrics import mean_std
+from .tables import COLUMNS, html_table, markdown_table, summary_rows
+from .plots import plot_curves, plot_matrix, plot_scatter
+from .suite import run_label
 
-# (key in a run's metrics, column title, scale, decimals)
-COLUMNS = [
-    ("acc", "ACC", 100, 2),
-    ("bwt", "BWT", 100, 2),
-    ("fwt", "FWT", 100, 2),
-    ("forgetting", "Forgetting", 100, 2),
-    ("learning_accuracy", "LA", 100, 2),
-    ("train_seconds", "Time (s)", 1, 1),
-    ("samples_per_second", "Samples/s", 1, 0),
-    ("peak_rss_mb", "Peak RSS (MB)", 1, 0),
-    ("strategy_memory_bytes", "Strategy mem (MB)", 2**-20, 2),
-]
+SUMMARY_HEADER = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
+RUN_HEADER = ["Run", "Strategy", "Seed"] + [title for _, title, _, _ in COLUMNS]
 
 
-def summary_rows(runs: Sequence[dict]) -> list[list[str]]:
-    """One row per strategy (in order of first appearance): mean +- std over its seeds."""
-    by_strategy: dict[str, list[dict]] = {}
-    for run in runs:
-        by_strategy.setdefault(run["strategy"], []).append(run["metrics"])
-    rows = []
-    for name, ms in by_strategy.items():
-        row = [name, str(len(ms))]
-        for key, _, scale, dec in COLUMNS:
-            mean, std = mean_std([m[key] * scale for m in ms])
-            row.append(f"{mean:.{dec}f} ± {std:.{dec}f}" if len(ms) > 1 else f"{mean:.{dec}f}")
-        rows.append(row)
-    return rows
+@dataclass
+class Section:
+    """The runs of one (benchmark, scenario), by strategy label in order of first appearance."""
+
+    benchmark: str
+    scenario: str
+    groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return f"{self.benchmark}, {self.scenario}-incremental"
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.benchmark}-{self.scenario}")
 
 
-def table(runs: Sequence[dict], markdown: bool = False) -> str:
-    """The strategy x metrics table (accuracies in %), aligned for a terminal or as Markdown."""
-    header = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
-    rows = summary_rows(runs)
-    return markdown_table(header, rows) if markdown else text_table(header, rows)
+def find_results(dirs: list[Path]) -> list[Path]:
+    """results.json of each folder, or of every run folder below it."""
+    found: list[Path] = []
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"{d} is not a folder: give run folders (written by `lifelong run --out` or "
+                              "`lifelong bench`)")
+        files = [d / "results.json"] if (d / "results.json").is_file() else sorted(d.rglob("results.json"))
+        if not files:
+            raise ConfigError(f"{d} holds no finished run (no results.json): run `lifelong bench` or "
+                              "`lifelong run --out` first")
+        found += [f for f in files if f.resolve() not in {g.resolve() for g in found}]
+    return found
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns aligned for a terminal: the first to the left, the others to the right."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+def collect(dirs: list[Path]) -> list[Section]:
+    """Every run of every results.json under `dirs`, grouped into sections."""
+    sections: dict[tuple[str, str], Section] = {}
+    for path in find_results(dirs):
+        data = load_results(path)
+        options = data.get("config", {}).get("strategy_options", {})
+        try:
+            for rec in data["runs"]:
+                parts = rec["strategy"].split("+")
+                label = run_label(rec["strategy"], {n: options[n] for n in parts if options.get(n)})
+                key = (rec["benchmark"], rec["scenario"])
+                section = sections.setdefault(key, Section(*key))
+                section.groups.setdefault(label, []).append({**rec, "strategy": label, "dir": str(path.parent),
+                                                             "environment": data.get("environment") or {}})
+        except (KeyError, TypeError, AttributeError) as err:
+            raise LifelongError(f"{path} is damaged (missing or malformed field {err}): run it again") from None
+    return list(sections.values())
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+def mean_matrix(runs: list[dict[str, Any]]) -> np.ndarray:
+    shapes = {len(r["matrix"]) for r in runs}
+    if len(shapes) != 1:
+        raise LifelongError(f"runs of {runs[0]['strategy']} have different numbers of tasks {sorted(shapes)}: "
+                            "report them separately")
+    return np.asarray([r["matrix"] for r in runs], dtype=np.float64).mean(0)
 
 
-def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cell = lambda tag, c: f"<{tag}>{html.escape(str(c))}</{tag}>"  # noqa: E731
-    head = "<tr>" + "".join(cell("th", c) for c in header) + "</tr>"
-    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
-    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+def _matrix_rows(m: np.ndarray) -> tuple[list[str], list[list[str]]]:
+    header = ["after task / on task"] + [str(j) for j in range(len(m))]
+    return header, [[str(i)] + [f"{v * 100:.2f}" for v in row] for i, row in enumerate(m)]
 
 
-def figure():  # matplotlib is imported only when a plot is drawn, with a file backend
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _run_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    return [[r["dir"], r["strategy"], str(r["seed"])] +
+            [f"{r['metrics'][k] * scale:.{dec}f}" for k, _, scale, dec in COLUMNS] for r in runs]
 
 
-def save_png(fig, path: Path) -> None:
-    """Write `fig` to `path` as a PNG, atomically, and free it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    fig.clf()
-    figure().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+ENVIRONMENT = [("lifelong", "lifelong"), ("torch", "PyTorch"), ("python", "Python"), ("platform", "Platform"),
+               ("cpus", "CPUs"), ("threads", "Threads"), ("cuda", "GPU")]
 
 
-def _finish(fig, ax, path: Path, title: str) -> Path:
-    """The common end of the line plots: a 0-100 % axis, the title, the legend, the file."""
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    save_png(fig, path)
-    return path
+def environment_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per distinct environment the runs were made in (`experiment.environment`), with its
+    number of runs; "-" where a results file predates a field."""
+    counts: dict[tuple[str, ...], int] = {}
+    for r in runs:
+        env = r["environment"]
+        key = tuple("-" if env.get(k) is None else str(env[k]) for k, _ in ENVIRONMENT)
+        counts[key] = counts.get(key, 0) + 1
+    return [[*key, str(n)] for key, n in counts.items()]
 
 
-def plot_matrix(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
-    """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %."""
-    plt = figure()
-    m = np.asarray(matrix, dtype=float) * 100
-    t = len(m)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
-    im = ax.imshow(m, vmin=0, vmax=100, cmap="viridis")
-    for i in range(t):
-        for j in range(t):
-            ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if m[i, j] < 60 else "black")
-    ax.set_xlabel("tested on task j")
-    ax.set_ylabel("after training task i")
-    ax.set_xticks(range(t))
-    ax.set_yticks(range(t))
-    ax.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    save_png(fig, path)
-    return path
+def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:
+    """Write `out`/report.md (figures in `out`/figures/) and the self-contained `out`/report.html;
+    each file is replaced atomically, so an earlier report survives a failed write whole."""
+    sections = collect(dirs)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"report folder {out} is a file: choose another --out")
+    try:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        return _render(sections, dirs, out)
+    except OSError as err:
+        raise ConfigError(f"cannot write the report to {out}: {err.strerror or err}: choose another --out "
+                          "or free some space") from None
 
 
-def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
-    """Accuracy on each task (one line per task) as training moves through the stream."""
-    plt = figure()
-    m = np.asarray(matrix, dtype=float) * 100
-    t = len(m)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for j in range(t):
-        ax.plot(range(j, t), m[j:, j], marker="o", label=f"task {j}")
-    ax.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
-    ax.set_xlabel("after training task")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_xticks(range(t))
-    return _finish(fig, ax, path, title)
-
-
-def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], path: Path, title: str = "") -> Path:
-    """ACC (%) against training time (s), one point per strategy with its seed std as error bars;
-    `points` holds (label, mean time, std time, mean ACC, std ACC)."""
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, t, t_std, acc, acc_std in points:
-        ax.errorbar([t], [acc * 100], xerr=[t_std], yerr=[acc_std * 100], fmt="o", capsize=3, label=label)
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("ACC (%)")
-    return _finish(fig, ax, path, title)
-
-
-def curve_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
-    """Transfer learning curves as a table: one row per method, one column per number of shots,
-    cells the mean ± std test accuracy (%) over seeds."""
-    shots = list(dict.fromkeys(r["shots"] for r in records))
-    methods = list(dict.fromkeys(r["method"] for r in records))
-    rows = []
-    for method in methods:
-        row = [method]
-        for k in shots:
-            accs = [r["acc"] * 100 for r in records if r["method"] == method and r["shots"] == k]
-            mean, std = mean_std(accs)
-            row.append(f"{mean:.2f} ± {std:.2f}" if len(accs) > 1 else f"{mean:.2f}")
-        rows.append(row)
-    return ["Method"] + [f"{k} shot{'s' * (k != 1)}" if k != "all" else "all" for k in shots], rows
-
-
-def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") -> Path:
-    """Target test accuracy (%) against labelled samples per class, one line per method, seed std as
-    error bars; "all" is drawn at the mean number of training samples per class."""
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    per_class = {r["shots"]: r["n_train"] / r["n_classes"] for r in records}
-    for method in dict.fromkeys(r["method"] for r in records):
+def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path, Path]:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    n_runs = sum(len(g) for s in sections for g in s.groups.values())
+    intro = (f"{n_runs} runs from {', '.join(str(d) for d in dirs)}, {now}. Accuracies in %, mean ± std over "
+             "seeds; time is training time in seconds.")
+    md = ["# lifelong report", "", intro, ""]
+    body = [f"<h1>lifelong report</h1><p>{html.escape(intro)}</p>"]
+    envs = environment_rows([r for s in sections for g in s.groups.values() for r in g])
+    env_header = [title for _, title in ENVIRONMENT] + ["Runs"]
+    env_note = ("Runs made in different environments: their times (and, with another thread count or "
+                "library version, the last digits of their accuracies) are not comparable." if len(envs) > 1 else "")
+    md += ["## Environment", "", markdown_table(env_header, envs), "", *([env_note, ""] if env_note else [])]
+    body += ["<h2>Environment</h2>", html_table(env_header, envs)] + ([f"<p>{html.escape(env_note)}</p>"]
+                                                                      if env_note else [])
+    for s in sections:
+        runs = [r for g in s.groups.values() for r in g]
+        figures: list[tuple[str, Path]] = []
+        matrices = []
+        for label, group in s.groups.items():
+            m = mean_matrix(group)
+            title = f"{label} ({len(group)} seed{'s' * (len(group) > 1)})"
+            matrices.append((title, m))
+            png = out / "figures" / f"{s.slug}-{label}"
+            figures.append((f"{label}: accuracy matrix", plot_matrix(m, Path(f"{png}-matrix.png"), title)))
+            figures.append((f"{label}: per-task accuracy", plot_curves(m, Path(f"{png}-curves.png"), title)))
         points = []
-        for k in per_class:
-            accs = [r["acc"] * 100 for r in records if r["method"] == method and r["shots"] == k]
-            points.append((per_class[k], *mean_std(accs)))
-        x, y, err = zip(*sorted(points))
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled target samples per class")
-    ax.set_ylabel("target test accuracy (%)")
-    return _finish(fig, ax, path, title)
+        for label, group in s.groups.items():
+            t = mean_std([r["metrics"]["train_seconds"] for r in group])
+            a = mean_std([r["metrics"]["acc"] for r in group])
+            points.append((label, t[0], t[1], a[0], a[1]))
+        scatter = plot_scatter(points, out / "figures" / f"{s.slug}-scatter.png", s.title)
+        figures.append(("ACC vs training time", scatter))
+        summary = summary_rows(runs)
+        md += [f"## {s.title}", "", markdown_table(SUMMARY_HEADER, summary), ""]
+        body += [f"<h2>{html.escape(s.title)}</h2>", html_table(SUMMARY_HEADER, summary)]
+        md += ["### Mean accuracy matrices", ""]
+        body.append("<h3>Mean accuracy matrices</h3>")
+        for title, m in matrices:
+            header, rows = _matrix_rows(m)
+            md += [f"{title}:", "", markdown_table(header, rows), ""]
+            body += [f"<p>{html.escape(title)}:</p>", html_table(header, rows)]
+        md += ["### Figures", ""]
+        body.append("<h3>Figures</h3><div class='figs'>")
+        for caption, path in figures:
+            md += [f"![{caption}](figures/{path.name})", ""]
+            data = base64.b64encode(path.read_bytes()).decode()
+            body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        body.append("</div>")
+        md += ["### Runs", "", markdown_table(RUN_HEADER, _run_rows(runs)), ""]
+        body += ["<h3>Runs</h3>", html_table(RUN_HEADER, _run_rows(runs))]
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0;"
+             "font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eee}"
+             "td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:1em}"
+             "figure{margin:0}figcaption{font-size:12px;text-align:center}")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>lifelong report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    atomic_write_bytes(out / "report.md", "\n".join(md).encode())
+    atomic_write_bytes(out / "report.html", page.encode())
+    return out / "report.md", out / "report.html"

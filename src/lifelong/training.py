@@ -84,7 +84,7 @@ class Result:
 
     def plot(self, out_dir: str | Path, label: str = "") -> list[Path]:
         """Write the accuracy-matrix heat map and per-task accuracy curves as PNG files."""
-        from .report import plot_curves, plot_matrix
+        from .plots import plot_curves, plot_matrix
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from lifelong.cli import main
 from lifelong.data import BENCHMARKS
 from lifelong.errors import ConfigError, DataError, LifelongError, StorageError
 from lifelong.experiment import RunConfig, make_strategy, run
-from lifelong.reporting import write_report
+from lifelong.report import write_report
 from lifelong.suite import parse
 
 TINY = ["--benchmark", "split-digits", "--n-tasks", "2", "--hidden", "16", "--epochs", "1", "--strategy", "naive"]

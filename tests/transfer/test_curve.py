@@ -5,7 +5,7 @@ import torch
 
 import lifelong as ll
 from lifelong.errors import ConfigError, DataError
-from lifelong.transfer import METHODS, CurveConfig, few_shot, learning_curve
+from lifelong.transfer import TRANSFER_METHODS, CurveConfig, few_shot, learning_curve
 from lifelong.transfer.curve import RECORD_KEYS
 
 
@@ -20,11 +20,11 @@ def test_few_shot_takes_k_per_class_from_the_seed(digits):
 
 
 def test_curve_records_every_method_shot_and_seed():
-    config = CurveConfig(source="digits:0-4", target="digits:5-9", shots=[2, None], method=list(METHODS),
+    config = CurveConfig(source="digits:0-4", target="digits:5-9", shots=[2, None], method=list(TRANSFER_METHODS),
                          model="mlp", hidden=[32], source_epochs=3, batch_size=64, steps=5, seeds=2)
     records = learning_curve(config)
     assert [(r["seed"], r["shots"], r["method"]) for r in records] == [
-        (s, k, m) for s in (0, 1) for k in (2, "all") for m in METHODS]
+        (s, k, m) for s in (0, 1) for k in (2, "all") for m in TRANSFER_METHODS]
     assert all(set(RECORD_KEYS) <= set(r) and 0 <= r["acc"] <= 1 for r in records)
     assert {r["n_train"] for r in records if r["shots"] == 2} == {10}
     assert all(r["source"] == "digits:0-4" and r["source_acc"] > 0.5 for r in records)

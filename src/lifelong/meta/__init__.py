@@ -17,10 +17,10 @@ from .protonet import ProtoNet
 from .reptile import Reptile
 from .tasks import META_BENCHMARKS, Sinusoid, TaskSet, fewshot, meta_benchmark, sinusoid
 
-METHODS = Registry("meta-learning method")
+META_LEARNERS = Registry("meta-learning method")
 for _cls in (MAML, FOMAML, ANIL, Reptile, ProtoNet, Baseline, Finetune, Scratch):
-    METHODS.register(_cls.name, _cls.summary)(_cls)
+    META_LEARNERS.register(_cls.name, _cls.summary)(_cls)
 
-__all__ = ["ANIL", "FOMAML", "MAML", "META_BENCHMARKS", "METHODS", "Baseline", "Finetune", "MetaLearner", "ProtoNet",
+__all__ = ["ANIL", "FOMAML", "MAML", "META_BENCHMARKS", "META_LEARNERS", "Baseline", "Finetune", "MetaLearner", "ProtoNet",
            "Reptile", "Scratch", "Sinusoid", "TaskSet", "evaluate", "fewshot", "inner_loop", "meta_benchmark",
            "meta_test_episodes", "sinusoid"]

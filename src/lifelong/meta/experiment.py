@@ -33,9 +33,9 @@ from ..errors import ConfigError
 from ..experiment import environment
 from ..files import atomic_write_json
 from ..models import MODELS, build
-from ..report import figure, save_png
+from ..plots import figure, save_png
 from ..training import resolve_device
-from . import METHODS
+from . import META_LEARNERS
 from .base import MetaLearner, evaluate, meta_test_episodes
 from .tasks import META_BENCHMARKS, meta_benchmark
 
@@ -88,7 +88,7 @@ class MetaConfig:
         META_BENCHMARKS.get(self.benchmark)
         MODELS.get(self.model_name())
         for name in self.methods():
-            if METHODS.get(name).factory.classification_only and self.benchmark == "sinusoid":
+            if META_LEARNERS.get(name).factory.classification_only and self.benchmark == "sinusoid":
                 raise ConfigError(f"{name} learns classification tasks only: drop it from --method for sinusoid")
         if not self.method:
             raise ConfigError("no method given: pass --method maml,reptile,... (see `lifelong list`)")
@@ -119,7 +119,7 @@ def make_learner(name: str, config: MetaConfig, shots: int, seed: int) -> MetaLe
         model = build(config.model_name(), tasks.input_shape, tasks.n_outputs, tuple(hidden)).to(config.device)
     except ValueError as err:
         raise ConfigError(f"model {config.model_name()!r} does not fit {config.benchmark}: {err}") from None
-    cls = METHODS.get(name).factory
+    cls = META_LEARNERS.get(name).factory
     accepted = inspect.signature(cls).parameters
     options = dict(cls.classification_defaults) if tasks.kind == "classification" else {}
     options |= {k: getattr(config, k) for k in LEARNER_OPTIONS if getattr(config, k) is not None and k in accepted}

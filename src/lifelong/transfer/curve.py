@@ -5,7 +5,7 @@ Per seed: a source model, pretrained on `source` with that seed (or one saved mo
 every seed); the backbone's features of the whole target data set at its transfer layer (`feature_cut`,
 default the model's `transfer_cut`: the image CNN's conv trunk), computed once; then for every number
 of shots k, `draws` class-balanced samples of k labelled training samples per class (draw d from seed
-seed + 1000 d; None: the whole training split, once), and for every method (`METHODS`) a model trained
+seed + 1000 d; None: the whole training split, once), and for every method (`TRANSFER_METHODS`) a model trained
 on each sample alone, tested on the whole target test split. A record holds the mean accuracy over the
 draws (`accs`: each draw's), so that one-shot differences are not one draw's luck. Every fit makes at
 least `steps` optimiser steps (whole epochs, at least `epochs`), so that one-shot runs are trained too.
@@ -30,7 +30,7 @@ from ..data import Dataset, Split, dataset
 from ..errors import ConfigError, DataError
 from ..files import atomic_write_json
 from ..models import MODELS, build, extract, info, load
-from ..report import plot_learning_curve
+from ..plots import plot_learning_curve
 from .features import cache, fit_head, transfer_cut
 from .finetune import finetune
 from .l2sp import L2SP
@@ -38,7 +38,7 @@ from .lpft import lp_ft
 from .pretrain import pretrain
 from .simpleshot import nearest_mean_head
 
-METHODS = {
+TRANSFER_METHODS = {
     "scratch": "a randomly initialised model of the same architecture trained on the target samples",
     "features": "frozen pretrained backbone, features cached once, a new linear head (Adam)",
     "probe": "frozen pretrained backbone, features cached once, logistic regression (L-BFGS)",
@@ -82,8 +82,8 @@ class CurveConfig:
 
     def validate(self) -> None:
         for name in self.method:
-            if name not in METHODS:
-                raise ConfigError(f"unknown transfer method {name!r}: choose from {', '.join(METHODS)}")
+            if name not in TRANSFER_METHODS:
+                raise ConfigError(f"unknown transfer method {name!r}: choose from {', '.join(TRANSFER_METHODS)}")
         if not self.method or not self.shots:
             raise ConfigError("give at least one --method and one --shots value")
         if any(k is not None and (not isinstance(k, int) or k < 1) for k in self.shots):

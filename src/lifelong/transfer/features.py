@@ -39,7 +39,7 @@ from ..models import CL2N, extract, mlp, truncated
 from ..training import Trainer
 from .simpleshot import nearest_mean_head
 
-HEADS = ("linear", "logistic", "l2n", "ncm")
+PROBES = ("linear", "logistic", "l2n", "ncm")
 DEFAULT_C = {"logistic": 1.0, "l2n": 100.0}
 
 
@@ -74,8 +74,8 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
     """Train a head on cached features; returns (head, test accuracy, training seconds). `C`: the probes'
     inverse penalty (None: the head's default, `DEFAULT_C`); `centre`: the "ncm" head's source feature
     mean (None: no centring)."""
-    if head not in HEADS:
-        raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
+    if head not in PROBES:
+        raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(PROBES)}")
     width = train.x.shape[1]
     if head == "ncm":
         t0 = time.perf_counter()

@@ -7,7 +7,7 @@ from torch import nn
 import lifelong as ll
 from lifelong.data import Dataset, Split
 from lifelong.errors import ConfigError
-from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, METHODS, RECORD_KEYS, AdaptConfig, adapt, mk_mmd
+from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, ADAPTATIONS, RECORD_KEYS, AdaptConfig, adapt, mk_mmd
 from lifelong.transfer.adaptation import run as run_module
 from lifelong.transfer.adaptation import run_adaptation
 
@@ -75,7 +75,7 @@ def test_run_adaptation_records(pair, monkeypatch):
     assert all(set(RECORD_KEYS) <= set(r) and r["shots"] == 0 and 0 <= r["acc"] <= 1 for r in records)
     assert records[2]["train_seconds"] > records[0]["train_seconds"]  # tca = source-only model + TCA
     assert records[1]["options"] == {"lam": 100.0, "progressive": False}
-    assert set(METHODS.names()) == {"source-only", "dan", "coral", "dann", "jan", "tca"}
+    assert set(ADAPTATIONS.names()) == {"source-only", "dan", "coral", "dann", "jan", "tca"}
 
 
 def test_bad_config():

@@ -3,7 +3,7 @@ built on them as strategies of the one training loop (DAN, CORAL, DANN, JAN), TC
 shifted target domains, label-free model selection (`selection`) and the runs behind `lifelong adapt`.
 See docs/transfer.md."""
 
-from .run import METHODS, RECORD_KEYS, AdaptConfig, adapt, grid_scores, run_adaptation, summary, tca_accuracy
+from .run import ADAPTATIONS, RECORD_KEYS, AdaptConfig, adapt, grid_scores, run_adaptation, summary, tca_accuracy
 from .base import Adaptation, progressive_weight
 from .coral import CORAL, CORALLoss, coral
 from .dann import DANN, DomainAdversarialLoss, GradientReversal, grad_reverse
@@ -14,7 +14,7 @@ from .selection import GRIDS, SCORERS, SelectionData, density_ratio
 from .tca import TCA
 
 __all__ = [
-    "METHODS", "RECORD_KEYS", "AdaptConfig", "adapt", "grid_scores", "run_adaptation", "summary", "tca_accuracy",
+    "ADAPTATIONS", "RECORD_KEYS", "AdaptConfig", "adapt", "grid_scores", "run_adaptation", "summary", "tca_accuracy",
     "Adaptation", "progressive_weight", "CORAL", "CORALLoss", "coral", "DANN", "DomainAdversarialLoss",
     "GradientReversal", "grad_reverse", "DOMAINS", "Domain", "domain_pair", "JAN", "JMMD", "jmmd", "DAN", "MKMMD",
     "gaussian_gram", "mk_mmd", "mmd2_from_gram", "GRIDS", "SCORERS", "SelectionData", "density_ratio", "TCA",

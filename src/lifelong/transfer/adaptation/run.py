@@ -38,10 +38,10 @@ from .mmd import DAN
 from .selection import GRIDS, SCORERS, VALID_FRACTION, SelectionData, ranked
 from .tca import TCA
 
-METHODS = Registry("adaptation method")
-METHODS.register("source-only", "no adaptation: train on the labelled source only (the baseline)")(Naive)
+ADAPTATIONS = Registry("adaptation method")
+ADAPTATIONS.register("source-only", "no adaptation: train on the labelled source only (the baseline)")(Naive)
 for _cls in (DAN, CORAL, DANN, JAN, TCA):
-    METHODS.register(_cls.name, _cls.summary)(_cls)
+    ADAPTATIONS.register(_cls.name, _cls.summary)(_cls)
 
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "source_acc", "train_seconds")
 
@@ -96,7 +96,7 @@ class AdaptConfig:
 
     source: str = "fmnist"
     target: str = "fmnist-rot30"
-    method: list[str] = field(default_factory=lambda: METHODS.names())
+    method: list[str] = field(default_factory=lambda: ADAPTATIONS.names())
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [400, 400])
@@ -118,9 +118,9 @@ class AdaptConfig:
         if not self.method:
             raise ConfigError("no method given: pass --method NAME (see `lifelong adapt --help`)")
         for name in self.method:
-            METHODS.get(name)
+            ADAPTATIONS.get(name)
         for name, opts in self.method_options.items():
-            cls = METHODS.get(name).factory
+            cls = ADAPTATIONS.get(name).factory
             unknown = set(opts) - set(hyper_parameters(cls))
             if unknown:
                 raise ConfigError(f"method {name!r} has no option {sorted(unknown)[0]!r}")
@@ -144,7 +144,7 @@ def run_adaptation(config: AdaptConfig, on_record: Callable[[dict[str, Any]], No
     for seed in range(config.seed, config.seed + config.seeds):
         baseline: tuple[nn.Module, float, float, float] | None = None
         for name in config.method:
-            cls, options = METHODS.get(name).factory, config.method_options.get(name, {})
+            cls, options = ADAPTATIONS.get(name).factory, config.method_options.get(name, {})
             method = cls(**options)
             if name in ("source-only", "tca") and baseline is None:
                 model = _model(config, source, seed)
@@ -186,7 +186,7 @@ def grid_scores(config: AdaptConfig, name: str, source: Dataset, target: Dataset
                          _inputs(target.train)[torch.randperm(len(target.train), generator=g)[:n_fit]])
     opts = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
                 device=config.device, seed=seed)
-    cls, options, out = METHODS.get(name).factory, config.method_options.get(name, {}), []
+    cls, options, out = ADAPTATIONS.get(name).factory, config.method_options.get(name, {}), []
     for lam in GRIDS[name]:
         model = _model(config, source, seed)
         acc, source_acc, seconds = adapt(model, dataclasses.replace(source, train=train), target,

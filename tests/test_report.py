@@ -10,7 +10,7 @@ import pytest
 
 from lifelong.errors import ConfigError, LifelongError
 from lifelong.experiment import RunConfig, load_results, run, write_run_dir
-from lifelong.reporting import ENVIRONMENT, collect, write_report
+from lifelong.report import ENVIRONMENT, collect, write_report
 from lifelong.suite import parse, run_suite
 
 TINY = {"n_tasks": 3, "hidden": [16], "epochs": 1, "batch_size": 64}
