@@ -1,9 +1,9 @@
-# Two commands matter (README.md): `make demo` and `make test`.
+# Two commands matter (README.md): `make demo` and `make test`; `make lint` runs ruff and mypy.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install data demo test test-slow bench
+.PHONY: install data demo test test-slow bench lint
 
 $(BIN)/lifelong: pyproject.toml requirements.txt
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install data
 
 test: install
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

@@ -70,21 +70,19 @@ def test_states_keep_what_a_resume_may_need(tmp_path):
     assert torch.equal(chain[1][1]["x"], torch.full((3,), 6.0))
 
 
-def test_states_survive_a_crash_while_writing(tmp_path, monkeypatch):
+def test_states_survive_a_crash_while_writing(tmp_path):
     """Killed after a state's tensors were written but before its JSON: that state does not exist;
     the next save reuses its number and removes the leftovers (and any half-written temp file)."""
-    states = checkpoint.States(tmp_path / "s", "fit")
-    states.save({"x": torch.zeros(2)}, {"i": 0})
-
     def crash(where):
         raise KeyboardInterrupt(where)
 
-    monkeypatch.setattr(checkpoint, "pause_point", crash)
+    crashing = checkpoint.States(tmp_path / "s", "fit", on_write=crash)
+    states = checkpoint.States(tmp_path / "s", "fit")
+    states.save({"x": torch.zeros(2)}, {"i": 0})
     with pytest.raises(KeyboardInterrupt, match="fit:write:2"):
-        states.save({"x": torch.ones(2)}, {"i": 1})
+        crashing.save({"x": torch.ones(2)}, {"i": 1})
     (tmp_path / "s" / ".state-00000002.safetensors.abc.tmp").write_bytes(b"half")
     assert states.numbers() == [1] and [v for _, _, v in states.latest()] == [{"i": 0}]
-    monkeypatch.undo()
     assert states.save({"x": torch.ones(2)}, {"i": 2}) == 2
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         "state-00000001.json", "state-00000001.safetensors", "state-00000002.json", "state-00000002.safetensors"]

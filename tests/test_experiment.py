@@ -28,5 +28,5 @@ def test_validation_run_is_labelled_and_bad_fractions_refused():
     assert rec["evaluated_on"] == "validation"
     assert run(RunConfig(benchmark="split-digits", strategy=["naive"], n_tasks=2))[0]["evaluated_on"] == "test"
     for bad in (-0.1, 1.0):
-        with pytest.raises(ll.ConfigError, match="--validation"):
+        with pytest.raises(ll.ConfigError, match="`validation`"):
             RunConfig(validation=bad).validate()

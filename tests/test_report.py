@@ -91,7 +91,7 @@ def test_html_tables_hold_the_numbers_of_results_json(suite_dir, tmp_path):
     assert not re.search(r"(src|href)=['\"](?!data:)", html_path.read_text())
     # the Markdown carries the same summary rows and links figures that exist
     md = md_path.read_text()
-    for key, recs in by_group.items():
+    for key in by_group:
         assert "| " + " | ".join(cells[key][h] for h in summaries[0][0]) + " |" in md
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (md_path.parent / link).read_bytes()[:4] == b"\x89PNG"

@@ -5,10 +5,12 @@ import json
 
 import pytest
 
+from lifelong.commands import SCHEMAS
 from lifelong.errors import ConfigError
 from lifelong.experiment import RunConfig, load_results, run
 from lifelong import suite as suite_module
 from lifelong.files import exclusive
+from lifelong.report import write_report
 from lifelong.suite import _run_point, load, parse, run_suite
 
 TINY = {"n_tasks": 2, "hidden": [16], "epochs": 1, "batch_size": 64}
@@ -150,3 +152,44 @@ def test_a_point_another_bench_finishes_during_the_start_is_skipped(tmp_path, mo
     monkeypatch.setattr(suite_module, "finished", racing)
     outcomes = run_suite(parse(tiny_suite(seeds=1), "s", tmp_path))
     assert [o.status for o in outcomes] == ["skipped", "ran"]
+
+
+MIXED = {"settings": TINY, "grids": [
+    {"benchmarks": ["split-digits"], "strategies": ["naive"]},
+    {"command": "transfer", "settings": {"source": "digits:0-4", "target": "digits:5-9", "model": "mlp",
+                                         "hidden": [16], "source_epochs": 1, "shots": [1, "all"], "steps": 2},
+     "sweep": {"method": [["scratch"], "features,ncm"]}, "seeds": 1},
+    {"command": "pretrain", "settings": {"benchmark": "digits:0-4", "model": "mlp", "hidden": [16]}, "seeds": [3]},
+]}
+
+
+def test_a_suite_mixes_commands_and_reports_them(tmp_path):
+    suite = parse(MIXED, "s", tmp_path)
+    assert [(p.command, str(p.path.relative_to(tmp_path))) for p in suite.points] == [
+        ("run", "split-digits/class/naive/seed0"), ("transfer", "transfer/method=scratch/seed0"),
+        ("transfer", "transfer/method=features,ncm/seed0"), ("pretrain", "pretrain/default/seed3")]
+    assert suite.points[2].config.method == ["features", "ncm"] and suite.points[1].config.shots == [1, None]
+    assert suite.points[3].config.seed == 3 and suite.points[0].config.epochs == 1  # top-level settings: `run` only
+    outcomes = run_suite(suite)
+    assert [o.status for o in outcomes] == ["ran"] * 4 and outcomes[1].headline.startswith("ACC ")
+    schemas = [load_results(p.path / "results.json", SCHEMAS)["schema"] for p in suite.points]
+    assert schemas == ["lifelong.results/1", "lifelong.transfer/1", "lifelong.transfer/1", "lifelong.pretrain/1"]
+    assert (suite.points[3].path / "model.safetensors").exists()
+    assert [o.status for o in run_suite(parse(MIXED, "s", tmp_path))] == ["skipped"] * 4
+    md, _ = write_report([tmp_path], tmp_path / "report")
+    text = md.read_text()
+    assert "## split-digits, class-incremental" in text and "## transfer: digits:0-4 -> digits:5-9" in text
+    assert "## pretrain: digits:0-4: mlp" in text and "| ncm |" in text
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"command": "transfr"}, "unknown command 'transfr'"),
+    ({"command": "transfer", "strategies": ["naive"]}, "unknown key 'strategies' in a `transfer` grid"),
+    ({"command": "transfer", "settings": {"shots": [0]}}, "`shots` takes whole numbers"),
+    ({"command": "transfer", "sweep": {"stepz": [1]}}, "'stepz' is not a `lifelong transfer` option"),
+    ({"command": "meta", "settings": {"seed": 1}}, "'seed' is a grid key"),
+])
+def test_bad_command_grids_fail_before_any_training(tmp_path, grid, message):
+    with pytest.raises(ConfigError, match=message):
+        parse({"grids": [grid]}, "s", tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -1,6 +1,5 @@
 import copy
 import math
-import os
 
 import pytest
 import torch
@@ -186,20 +185,18 @@ def test_plot_writes_pngs(digits_stream, tmp_path):
 
 
 class Killed(Exception):
-    """Stands for SIGKILL in-process: raised at a pause point (see `checkpoint.pause_point`)."""
+    """Stands for SIGKILL in-process: raised at a pause point (see `checkpointing.PauseAt`)."""
 
 
 @pytest.fixture
 def killable(monkeypatch):
     """`kill_at(point)` makes the fit raise Killed at that pause point; None lets it run to the end."""
-    from lifelong import checkpoint, training
+    from lifelong import checkpoint, checkpointing
 
-    def pause_point(where):
-        if os.environ.get(checkpoint.PAUSE_ENV) == where:
-            raise Killed(where)
+    def hold(where):
+        raise Killed(where)
 
-    monkeypatch.setattr(checkpoint, "pause_point", pause_point)
-    monkeypatch.setattr(training, "pause_point", pause_point)
+    monkeypatch.setattr(checkpointing, "hold", hold)
 
     def kill_at(point):
         if point is None:
@@ -328,7 +325,102 @@ def test_resume_refuses_another_setup_and_needs_a_checkpoint(digits, tmp_path):
                    checkpoint=tmp_path / "ck").fit(stream, resume=True)
     with pytest.raises(ll.ConfigError, match="needs Trainer\\(checkpoint=PATH\\)"):
         ll.Trainer(small_mlp(stream)).fit(stream, resume=True)
-    with pytest.raises(ll.ConfigError, match="checkpoint path"):
+    with pytest.raises(ll.ConfigError, match="`checkpoint` path"):
         ll.Trainer(small_mlp(stream), checkpoint_every=5)
     with pytest.raises(ll.ConfigError, match="checkpoint_every"):
         ll.Trainer(small_mlp(stream), checkpoint=tmp_path / "x", checkpoint_every=-1)
+
+
+def test_default_criterion_gives_the_numbers_of_plain_cross_entropy(digits_stream):
+    """`nn.CrossEntropyLoss()` (mean reduction) is what the loop computed with F.cross_entropy."""
+    default = fit(digits_stream, ll.strategies.EWC(lam=100), epochs=1)
+    plain = fit(digits_stream, ll.strategies.EWC(lam=100), epochs=1, criterion=F.cross_entropy)
+    assert default.matrix == plain.matrix and default.losses == plain.losses
+
+
+def test_a_custom_criterion_gets_the_masked_outputs_and_changes_the_fit(digits):
+    stream = ll.data.split(digits, n_tasks=5, scenario="task", seed=0)
+    seen = []
+
+    weight = torch.linspace(0.5, 1.5, stream.n_outputs)
+
+    def weighted(out, y):
+        seen.append(out.detach())
+        return F.cross_entropy(out, y, weight=weight)
+
+    ours, base = fit(stream, criterion=weighted, epochs=1), fit(stream, epochs=1)
+    assert ours.losses != base.losses and len(seen) == sum(-(-len(t.train) // 16) for t in stream)
+    low = torch.finfo(seen[0].dtype).min
+    assert all(((o == low).sum(1) == stream.n_outputs - 2).all() for o in seen)  # other tasks' heads masked
+
+
+def test_an_optimizer_factory_gets_the_parameter_groups_and_matches_the_named_one(digits_stream):
+    calls = []
+
+    def adam(groups):
+        calls.append(groups)
+        return torch.optim.Adam(groups, lr=1e-3)
+
+    ours, named = fit(digits_stream, epochs=1, optimizer=adam), fit(digits_stream, epochs=1, optimizer="adam")
+    assert ours.matrix == named.matrix and ours.losses == named.losses
+    assert len(calls) == 1 + len(digits_stream) and all(isinstance(g, dict) and g["params"] for g in calls[0])
+    trainer = ll.Trainer(small_mlp(digits_stream), optimizer=adam)
+    extra = torch.nn.Linear(2, 2)
+    opt = trainer.optimizer_for(extra.parameters(), weight_decay=0.0)  # how strategies build their own (DANN)
+    (group,) = calls[-1]
+    assert group["weight_decay"] == 0.0 and group["params"] == list(extra.parameters()) and opt.param_groups == [group]
+    assert trainer.optimizer_name.endswith("adam") and trainer.lr is None
+
+
+@pytest.mark.parametrize("kw", [{"lr": 0.1}, {"momentum": 0.9}, {"weight_decay": 1e-4}])
+def test_settings_of_the_named_optimizers_are_refused_with_a_factory(digits_stream, kw):
+    with pytest.raises(ll.ConfigError, match=f"`{next(iter(kw))}` is for the named optimizers"):
+        ll.Trainer(small_mlp(digits_stream), optimizer=lambda groups: torch.optim.SGD(groups, lr=0.1), **kw)
+
+
+@pytest.mark.parametrize("make", [ll.strategies.Naive, lambda: ll.strategies.EWC(lam=100),
+                                  lambda: ll.strategies.Replay(buffer_size=100)])
+def test_stepping_with_fit_task_and_evaluate_gives_fits_matrix(digits_stream, make):
+    ref = fit(digits_stream, make(), epochs=2)
+    trainer = ll.Trainer(small_mlp(digits_stream), make(), epochs=2, batch_size=16, seed=0)
+    rows, evaluated = [], []
+    for task in digits_stream:
+        rows.append(trainer.fit_task(task, digits_stream))
+        evaluated.append(trainer.evaluate(digits_stream))
+    assert rows == evaluated == ref.matrix
+    result = trainer.result()
+    assert result.losses == ref.losses and result.reference == ref.reference and result.samples_seen == ref.samples_seen
+
+
+def test_fit_task_needs_its_stream_first_and_tasks_in_order(digits_stream):
+    trainer = ll.Trainer(small_mlp(digits_stream), batch_size=64)
+    with pytest.raises(ll.ConfigError, match="needs the task's `stream`"):
+        trainer.fit_task(digits_stream[0])
+    with pytest.raises(ll.ConfigError, match="task 0 is next"):
+        trainer.fit_task(digits_stream[1], digits_stream)
+    trainer.fit_task(digits_stream[0])
+    assert len(trainer.fit_task(digits_stream[1])) == len(digits_stream)
+
+
+class Counter(ll.training.Callback):
+    def __init__(self):
+        self.steps, self.tasks = [], []
+
+    def on_step(self, trainer):
+        self.steps.append(trainer.step)
+
+    def on_task_end(self, trainer, task):
+        self.tasks.append((task.id, len(trainer.progress.matrix)))
+
+
+def test_callbacks_see_every_step_of_the_tasks_and_every_task_end(digits):
+    stream = ll.data.split(digits, n_tasks=2, seed=0)
+    counter = Counter()
+    trainer = ll.Trainer(small_mlp(stream), ll.strategies.GDumb(buffer_size=40, epochs=2), batch_size=32,
+                         callbacks=[counter])
+    trainer.fit(stream)
+    assert counter.steps == [] and counter.tasks == [(0, 1), (1, 2)]  # GDumb's retraining is not a task's own
+    counter = Counter()
+    ll.Trainer(small_mlp(stream), batch_size=32, epochs=2, callbacks=[counter]).fit(stream)
+    n = sum(2 * -(-len(t.train) // 32) for t in stream)
+    assert counter.steps == list(range(1, n + 1)) and counter.tasks == [(0, 1), (1, 2)]

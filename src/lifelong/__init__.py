@@ -1,15 +1,22 @@
-"""lifelong: transfer learning and lifelong (continual) learning with PyTorch."""
+"""lifelong: transfer learning and lifelong (continual) learning with PyTorch.
 
-from . import data, metrics, models, strategies
+    import lifelong as ll
+    ll.data, ll.models, ll.strategies, ll.transfer, ll.meta   # the subpackages, loaded with `import lifelong`
+
+Optional packages (matplotlib, scikit-learn, mnist1d, pillow) are imported only where used; a missing
+one raises `lifelong.extras.MissingExtra`, naming the extra to install.
+"""
+
+__version__ = "0.1.0"
+
+from . import data, meta, metrics, models, strategies, transfer
 from . import data as datasets
 from . import data as scenarios
 from .errors import ConfigError, DataError, LifelongError, TrainingError
 from .strategies import Compose, Strategy
 from .training import Result, Trainer
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ConfigError", "Compose", "DataError", "LifelongError", "Result", "Strategy", "Trainer", "TrainingError",
-    "data", "datasets", "metrics", "models", "scenarios", "strategies", "__version__",
+    "data", "datasets", "meta", "metrics", "models", "scenarios", "strategies", "transfer", "__version__",
 ]

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import sys
-import time
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -42,7 +39,7 @@ class Stateful(Protocol):
 
 FORMAT = "lifelong.checkpoint/1"
 STATE_FORMAT = "lifelong.state/1"
-PAUSE_ENV = "LIFELONG_PAUSE_AT"
+PAUSE_ENV = "LIFELONG_PAUSE_AT"  # the kill point of the resume tests (`checkpointing.PauseAt`)
 V = TypeVar("V")
 
 
@@ -92,23 +89,12 @@ def load(path: str | Path, model: nn.Module, strategy: Stateful | None = None,
         raise LifelongError(f"checkpoint {path}.safetensors is truncated or altered (checksum mismatch): "
                             "use an earlier checkpoint or start the run again")
     tensors = st_load(blob)
-    model.load_state_dict({k[6:]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k: v.to(device) for k, v in strip_prefix(tensors, "model.").items()})
     if strategy is not None:
-        state: dict[str, Any] = {k[9:]: v.to(device) for k, v in tensors.items() if k.startswith("strategy.")}
+        state: dict[str, Any] = {k: v.to(device) for k, v in strip_prefix(tensors, "strategy.").items()}
         state.update(info.get("strategy_values", {}))
         strategy.load_state_dict(state)
     return info.get("meta", {})
-
-
-def pause_point(where: str) -> None:
-    """Test hook: when the environment variable LIFELONG_PAUSE_AT equals `where`, say so on stderr and
-    wait to be killed. The kill-and-resume tests stop a real run at exact points this way: `<fit>:step:<n>`
-    (after optimiser step n of the fit), `<fit>:write:<n>` (state n's tensors are written, its JSON is
-    not yet) and `<fit>:task:<k>` (task k is learnt and saved), <fit> being the checkpoint's name."""
-    if os.environ.get(PAUSE_ENV) == where:
-        print(f"lifelong: paused at {where}", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(60)
 
 
 def rng_state(generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -141,10 +127,11 @@ class States:
     (the format, the tensors' SHA-256, an optional `base` and the values), each file written
     atomically, the JSON last. A state saved inside a task names as `base` the state saved at the
     task's start, which a resume needs too. Saving deletes states no longer needed: all but the two
-    newest, the two newest without a base, and the bases of those kept."""
+    newest, the two newest without a base, and the bases of those kept. `on_write`, if given, is
+    called with `<name>:write:<n>` between state n's tensors and its JSON (a test's kill point)."""
 
-    def __init__(self, folder: str | Path, name: str) -> None:
-        self.folder, self.name = Path(folder), name
+    def __init__(self, folder: str | Path, name: str, on_write: Callable[[str], None] | None = None) -> None:
+        self.folder, self.name, self.on_write = Path(folder), name, on_write
 
     def numbers(self) -> list[int]:
         """The states saved (those whose JSON exists), oldest first."""
@@ -163,7 +150,8 @@ class States:
         blob = _serialise(tensors)
         tensor_path, json_path = self._paths(n)
         atomic_write_bytes(tensor_path, blob)
-        pause_point(f"{self.name}:write:{n}")
+        if self.on_write is not None:
+            self.on_write(f"{self.name}:write:{n}")
         atomic_write_json(json_path, {"format": STATE_FORMAT, "sha256": hashlib.sha256(blob).hexdigest(),
                                       "base": base, "values": values})
         self._prune([*numbers, n])

@@ -1,6 +1,12 @@
-"""A run: configuration -> (strategy, seed) fits -> records, a results directory and a table.
+"""The experiment model of every command, and `lifelong run`'s experiment.
 
-The CLI is a thin front over `RunConfig`, `run` and `write_run_dir`; Python users can call them too.
+`Experiment`: a config dataclass (its fields, with their help texts, are the command's options and
+config keys: `configs`) -> units of work -> records -> a summary table and a run folder (config.json,
+results.json of a versioned schema), resumable per unit. `RunExperiment` is `lifelong run`: `RunConfig`
+-> (strategy, seed) fits (`run`, resumable mid-fit) -> records, `write_run_dir`. The other commands'
+experiments live beside their methods (`transfer.curve`, `transfer.adaptation.run`, `transfer.pretrain`,
+`meta.experiment`); `commands.EXPERIMENTS` lists them all. The CLI is a thin front over these; Python
+users can call them too.
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ import os
 import platform
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -25,19 +31,21 @@ from . import __version__
 from .data import BENCHMARKS, SCENARIOS, Stream, benchmark
 from .errors import ConfigError, LifelongError
 from .checkpoint import States
+from .configs import check_types, option, whole
 from .files import atomic_write_json, exclusive
 from .models import HEADS, MODELS, build, load_backbone, with_head
 from .models import info as model_info
-from .plots import plot_curves, plot_matrix
+from .plots import plot_curves, plot_matrix, save_png
+from .registry import Registry
 from .runlog import write_csv, write_tensorboard
-from .strategies import STRATEGIES, Compose, Strategy, hyper_parameters
-from .training import Result, Trainer, resolve_device
+from .tables import COLUMNS, summary_rows
+from .strategies import HAT, STRATEGIES, Compose, Strategy, hyper_parameters
+from .training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device
 
 RESULTS_SCHEMA = "lifelong.results/1"
 RUN_FORMAT = "lifelong.run/1"
 FREEZE = ("none", "backbone")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
-OPTIONAL = {"optimizer": str, "lr": float, "buffer_size": int, "replay_batch_size": int}  # None: not given
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
                "train_seconds", "samples_per_second", "peak_rss_mb")
 
@@ -46,87 +54,72 @@ RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt",
 class RunConfig:
     """Everything a `lifelong run` needs; field names are the CLI options and YAML config keys."""
 
-    benchmark: str = "split-fmnist"
-    scenario: str | None = None  # the benchmark's own default when None
-    n_tasks: int | None = None
-    class_order: list[int] | None = None
-    strategy: list[str] = field(default_factory=lambda: ["naive", "joint"])
-    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    buffer_size: int | None = None  # the memory of every strategy that has one (its own option wins)
-    replay_batch_size: int | None = None  # the same for the replayed samples per step
-    model: str = "mlp"
-    head: str = "linear"
-    hidden: list[int] = field(default_factory=lambda: [400, 400])
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float | None = None  # None: the strategy's own (hat: 0.05), else 1e-3 (`training.default_optimizer`)
-    optimizer: str | None = None  # None: the strategy's own (hat: sgd), else adam
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    seed: int = 0
-    seeds: int = 1
-    device: str = "cpu"
-    backbone: str | None = None  # a saved model (lifelong pretrain) whose backbone replaces `model`'s
-    freeze: str = "none"  # "backbone": train only the head
-    checkpoint_every: int = 0  # save the whole state every N steps too (needs --out); 0: after every task only
-    validation: float = 0.0  # > 0: hold out this fraction of each task's training data and evaluate on it, not on test
+    benchmark: str = option("split-fmnist", "named benchmark; see `lifelong list`")
+    scenario: str | None = option(None, "class, task or domain (default: the benchmark's)", choices=list(SCENARIOS))
+    n_tasks: int | None = option(None, "number of tasks (default: the benchmark's)")
+    class_order: list[int] | None = option(None, "class order for split benchmarks, e.g. 0,1,2,... (default: drawn "
+                                           "from the seed)")
+    strategy: list[str] = option(["naive", "joint"], "strategy name, repeatable or comma-separated; a+b composes")
+    strategy_options: dict[str, dict[str, Any]] = option({}, "options per strategy", cli=False)
+    buffer_size: int | None = option(None, "memory size of every memory-based strategy in the run (default: each "
+                                     "strategy's own); a strategy's own flag, e.g. --der-buffer-size, wins")
+    replay_batch_size: int | None = option(None, "replayed samples per step of every strategy that replays "
+                                           "(default: each strategy's own); a strategy's own option wins")
+    model: str = option("mlp", "model name; see `lifelong list`")
+    head: str = option("linear", "output head: linear (default) or growing (a unit gives logits only once its task "
+                       "has arrived: the classifier grows with the classes)", choices=list(HEADS))
+    hidden: list[int] = option([400, 400], "hidden layer sizes of the mlp")
+    backbone: str | None = option(None, "a saved model (`lifelong pretrain --out DIR`): start from its backbone with "
+                                  "a fresh head instead of --model")
+    freeze: str = option("none", "backbone: train only the head", choices=list(FREEZE))
+    epochs: int = option(1, "epochs per task")
+    batch_size: int = option(128, "mini-batch size")
+    lr: float | None = option(None, f"learning rate (default: the strategy's, hat {HAT.default_optimizer[1]}, else "
+                              f"{DEFAULT_OPTIMIZER[1]})")
+    optimizer: str | None = option(None, f"optimiser (default: the strategy's, hat sgd, else {DEFAULT_OPTIMIZER[0]}; "
+                                   "adam-fused: Adam in one fused kernel, faster on small models)", choices=OPTIMIZERS)
+    momentum: float = option(0.0, "SGD momentum")
+    weight_decay: float = option(0.0, "L2 weight decay")
+    seed: int = option(0, "first random seed")
+    seeds: int = option(1, "number of seeds: seed, seed+1, ...")
+    device: str = option("cpu", "cpu or cuda")
+    checkpoint_every: int = option(0, "with --out, also save the whole state every N training steps (default 0: "
+                                   "after every task)", metavar="N")
+    validation: float = option(0.0, "hold out this fraction of each task's training data and report accuracies on "
+                               "it instead of the test split: for choosing hyper-parameters (default 0: evaluate on "
+                               "test)", metavar="F")
 
     def check_types(self) -> None:
         """Every value must have its option's type (YAML files and Python callers can pass anything)."""
-        default = RunConfig()
-        for key, value in self.to_dict().items():
-            want = OPTIONAL[key]() if key in OPTIONAL else getattr(default, key)
-            if key in ("scenario", "n_tasks", "class_order", *OPTIONAL) and value is None:
-                continue
-            ok = isinstance(value, type(want)) if want is not None else True
-            if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
-                ok = True
-            if isinstance(value, bool) and not isinstance(want, bool):
-                ok = False
-            if key in ("n_tasks",):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            if key == "class_order":
-                ok = isinstance(value, list) and all(isinstance(v, int) for v in value)
-            if not ok:
-                raise ConfigError(f"config value {key}: {value!r} has the wrong type")
+        check_types(self)
 
     def validate(self) -> None:
         self.check_types()
         BENCHMARKS.get(self.benchmark)
         MODELS.get(self.model)
         if self.head not in HEADS:
-            raise ConfigError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}")
+            raise ConfigError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}", "head")
         if self.scenario is not None and self.scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
+            raise ConfigError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}", "scenario")
         if not self.strategy:
-            raise ConfigError("no strategy given: pass --strategy NAME (see `lifelong list`)")
+            raise ConfigError("no strategy given: set `strategy` to a name (see `lifelong list`)", "strategy")
         for spec in self.strategy:
             for name in spec.split("+"):
                 STRATEGIES.get(name)
-        if not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"--seeds must be a whole number >= 1, got {self.seeds!r}")
-        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
-            raise ConfigError(f"--checkpoint-every must be a whole number of steps >= 0, got {self.checkpoint_every!r}")
-        if self.n_tasks is not None and (not isinstance(self.n_tasks, int) or self.n_tasks < 1):
-            raise ConfigError(f"--n-tasks must be a whole number >= 1, got {self.n_tasks!r}")
+        # the Trainer checks epochs and batch_size too, but only once a fit starts: an --out folder is touched by then
+        whole(self, "seeds", "n_tasks", "epochs", "batch_size", *SHARED_OPTIONS)
+        whole(self, "checkpoint_every", least=0)
         if self.freeze not in FREEZE:
-            raise ConfigError(f"unknown --freeze {self.freeze!r}: choose one of {', '.join(FREEZE)}")
+            raise ConfigError(f"unknown `freeze` {self.freeze!r}: choose one of {', '.join(FREEZE)}", "freeze")
         if self.backbone is not None:
             model_info(self.backbone)  # a missing or foreign file fails before any training
         if any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ConfigError(f"--hidden takes positive layer sizes like 400,400, got {self.hidden!r}")
-        # the Trainer checks these too, but only once a fit starts: an --out folder is touched by then
-        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if value < 1:
-                raise ConfigError(f"{flag} must be a whole number >= 1, got {value!r}")
-        for key in SHARED_OPTIONS:
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {getattr(self, key)!r}")
+            raise ConfigError(f"`hidden` takes positive layer sizes like 400,400, got {self.hidden!r}", "hidden")
         if not 0 <= self.validation < 1:
-            raise ConfigError(f"--validation is the fraction of training data held out, from 0 to below 1, "
-                              f"got {self.validation!r}")
+            raise ConfigError(f"`validation` is the fraction of training data held out, from 0 to below 1, "
+                              f"got {self.validation!r}", "validation")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"the learning rate (--lr) must be a positive number, got {self.lr!r}")
+            raise ConfigError(f"the learning rate (`lr`) must be a positive number, got {self.lr!r}", "lr")
         resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,7 +143,7 @@ def make_strategy(spec: str, options: dict[str, dict[str, Any]], shared: dict[st
         opts = options.get(name, {})
         unknown = set(opts) - set(hyper_parameters(cls))
         if unknown:
-            raise ConfigError(f"strategy {name!r} has no option {sorted(unknown)[0]!r}")
+            raise ConfigError(f"strategy {name!r} has no option {sorted(unknown)[0]!r}", f"{name}.{sorted(unknown)[0]}")
         parts.append(cls(**{k: v for k, v in (shared or {}).items() if k in hyper_parameters(cls)} | opts))
     return parts[0] if len(parts) == 1 else Compose(*parts)
 
@@ -203,7 +196,8 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
     earlier run left in `checkpoints` is deleted."""
     config.validate()
     if config.checkpoint_every and checkpoints is None:
-        raise ConfigError("--checkpoint-every saves the states in the run folder: add --out DIR")
+        raise ConfigError("`checkpoint_every` saves the states in the run folder: give it one (`out`)",
+                          "checkpoint_every")
     _preflight(config)
     if checkpoints is not None:
         _begin(checkpoints, config, resume)
@@ -254,36 +248,42 @@ def _preflight(config: RunConfig) -> None:
     stream = make_stream(config, config.seed)
     total = sum(len(t.train) for t in stream)
     for name, options in [("", {"buffer_size": config.buffer_size}), *config.strategy_options.items()]:
-        size, flag = options.get("buffer_size"), f"--{name}-buffer-size" if name else "--buffer-size"
+        size = options.get("buffer_size")
         if isinstance(size, int) and size > total:
-            raise ConfigError(f"{flag} {size} is larger than the {total} training samples of the whole "
-                              "stream (the memory could never fill): lower it, or use --strategy cumulative")
+            raise ConfigError(f"`buffer_size` {size} is larger than the {total} training samples of the whole "
+                              "stream (the memory could never fill): lower it, or use the cumulative strategy",
+                              f"{name}.buffer_size" if name else "buffer_size")
 
 
-def _begin(checkpoints: Path, config: RunConfig, resume: bool) -> None:
+def _begin(checkpoints: Path, config: Any, resume: bool, command: str = "run",
+           neutral: tuple[str, ...] = ("checkpoint_every",)) -> None:
     """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
-    check that the run started in `checkpoints` has this configuration (and warn if PyTorch now uses
-    another number of CPU threads, which can change the last bits of the results)."""
+    check that the `command` run started in `checkpoints` has this configuration (the `neutral` keys,
+    which change no result, aside) and warn if PyTorch now uses another number of CPU threads, which
+    can change the last bits of the results."""
     info = _run_file(checkpoints) if resume else None
     if info is not None:
-        theirs, ours = _stored(info, checkpoints).to_dict(), json.loads(json.dumps(config.to_dict()))
-        for key, value in ours.items():
-            if key != "checkpoint_every" and theirs.get(key) != value:
+        theirs = dataclasses.asdict(_stored(info, checkpoints, type(config), command))
+        for key, value in json.loads(json.dumps(dataclasses.asdict(config))).items():
+            if key not in neutral and json.loads(json.dumps(theirs.get(key))) != value:
                 raise ConfigError(f"{checkpoints.parent} holds a run of another configuration ({key}: "
                                   f"{theirs.get(key)!r} there, {value!r} here): resume it with its own options "
-                                  f"(`lifelong run --resume {checkpoints.parent}`), or choose another --out")
+                                  f"(`lifelong {command} --resume {checkpoints.parent}`), or choose another `out`",
+                                  "out")
         if info.get("threads", torch.get_num_threads()) != torch.get_num_threads():
             warnings.warn(f"{checkpoints.parent} was started with {info['threads']} CPU thread(s) and continues "
                           f"with {torch.get_num_threads()}: sums may round differently from an uninterrupted run; "
                           f"pass --threads {info['threads']} for identical results", stacklevel=2)
         return
-    for path in checkpoints.glob("*.record.json"):
-        path.unlink()
+    for pattern in ("*.record.json", "*.records.json"):
+        for path in checkpoints.glob(pattern):
+            path.unlink()
     for path in checkpoints.glob("*.resume"):
         States(path, path.stem).clear()
     checkpoints.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__,
-                                                 "threads": torch.get_num_threads(), "config": config.to_dict()})
+    atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__, "command": command,
+                                                 "threads": torch.get_num_threads(),
+                                                 "config": dataclasses.asdict(config)})
 
 
 def _run_file(checkpoints: Path) -> dict[str, Any] | None:
@@ -296,61 +296,67 @@ def _run_file(checkpoints: Path) -> dict[str, Any] | None:
         info = json.loads(path.read_text())
         ok = isinstance(info, dict) and info.get("format") == RUN_FORMAT
     except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read {path} ({err}): start the run over with --overwrite") from None
+        raise ConfigError(f"cannot read {path} ({err}): start the run over with `overwrite`", "overwrite") from None
     if not ok:
-        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): start the run over with --overwrite")
+        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): start the run over with `overwrite`",
+                          "overwrite")
     if info.get("lifelong") != __version__:
         raise ConfigError(f"{checkpoints.parent} was started by lifelong {info.get('lifelong')} and this is "
-                          f"{__version__}: finish it with that version, or start over with --overwrite")
+                          f"{__version__}: finish it with that version, or start over with `overwrite`", "overwrite")
     return info
 
 
-def _stored(info: dict[str, Any], checkpoints: Path) -> RunConfig:
+def _stored(info: dict[str, Any], checkpoints: Path, cls: type = RunConfig, command: str = "run") -> Any:
+    theirs = info.get("command", "run")  # run.json files written before other commands had them are runs
+    if theirs != command:
+        raise ConfigError(f"{checkpoints.parent} holds a `lifelong {theirs}` run: continue it with "
+                          f"`lifelong {theirs} --resume {checkpoints.parent}`", "resume")
     try:
-        return RunConfig(**info["config"])
+        return cls(**info["config"])
     except (TypeError, KeyError) as err:
         raise ConfigError(f"{checkpoints / 'run.json'} holds a configuration this version cannot read ({err}): "
-                          "start over with --overwrite") from None
+                          "start over with `overwrite`", "overwrite") from None
 
 
-def stored_config(checkpoints: Path) -> RunConfig | None:
-    """The configuration of the run started in `checkpoints` (None if none was); ConfigError if its
-    run.json is unreadable or was written by another version of lifelong."""
+def stored_config(checkpoints: Path, cls: type = RunConfig, command: str = "run") -> Any:
+    """The configuration of the `command` run started in `checkpoints` (None if none was); ConfigError
+    if its run.json is unreadable or was written by another version of lifelong or another command."""
     info = _run_file(checkpoints)
-    return None if info is None else _stored(info, checkpoints)
+    return None if info is None else _stored(info, checkpoints, cls, command)
 
 
-def resumable(out: Path) -> RunConfig:
-    """The configuration of the unfinished run in `out` (`lifelong run --resume`); ConfigError if
-    there is none to resume."""
+def resumable(out: Path, cls: type = RunConfig, command: str = "run") -> Any:
+    """The configuration of the unfinished `command` run in `out` (`lifelong COMMAND --resume`);
+    ConfigError if there is none to resume."""
     if (out / "results.json").exists():
-        raise ConfigError(f"{out} holds a finished run (results.json): there is nothing to resume")
-    config = stored_config(out / "checkpoints")
+        raise ConfigError(f"{out} holds a finished run (results.json): there is nothing to resume", "resume")
+    config = stored_config(out / "checkpoints", cls, command)
     if config is None:
-        raise ConfigError(f"{out} holds no run to resume (no checkpoints/run.json): start one with --out {out}")
+        raise ConfigError(f"{out} holds no run to resume (no checkpoints/run.json): start one with `out` {out}",
+                          "out")
     return config
 
 
-def check_unfinished(out: Path, overwrite: bool) -> None:
+def check_unfinished(out: Path, overwrite: bool, command: str = "run") -> None:
     """Refuse to start a new run over an unfinished one in `out`, unless overwriting."""
     if not overwrite and not (out / "results.json").exists() and (out / "checkpoints" / "run.json").exists():
-        raise ConfigError(f"--out {out} holds an unfinished run: continue it with `lifelong run --resume {out}`, "
-                          "or pass --overwrite to start over")
+        raise ConfigError(f"`out` {out} holds an unfinished run: continue it with `lifelong {command} --resume "
+                          f"{out}`, or pass `overwrite` to start over", "out")
 
 
 def check_out_dir(out: Path, overwrite: bool, marker: str = "results.json") -> None:
     """Refuse, before any training, an output folder we could not or should not write."""
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder: choose another --out")
+        raise ConfigError(f"`out` {out} is a file, not a folder: choose another `out`", "out")
     if (out / marker).exists() and not overwrite:
-        raise ConfigError(f"--out {out} already holds a finished run: pass --overwrite to replace it or "
-                          "choose another --out")
+        raise ConfigError(f"`out` {out} already holds a finished run: pass `overwrite` to replace it or "
+                          "choose another `out`", "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"cannot create --out {out}: {err.strerror}") from None
+        raise ConfigError(f"cannot create `out` {out}: {err.strerror}", "out") from None
     if not os.access(out, os.W_OK):
-        raise ConfigError(f"--out {out} is not writable: choose another --out")
+        raise ConfigError(f"`out` {out} is not writable: choose another `out`", "out")
 
 
 @contextmanager
@@ -367,6 +373,146 @@ def claim_out_dir(out: Path | None, overwrite: bool, marker: str = "results.json
         yield
 
 
+Record = dict[str, Any]
+Unit = tuple[str, Callable[[], Iterator[Record]]]
+
+
+class Experiment:
+    """One command's experiment: a config dataclass (its fields are the command's options and config
+    keys) -> units of work (a seed, a (method, seed), ...) -> records -> a table and a run folder.
+
+    A run folder holds config.json and results.json (`schema`, `config`, `environment`, and the
+    records under `records_key`), written last, plus the experiment's plots. While it runs, each
+    finished unit's records are kept in `checkpoints/<unit>.records.json`, so that `resume=True`
+    continues an interrupted run at record granularity: finished units are read back, the others run
+    again (`run` goes further: an interrupted fit continues from its newest checkpoint).
+    Subclasses set the class variables and define `units`, `title` and `table`."""
+
+    command: ClassVar[str]
+    help: ClassVar[str]
+    config_class: ClassVar[type]
+    schema: ClassVar[str]
+    record_keys: ClassVar[tuple[str, ...]]  # what --json prints of each record
+    records_key: ClassVar[str] = "records"
+    marker: ClassVar[str] = "results.json"  # its presence marks a finished run
+    neutral: ClassVar[tuple[str, ...]] = ()  # config keys that change no result (a resumed run may change them)
+    options_field: ClassVar[str | None] = None  # the {name: {argument: value}} field of per-method options
+    options_registry: ClassVar[Registry | None] = None  # ... whose classes' hyper-parameters are CLI options
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def units(self, out: Path | None, progress: bool) -> Iterator[Unit]:
+        """(key, make) per unit of work, in order; `make()` yields the unit's records."""
+        raise NotImplementedError
+
+    def title(self, records: list[Record]) -> str:
+        """The line above the summary table."""
+        raise NotImplementedError
+
+    def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
+        """The summary table: (header, rows)."""
+        raise NotImplementedError
+
+    def headline(self, records: list[Record]) -> str:
+        """A few words on the first record for one line of `lifelong bench`: "ACC 93.10%" (or "mse 0.0123")."""
+        first = records[0]
+        metric = first.get("metric", "acc")
+        return f"{metric.upper()} {first[metric] * 100:.2f}%" if metric == "acc" else f"{metric} {first[metric]:.4f}"
+
+    def json_record(self, rec: Record) -> Record:
+        return {k: rec[k] for k in self.record_keys}
+
+    def preflight(self) -> None:
+        """Checks that need the data, before an earlier run's files are touched (default: none)."""
+
+    def plots(self, out: Path, records: list[Record]) -> None:
+        """The run folder's figures (default: none)."""
+
+    def execute(self, out: Path | None = None, resume: bool = False, on_record: Callable[[Record], None] | None = None,
+                progress: bool = False) -> list[Record]:
+        """Every unit's records, in order; with `out`, finished units are kept under `out`/checkpoints and,
+        with `resume`, read back instead of run again."""
+        self.config.validate()
+        self.preflight()
+        store = out / "checkpoints" if out is not None else None
+        if store is not None:
+            _begin(store, self.config, resume, self.command, self.neutral)
+        emit = on_record or (lambda rec: None)
+        records: list[Record] = []
+        for key, make in self.units(out, progress):
+            path = store / f"{key}.records.json" if store is not None else None
+            if resume and path is not None and path.exists():
+                try:
+                    done = json.loads(path.read_text())
+                except (OSError, ValueError) as err:
+                    raise LifelongError(f"cannot read {path} ({err}): delete it to run that part again") from None
+                for rec in done:
+                    emit(rec)
+            else:
+                done = []
+                for rec in make():
+                    done.append(rec)
+                    emit(rec)
+                if path is not None:
+                    atomic_write_json(path, done)
+            records += done
+        return records
+
+    def write(self, out: Path, records: list[Record], plots: bool = True) -> None:
+        """The plots, config.json, then results.json last (its presence marks the run as finished)."""
+        if plots:
+            self.plots(out, records)
+        self.write_results(out, records)
+
+    def write_results(self, out: Path, records: list[Record]) -> None:
+        """config.json, then results.json (atomic writes)."""
+        config = dataclasses.asdict(self.config)
+        atomic_write_json(out / "config.json", config)
+        atomic_write_json(out / "results.json", {
+            "schema": self.schema,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "config": config,
+            "environment": environment(),
+            self.records_key: records,
+        })
+
+
+class RunExperiment(Experiment):
+    """`lifelong run`: every (strategy, seed) fit of a `RunConfig` (see `run`)."""
+
+    command = "run"
+    help = "train strategies on a continual-learning benchmark and report metrics"
+    config_class = RunConfig
+    schema = RESULTS_SCHEMA
+    record_keys = RECORD_KEYS
+    records_key = "runs"
+    neutral = ("checkpoint_every",)
+    options_field = "strategy_options"
+    options_registry = STRATEGIES
+
+    def execute(self, out: Path | None = None, resume: bool = False, on_record: Callable[[Record], None] | None = None,
+                progress: bool = False) -> list[Record]:
+        return run(self.config, on_record=on_record, progress=progress,
+                   checkpoints=out / "checkpoints" if out is not None else None, resume=resume)
+
+    def title(self, records: list[Record]) -> str:
+        c, first = self.config, records[0]
+        used = {r["strategy"]: f"{r['optimizer']} lr {r['lr']}" for r in records}  # "adam lr 0.001", or per strategy
+        optimizers = (used.popitem()[1] if len(set(used.values())) == 1
+                      else ", ".join(f"{k}: {v}" for k, v in used.items()))
+        return (f"{c.benchmark}: {first['scenario']}-incremental, {first['stream']['n_tasks']} tasks, model {c.model}, "
+                f"{c.epochs} epoch(s), {optimizers}, seeds {c.seed}..{c.seed + c.seeds - 1}; accuracies in %"
+                + (f" on {c.validation:g} of the training data held out (not the test split)" if c.validation else ""))
+
+    def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
+        return ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS], summary_rows(records)
+
+    def write(self, out: Path, records: list[Record], plots: bool = True, tensorboard: bool = False) -> None:
+        write_run_dir(out, self.config, records, tensorboard=tensorboard, plots=plots)
+
+
 def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], tensorboard: bool = False,
                   plots: bool = True) -> None:
     """config.json, plots, CSV logs (and TensorBoard), then results.json last (its presence marks the
@@ -378,29 +524,22 @@ def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], t
         mean = torch.tensor([r["matrix"] for r in recs], dtype=torch.float64).mean(0).tolist()
         label = f"{spec} ({config.benchmark}, {recs[0]['scenario']}, {len(recs)} seed{'s' * (len(recs) > 1)})"
         safe = spec.replace("+", "_")
-        plot_matrix(mean, out / f"matrix-{safe}.png", label)
-        plot_curves(mean, out / f"curves-{safe}.png", label)
+        save_png(plot_matrix(mean, label), out / f"matrix-{safe}.png")
+        save_png(plot_curves(mean, label), out / f"curves-{safe}.png")
     write_csv(out, records)
     if tensorboard:
         write_tensorboard(out, records)
-    atomic_write_json(out / "config.json", config.to_dict())
-    atomic_write_json(out / "results.json", {
-        "schema": RESULTS_SCHEMA,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "config": config.to_dict(),
-        "environment": environment(),
-        "runs": records,
-    })
+    RunExperiment(config).write_results(out, records)
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    """Read a results.json written by `write_run_dir`, checking its schema."""
+def load_results(path: Path, schemas: Collection[str] = (RESULTS_SCHEMA,)) -> dict[str, Any]:
+    """Read a results.json written by `write_run_dir` (or, with other `schemas`, by another command's
+    `Experiment.write`), checking its schema."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise LifelongError(f"cannot read results file {path}: {err}") from None
-    if data.get("schema") != RESULTS_SCHEMA:
-        raise LifelongError(f"{path} is not a lifelong results file of schema {RESULTS_SCHEMA}")
+    if not isinstance(data, dict) or data.get("schema") not in schemas:
+        raise LifelongError(f"{path} is not a lifelong results file of schema {' or '.join(schemas)}")
     return data
 

@@ -1,99 +1,108 @@
-"""Plots of results (matplotlib, PNG). Every figure comes from `metrics`."""
+"""Plots of results (matplotlib, optional extra `plots`). Every figure comes from `metrics`.
+
+Each `plot_*` function builds and returns a `matplotlib.figure.Figure` (shown inline by a notebook), or
+draws into the axes given as `ax` and returns their figure. No pyplot and no backend switch: the
+figures are plain `Figure` objects, so the user's backend stays as it was. `save_png(fig, path)` writes
+one to a file.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .extras import need
 from .files import atomic_write_bytes
 from .metrics import mean_std
 
-
-def figure():  # matplotlib is imported only when a plot is drawn, with a file backend
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
-def save_png(fig, path: Path) -> None:
-    """Write `fig` to `path` as a PNG, atomically, and free it."""
+def new_figure(figsize: tuple[float, float], ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """A new figure of `figsize` inches with one axes, or, given `ax`, the figure `ax` belongs to and `ax`."""
+    if ax is not None:
+        return ax.get_figure(root=True), ax  # type: ignore[return-value]
+    fig = need("matplotlib.figure", "plots").Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` to `path` as a PNG (100 dpi), atomically; returns the path."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    fig.clf()
-    figure().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
 
 
-def _finish(fig, ax, path: Path, title: str) -> Path:
-    """The common end of the line plots: a 0-100 % axis, the title, the legend, the file."""
+def _finish(fig: Figure, ax: Axes, own: bool, title: str) -> Figure:
+    """The common end of the line plots: a 0-100 % axis, the title, the legend; the layout is tightened
+    only on a figure made here (`own`), never on the user's."""
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    save_png(fig, path)
-    return path
+    if own:
+        fig.tight_layout()
+    return fig
 
 
-def plot_matrix(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
+def plot_matrix(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> Figure:
     """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %."""
-    plt = figure()
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
-    im = ax.imshow(m, vmin=0, vmax=100, cmap="viridis")
+    fig, ax_ = new_figure((1.0 + 0.6 * t, 0.8 + 0.6 * t), ax)
+    im = ax_.imshow(m, vmin=0, vmax=100, cmap="viridis")
     for i in range(t):
         for j in range(t):
-            ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if m[i, j] < 60 else "black")
-    ax.set_xlabel("tested on task j")
-    ax.set_ylabel("after training task i")
-    ax.set_xticks(range(t))
-    ax.set_yticks(range(t))
-    ax.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    save_png(fig, path)
-    return path
+            ax_.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                     color="white" if m[i, j] < 60 else "black")
+    ax_.set_xlabel("tested on task j")
+    ax_.set_ylabel("after training task i")
+    ax_.set_xticks(range(t))
+    ax_.set_yticks(range(t))
+    ax_.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
+    fig.colorbar(im, ax=ax_, fraction=0.046)
+    if ax is None:
+        fig.tight_layout()
+    return fig
 
 
-def plot_curves(matrix: Sequence[Sequence[float]], path: Path, title: str = "") -> Path:
+def plot_curves(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> Figure:
     """Accuracy on each task (one line per task) as training moves through the stream."""
-    plt = figure()
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax_ = new_figure((5, 3.2), ax)
     for j in range(t):
-        ax.plot(range(j, t), m[j:, j], marker="o", label=f"task {j}")
-    ax.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
-    ax.set_xlabel("after training task")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_xticks(range(t))
-    return _finish(fig, ax, path, title)
+        ax_.plot(range(j, t), m[j:, j], marker="o", label=f"task {j}")
+    ax_.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
+    ax_.set_xlabel("after training task")
+    ax_.set_ylabel("test accuracy (%)")
+    ax_.set_xticks(range(t))
+    return _finish(fig, ax_, ax is None, title)
 
 
-def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], path: Path, title: str = "") -> Path:
+def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], title: str = "",
+                 ax: Axes | None = None) -> Figure:
     """ACC (%) against training time (s), one point per strategy with its seed std as error bars;
     `points` holds (label, mean time, std time, mean ACC, std ACC)."""
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax_ = new_figure((5, 3.2), ax)
     for label, t, t_std, acc, acc_std in points:
-        ax.errorbar([t], [acc * 100], xerr=[t_std], yerr=[acc_std * 100], fmt="o", capsize=3, label=label)
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("ACC (%)")
-    return _finish(fig, ax, path, title)
+        ax_.errorbar([t], [acc * 100], xerr=[t_std], yerr=[acc_std * 100], fmt="o", capsize=3, label=label)
+    ax_.set_xlabel("training time (s)")
+    ax_.set_ylabel("ACC (%)")
+    return _finish(fig, ax_, ax is None, title)
 
 
-def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") -> Path:
+def plot_learning_curve(records: Sequence[dict[str, Any]], title: str = "", ax: Axes | None = None) -> Figure:
     """Target test accuracy (%) against labelled samples per class, one line per method, seed std as
     error bars; "all" is drawn at the mean number of training samples per class."""
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax_ = new_figure((5, 3.2), ax)
     per_class = {r["shots"]: r["n_train"] / r["n_classes"] for r in records}
     for method in dict.fromkeys(r["method"] for r in records):
         points = []
@@ -101,8 +110,8 @@ def plot_learning_curve(records: Sequence[dict], path: Path, title: str = "") ->
             accs = [r["acc"] * 100 for r in records if r["method"] == method and r["shots"] == k]
             points.append((per_class[k], *mean_std(accs)))
         x, y, err = zip(*sorted(points))
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled target samples per class")
-    ax.set_ylabel("target test accuracy (%)")
-    return _finish(fig, ax, path, title)
+        ax_.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+    ax_.set_xscale("log")
+    ax_.set_xlabel("labelled target samples per class")
+    ax_.set_ylabel("target test accuracy (%)")
+    return _finish(fig, ax_, ax is None, title)

@@ -13,7 +13,7 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class Entry:
     name: str
-    factory: Callable[..., Any]
+    factory: Any  # a class, a function, or a description of how to build (Benchmark, NamedDataset)
     description: str
 
 
@@ -24,8 +24,8 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+    def register(self, name: str, description: str) -> Callable[[Any], Any]:
+        def decorate(factory: Any) -> Any:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = Entry(name, factory, description)

@@ -6,8 +6,9 @@ set, e.g. `ewc-lam=100`) within a section. Each section has the mean ± std tabl
 over seeds (ACC, BWT, FWT, forgetting, LA, time, samples/s, memory), the mean accuracy matrix of
 each strategy as a table and a heat map, per-task accuracy curves, an accuracy-vs-time scatter, and
 a table of every single run. A first table lists the environments the runs were made in (versions,
-platform, CPUs, PyTorch threads, GPU), with a warning when there are several. The HTML inlines its PNG
-figures, so the one file can be mailed.
+platform, CPUs, PyTorch threads, GPU), with a warning when there are several. The run folders of the
+other commands (pretrain, transfer, meta, adapt) get a section each: the title and summary table their
+command prints. The HTML inlines its PNG figures, so the one file can be mailed.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, LifelongError
-from .experiment import load_results
+from .commands import SCHEMAS
+from .commands import summary as command_summary
+from .experiment import RESULTS_SCHEMA, load_results
 from .files import atomic_write_bytes
 from .metrics import mean_std
-from .tables import COLUMNS, html_table, markdown_table, summary_rows
-from .plots import plot_curves, plot_matrix, plot_scatter
+from .plots import plot_curves, plot_matrix, plot_scatter, save_png
 from .suite import run_label
+from .tables import COLUMNS, html_table, markdown_table, summary_rows
 
 SUMMARY_HEADER = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
 RUN_HEADER = ["Run", "Strategy", "Seed"] + [title for _, title, _, _ in COLUMNS]
@@ -70,7 +73,9 @@ def collect(dirs: list[Path]) -> list[Section]:
     """Every run of every results.json under `dirs`, grouped into sections."""
     sections: dict[tuple[str, str], Section] = {}
     for path in find_results(dirs):
-        data = load_results(path)
+        data = load_results(path, SCHEMAS)
+        if data["schema"] != RESULTS_SCHEMA:
+            continue  # another command's run folder: a section of its own (`commands.summary`)
         options = data.get("config", {}).get("strategy_options", {})
         try:
             for rec in data["runs"]:
@@ -123,17 +128,17 @@ def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:
     each file is replaced atomically, so an earlier report survives a failed write whole."""
     sections = collect(dirs)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"report folder {out} is a file: choose another --out")
+        raise ConfigError(f"report folder {out} is a file: choose another `out`", "out")
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         return _render(sections, dirs, out)
     except OSError as err:
-        raise ConfigError(f"cannot write the report to {out}: {err.strerror or err}: choose another --out "
-                          "or free some space") from None
+        raise ConfigError(f"cannot write the report to {out}: {err.strerror or err}: choose another `out` "
+                          "or free some space", "out") from None
 
 
 def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path, Path]:
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     n_runs = sum(len(g) for s in sections for g in s.groups.values())
     intro = (f"{n_runs} runs from {', '.join(str(d) for d in dirs)}, {now}. Accuracies in %, mean ± std over "
              "seeds; time is training time in seconds.")
@@ -155,14 +160,14 @@ def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path,
             title = f"{label} ({len(group)} seed{'s' * (len(group) > 1)})"
             matrices.append((title, m))
             png = out / "figures" / f"{s.slug}-{label}"
-            figures.append((f"{label}: accuracy matrix", plot_matrix(m, Path(f"{png}-matrix.png"), title)))
-            figures.append((f"{label}: per-task accuracy", plot_curves(m, Path(f"{png}-curves.png"), title)))
+            figures.append((f"{label}: accuracy matrix", save_png(plot_matrix(m, title), f"{png}-matrix.png")))
+            figures.append((f"{label}: per-task accuracy", save_png(plot_curves(m, title), f"{png}-curves.png")))
         points = []
         for label, group in s.groups.items():
             t = mean_std([r["metrics"]["train_seconds"] for r in group])
             a = mean_std([r["metrics"]["acc"] for r in group])
             points.append((label, t[0], t[1], a[0], a[1]))
-        scatter = plot_scatter(points, out / "figures" / f"{s.slug}-scatter.png", s.title)
+        scatter = save_png(plot_scatter(points, s.title), out / "figures" / f"{s.slug}-scatter.png")
         figures.append(("ACC vs training time", scatter))
         summary = summary_rows(runs)
         md += [f"## {s.title}", "", markdown_table(SUMMARY_HEADER, summary), ""]
@@ -183,6 +188,9 @@ def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path,
         body.append("</div>")
         md += ["### Runs", "", markdown_table(RUN_HEADER, _run_rows(runs)), ""]
         body += ["<h3>Runs</h3>", html_table(RUN_HEADER, _run_rows(runs))]
+    for title, header, rows in filter(None, map(command_summary, find_results(dirs))):
+        md += [f"## {title}", "", markdown_table(header, rows) if rows else "", ""]
+        body += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows) if rows else ""]
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0;"
              "font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eee}"
              "td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:1em}"

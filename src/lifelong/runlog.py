@@ -46,8 +46,8 @@ def write_csv(out: Path, records: Sequence[dict[str, Any]]) -> None:
 def check_tensorboard() -> None:
     """Refuse `--tensorboard` before any training when the package is missing."""
     if importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError("--tensorboard needs the tensorboard package: `pip install tensorboard`, "
-                          "or drop --tensorboard (CSV logs are always written)")
+        raise ConfigError("`tensorboard` needs the tensorboard package: `pip install tensorboard`, "
+                          "or drop `tensorboard` (CSV logs are always written)", "tensorboard")
 
 
 def write_tensorboard(out: Path, records: Sequence[dict[str, Any]]) -> None:

@@ -17,6 +17,21 @@ A suite file is YAML:
 
 Each point's folder is `OUT/<benchmark>/<scenario>/<strategy label>/seed<seed>/`, written by
 `experiment.write_run_dir` like `lifelong run --out` but without plots (`lifelong report` draws them).
+
+A grid may instead hold points of another command (`pretrain`, `transfer`, `meta`, `adapt`): its
+`command`, its `settings` (that command's options; the top-level `settings` are for `run` grids), an
+optional `sweep` (option: [values], every combination) and `seeds`:
+
+    grids:
+      - benchmarks: [split-digits]
+        strategies: [naive]
+      - command: transfer
+        settings: {source: "digits:0-4", target: "digits:5-9", model: mlp, shots: [1, all], steps: 5}
+        sweep: {method: [[scratch], [features]]}
+        seeds: 2
+
+Such a point's folder is `OUT/<command>/<sweep label, or default>/seed<seed>/`, the command's own run
+folder (`Experiment.write`); an unfinished one continues at record granularity.
 Several `lifelong bench` processes on one machine may run the same suite at once: each holds the point
 it runs (`files.exclusive`) and passes over the points the others hold, so together they share the
 work (on a network file system, where folders cannot be locked, run one bench per suite folder).
@@ -29,31 +44,36 @@ import json
 import re
 import sys
 import time
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from .commands import EXPERIMENTS
+from .configs import build
 from .data import BENCHMARKS
 from .errors import ConfigError, FolderBusy
-from .experiment import RunConfig, check_out_dir, config_keys, make_strategy, run, write_run_dir
+from .experiment import RunConfig, check_out_dir, config_keys, make_strategy
 from .files import exclusive, read_yaml
 from .strategies import STRATEGIES, hyper_parameters
 
 GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
 GRID_BLOCK_KEYS = {"settings", "benchmarks", "scenarios", "strategies", "seeds"}
+COMMAND_BLOCK_KEYS = {"command", "settings", "sweep", "seeds"}  # a grid of another command's points
 SUITE_KEYS = GRID_BLOCK_KEYS | {"out", "grids"}
 
 
 @dataclass
 class Point:
-    """One run of a suite: its configuration and its folder."""
+    """One run of a suite: its configuration (of `command`'s config class) and its folder."""
 
-    config: RunConfig
+    config: Any
     label: str
     path: Path
+    command: str = "run"
 
 
 @dataclass
@@ -110,22 +130,63 @@ def run_label(spec: str, options: dict[str, dict[str, Any]]) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]", "_", "-".join(parts))
 
 
-def _settings(value: Any, name: str) -> dict[str, Any]:
+def _settings(value: Any, name: str, command: str = "run") -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"suite {name}: 'settings' must be a mapping of `lifelong run` option: value")
+        raise ConfigError(f"suite {name}: 'settings' must be a mapping of `lifelong {command}` option: value")
     settings = {str(k).replace("-", "_"): v for k, v in value.items()}
-    bad = set(settings) - (config_keys() - GRID_KEYS)
+    keys = config_keys() if command == "run" else set(typing.get_type_hints(EXPERIMENTS[command].config_class))
+    grid = GRID_KEYS if command == "run" else {"seed", "seeds"}
+    bad = set(settings) - (keys - grid)
     if bad:
         key = sorted(bad)[0]
-        where = "a grid key of the suite" if key in GRID_KEYS else "not a `lifelong run` option"
+        where = "a grid key of the suite" if key in grid else f"not a `lifelong {command}` option"
         raise ConfigError(f"suite {name}: settings key {key!r} is {where}")
     return settings
 
 
+def _seeds(value: Any, name: str) -> list[int]:
+    """`seeds: 3` -> [0, 1, 2]; a list is taken as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"suite {name}: 'seeds' must be >= 1 or a list of seeds, got {value}")
+        return list(range(value))
+    return _list(value, "seeds", int)
+
+
+def _command_grid(block: dict[str, Any], root: Path, name: str) -> list[Point]:
+    """The points of a grid of another command: its settings x its sweep x seeds, each validated."""
+    command = block["command"]
+    if command not in EXPERIMENTS:
+        raise ConfigError(f"suite {name}: unknown command {command!r}: choose one of {', '.join(EXPERIMENTS)}")
+    unknown = set(block) - COMMAND_BLOCK_KEYS
+    if unknown:
+        raise ConfigError(f"suite {name}: unknown key {sorted(unknown)[0]!r} in a `{command}` grid: valid keys "
+                          f"are {', '.join(sorted(COMMAND_BLOCK_KEYS))}")
+    cls = EXPERIMENTS[command].config_class
+    keys = typing.get_type_hints(cls)
+    settings = _settings(block.get("settings"), name, command)
+    sweep = _settings(block.get("sweep"), name, command)
+    values = {k: _list(v, f"sweep {k}", object) for k, v in sweep.items()}
+    points = []
+    for combo in itertools.product(*values.values()):
+        swept = dict(zip(values, combo))
+        label = re.sub(r"[^A-Za-z0-9._=,-]", "_", "-".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in swept.items())) or "default"
+        for seed in _seeds(block.get("seeds", 1), name):
+            fields = {**settings, **swept, "seed": seed} | ({"seeds": 1} if "seeds" in keys else {})
+            config = build(cls, fields)
+            config.validate()
+            points.append(Point(config, label, root / command / label / f"seed{seed}", command))
+    return points
+
+
 def _grid(block: dict[str, Any], settings: dict[str, Any], root: Path, name: str) -> list[Point]:
     """The points of one grid (benchmarks x scenarios x strategies x seeds), each validated."""
+    if block.get("command", "run") != "run":
+        return _command_grid(block, root, name)
+    block = {k: v for k, v in block.items() if k != "command"}
     unknown = set(block) - GRID_BLOCK_KEYS
     if unknown:
         raise ConfigError(f"suite {name}: unknown key {sorted(unknown)[0]!r}: valid keys are "
@@ -136,13 +197,7 @@ def _grid(block: dict[str, Any], settings: dict[str, Any], root: Path, name: str
     settings = {**settings, **_settings(block.get("settings"), name)}
     benchmarks = _list(block["benchmarks"], "benchmarks", str)
     scenarios = _list(block["scenarios"], "scenarios", str) if block.get("scenarios") is not None else [None]
-    seeds_value = block.get("seeds", 1)
-    if isinstance(seeds_value, int) and not isinstance(seeds_value, bool):
-        if seeds_value < 1:
-            raise ConfigError(f"suite {name}: 'seeds' must be >= 1 or a list of seeds, got {seeds_value}")
-        seeds = list(range(seeds_value))
-    else:
-        seeds = _list(seeds_value, "seeds", int)
+    seeds = _seeds(block.get("seeds", 1), name)
     strategies = [v for entry in _list(block["strategies"], "strategies", object) for v in _strategy_variants(entry)]
     points = []
     for bench, scenario, (spec, options), seed in itertools.product(benchmarks, scenarios, strategies, seeds):
@@ -164,7 +219,7 @@ def parse(data: Any, name: str = "suite", out: Path | None = None) -> Suite:
         raise ConfigError(f"suite {name} must be a mapping with keys {', '.join(sorted(SUITE_KEYS))}")
     root = out if out is not None else Path(str(data.get("out", f"runs/{Path(name).stem}")))
     settings = _settings(data.get("settings"), name)
-    top = {k: v for k, v in data.items() if k not in ("out", "settings", "grids")}
+    top = {k: v for k, v in data.items() if k not in ("out", "settings", "grids")}  # settings: for `run` grids
     if "grids" in data:
         grids = _list(data["grids"], "grids", dict)
         blocks = [{**top, **g} for g in grids]
@@ -191,8 +246,9 @@ def finished(point: Point) -> bool:
         done = json.loads((point.path / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         done = None
-    result_keys = lambda c: {k: v for k, v in c.items() if k != "checkpoint_every"}  # noqa: E731 (no result changes)
-    if not isinstance(done, dict) or result_keys(done) != result_keys(json.loads(json.dumps(point.config.to_dict()))):
+    neutral = EXPERIMENTS[point.command].neutral
+    result_keys = lambda c: {k: v for k, v in c.items() if k not in neutral}  # noqa: E731 (no result changes)
+    if not isinstance(done, dict) or result_keys(done) != result_keys(json.loads(json.dumps(asdict(point.config)))):
         raise ConfigError(f"{point.path} holds a finished run of another configuration: "
                           "move it away or pass --out to write this suite elsewhere")
     return True
@@ -201,12 +257,14 @@ def finished(point: Point) -> bool:
 @dataclass
 class Outcome:
     """What happened to one point: `ran`, `skipped` (finished earlier) or `busy` (another process is
-    running it), with its ACC and wall time when it ran."""
+    running it), with its first record's accuracy (when it has one), a headline ("ACC 93.10%") and wall
+    time when it ran."""
 
     point: Point
     status: str
     acc: float | None = None
     seconds: float = 0.0
+    headline: str = ""
 
 
 def _run_point(point: Point, tensorboard: bool) -> Outcome:
@@ -217,11 +275,13 @@ def _run_point(point: Point, tensorboard: bool) -> Outcome:
         with exclusive(point.path):
             if finished(point):
                 return Outcome(point, "skipped")
-            records = run(point.config, checkpoints=point.path / "checkpoints", resume=True)
-            write_run_dir(point.path, point.config, records, tensorboard=tensorboard, plots=False)
+            experiment = EXPERIMENTS[point.command](point.config)
+            records = experiment.execute(out=point.path, resume=True)
+            experiment.write(point.path, records, plots=False,
+                             **({"tensorboard": tensorboard} if point.command == "run" else {}))
     except FolderBusy:
         return Outcome(point, "busy")
-    return Outcome(point, "ran", records[0]["acc"], time.perf_counter() - start)
+    return Outcome(point, "ran", records[0].get("acc"), time.perf_counter() - start, experiment.headline(records))
 
 
 def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,

@@ -117,7 +117,7 @@ def test_split_domain_il(digits_ds):
     s = split(digits_ds, 5, scenario="domain", seed=2)
     assert s.scenario == "domain" and s.n_outputs == 2
     order = s.info["class_order"]
-    for t, task in enumerate(s):
+    for task in s:
         assert task.units == [0, 1]
         for part in (task.train, task.test):
             assert sorted(part.y.unique().tolist()) == [0, 1]

@@ -198,14 +198,14 @@ def test_unknown_option(capsys, keep):
 @pytest.mark.parametrize("fields, error, message", [
     ({"strategy": ["ewcc"]}, ConfigError, "unknown strategy"),
     ({"model": "vgg"}, ConfigError, "unknown model"),
-    ({"epochs": -1}, ConfigError, "--epochs must be"),
-    ({"seeds": 0}, ConfigError, "--seeds must be"),
+    ({"epochs": -1}, ConfigError, "`epochs` must be"),
+    ({"seeds": 0}, ConfigError, "`seeds` must be"),
     ({"lr": float("nan")}, ConfigError, "learning rate"),
     ({"n_tasks": 11}, DataError, "n_tasks must be"),
     ({"class_order": [0, 0, 1, 2, 3, 4, 5, 6, 7, 8]}, DataError, "class_order"),
     ({"device": "cuda"}, ConfigError, "CUDA"),
     ({"strategy": ["gdumb"], "n_tasks": 2, "strategy_options": {"gdumb": {"buffer_size": 10**9}}}, ConfigError,
-     "--gdumb-buffer-size 1000000000 is larger"),
+     "`buffer_size` 1000000000 is larger"),
 ])
 def test_api_refuses_bad_values(fields, error, message):
     if "device" in fields and torch.cuda.is_available():
@@ -215,7 +215,7 @@ def test_api_refuses_bad_values(fields, error, message):
 
 
 def test_api_refuses_the_same_values():
-    with pytest.raises(ConfigError, match="epochs must be"):
+    with pytest.raises(ConfigError, match="`epochs` must be"):
         ll.Trainer(torch.nn.Linear(2, 2), epochs=-1)
     with pytest.raises(ConfigError, match="wrong type"):
         RunConfig(benchmark="split-digits", epochs="3").validate()

@@ -4,12 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from lifelong import cli
+from lifelong import cli, experiment
+from lifelong.commands import EXPERIMENTS
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
 from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results, make_strategy
@@ -58,8 +58,8 @@ def test_threads_option_sets_records_and_restores_pytorch_threads(capsys, tmp_pa
     before = torch.get_num_threads()
     want = 1 if before != 1 else 2
     seen = []
-    real = cli.run
-    monkeypatch.setattr(cli, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = experiment.run
+    monkeypatch.setattr(experiment, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     assert run_cli(capsys, "--strategy", "naive", "--threads", str(want), "--out", str(tmp_path / "run"))[0] == 0
     assert seen == [want] and torch.get_num_threads() == before  # set for the command, then restored
     environment = load_results(tmp_path / "run" / "results.json")["environment"]
@@ -71,13 +71,15 @@ class Built(Exception):
 
 
 @pytest.mark.parametrize("command, config", [(["transfer"], "CurveConfig"), (["meta"], "MetaConfig"),
-                                             (["adapt"], "AdaptConfig"), (["run"], "RunConfig")])
+                                             (["adapt"], "AdaptConfig"), (["run"], "RunConfig"),
+                                             (["pretrain"], "PretrainConfig")])
 @pytest.mark.parametrize("threads", [[], ["--threads", "1"]])
 def test_threads_is_no_config_option(command, config, threads, monkeypatch):
     def built(self):
         raise Built
 
-    monkeypatch.setattr(getattr(cli, config), "validate", built)
+    assert EXPERIMENTS[command[0]].config_class.__name__ == config
+    monkeypatch.setattr(EXPERIMENTS[command[0]].config_class, "validate", built)
     with pytest.raises(Built):
         main([*command, *threads])
     with pytest.raises(Built):  # the command functions alone, as a program embedding the CLI calls them

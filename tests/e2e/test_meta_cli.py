@@ -29,15 +29,15 @@ def test_sinusoid_table_steps_and_run_folder(capsys, tmp_path):
     code = main(["meta", "--method", "fomaml", "--steps", "1,10", "--out", str(out_dir), *FAST])
     out, _ = capsys.readouterr()
     assert code == 0 and "MSE (95% CI)" in out and "fomaml" in out and "finetune" in out
-    saved = json.loads((out_dir / "meta.json").read_text())
+    saved = json.loads((out_dir / "results.json").read_text())
     assert saved["schema"] == "lifelong.meta/1" and len(saved["records"]) == 6  # 3 methods x 2 step counts
     first = saved["records"][0]
     assert first["benchmark"] == "sinusoid" and first["ways"] is None and f"{first['mse']:.3f}" in out
     for name in ("results.png", "losses.png"):
         assert (out_dir / name).read_bytes()[:4] == b"\x89PNG"
-    before = (out_dir / "meta.json").read_bytes()
+    before = (out_dir / "results.json").read_bytes()
     assert main(["meta", "--out", str(out_dir), *FAST]) == 2  # a finished run is not overwritten
-    assert "--overwrite" in capsys.readouterr().err and (out_dir / "meta.json").read_bytes() == before
+    assert "--overwrite" in capsys.readouterr().err and (out_dir / "results.json").read_bytes() == before
 
 
 def test_a_meta_test_pool_of_exactly_ways_classes_is_warned_in_one_line(capsys):

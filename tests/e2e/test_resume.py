@@ -1,5 +1,5 @@
 """Crash-safe runs end to end: a real `lifelong run` is killed with SIGKILL at exact points (held there
-by LIFELONG_PAUSE_AT, see `lifelong.checkpoint.pause_point`), resumed with `--resume`, and must end with
+by LIFELONG_PAUSE_AT, see `lifelong.checkpointing.PauseAt`), resumed with `--resume`, and must end with
 the results of an uninterrupted run, bit for bit."""
 
 import dataclasses

@@ -42,7 +42,7 @@ def test_transfer_json_table_and_plot(saved, tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "1 shot" in text and "all" in text and "finetune" in text
-    saved_run = json.loads((out / "transfer.json").read_text())
+    saved_run = json.loads((out / "results.json").read_text())
     assert saved_run["schema"] == "lifelong.transfer/1" and len(saved_run["records"]) == 6
     assert f"{saved_run['records'][0]['acc'] * 100:.2f}" in text
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -47,7 +47,7 @@ def test_image_benchmarks_default_to_conv4_and_select_on_validation_episodes():
     assert MetaConfig().model_name() == "mlp" and MetaConfig(benchmark="mnist1d-fewshot").model_name() == "mlp"
     config.valid_every = 0
     assert all(r["selection"] is None for r in run_meta(config))
-    with pytest.raises(ConfigError, match="--valid-every"):
+    with pytest.raises(ConfigError, match="`valid_every`"):
         MetaConfig(valid_every=-1).validate()
 
 

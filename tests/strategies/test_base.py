@@ -99,3 +99,38 @@ def test_a_strategy_making_its_own_update_refuses_partners_whose_terms_it_would_
     both = Compose(STRATEGIES.get(own).factory(), Replay(buffer_size=50))  # only changes batches: kept
     both.attach(ll.Trainer(small_mlp(digits_stream), both), digits_stream)
     assert both.parts[0].trainer is both.parts[1].trainer
+
+
+class HalfLoss(Strategy):
+    name = "half-loss"
+
+    def task_loss(self, out, x, y, t, criterion):
+        return criterion(out, y) / 2
+
+
+def test_compose_takes_the_one_task_loss_that_is_replaced_and_refuses_two():
+    out, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    ce = torch.nn.functional.cross_entropy
+    assert torch.equal(Compose(Naive(), AddOne()).task_loss(out, out, y, y, ce), ce(out, y))
+    assert torch.equal(Compose(AddOne(), HalfLoss()).task_loss(out, out, y, y, ce), ce(out, y) / 2)
+    with pytest.raises(ll.ConfigError, match="half-loss and er-ace each replace the task loss"):
+        Compose(HalfLoss(), Compose(Naive(), ll.strategies.ERACE()))
+
+
+def test_every_strategy_declares_its_scenarios_and_compose_supports_their_intersection():
+    known = {"task", "domain", "class", "task-free"}
+    for entry in STRATEGIES:
+        assert entry.factory.scenarios and entry.factory.scenarios <= known, entry.name
+    assert ll.strategies.supported_scenarios(Compose(Replay(), ll.strategies.ERACE())) == {"class", "task-free"}
+    assert ll.strategies.supported_scenarios(Compose(EWC(), Replay())) == {"task", "domain", "class"}
+    assert "task-free" not in EWC.scenarios and ll.strategies.PNN.scenarios == {"task"}
+
+
+def test_the_trainer_refuses_an_unsupported_scenario_in_one_line_naming_those_that_support_it(digits):
+    stream = ll.data.split(digits, n_tasks=5, scenario="domain", seed=0)
+    with pytest.raises(ll.ConfigError) as caught:
+        ll.Trainer(small_mlp(stream), Compose(EWC(), ll.strategies.GDumb())).fit(stream)
+    message = str(caught.value)
+    assert message.startswith("`strategy` ewc+gdumb does not support domain streams: use `scenario` class or task")
+    able = message.rpartition("one of ")[2].split(", ")
+    assert "ewc" in able and "gdumb" not in able and "pnn" not in able and "\n" not in message

@@ -121,5 +121,5 @@ def test_checkpoint_restores_the_gates(task_stream, tmp_path):
 
 def test_refuses_bad_setups(digits, task_stream):
     assert_refuses_bad_setups(HAT, digits)
-    with pytest.raises(ll.ConfigError, match="--hidden"):
+    with pytest.raises(ll.ConfigError, match="`hidden`"):
         ll.Trainer(small_mlp(task_stream, hidden=()), HAT()).fit(task_stream)

@@ -77,10 +77,23 @@ def test_icarl_beats_naive(digits_stream):
 
 def test_unsuitable_streams_and_models_are_config_errors(digits):
     domain = ll.data.split(digits, n_tasks=5, scenario="domain", seed=0)
-    with pytest.raises(ll.ConfigError, match="domain-incremental"):
+    with pytest.raises(ll.ConfigError, match="does not support domain streams"):
         ll.Trainer(small_mlp(domain), ICaRL()).fit(domain)
     stream = ll.data.split(digits, n_tasks=5, scenario="class", seed=0)
     with pytest.raises(ll.ConfigError, match="forward_features"):
         ll.Trainer(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), ICaRL()).fit(stream)
     with pytest.raises(ll.ConfigError):
         ICaRL(buffer_size=0)
+
+
+def test_task_loss_is_the_binary_cross_entropy_over_seen_classes_in_place_of_the_criterion(digits):
+    stream = ll.data.split(digits, n_tasks=5, scenario="class", seed=0, class_order=list(range(10)))
+    icarl = ICaRL(buffer_size=50)
+    icarl.attach(ll.Trainer(small_mlp(stream), icarl), stream)
+    icarl.before_task(stream[0])  # first task: classes 0 and 1 seen, no old network yet
+    x, y = stream[0].train.batch(torch.arange(16))
+    out, t = icarl.model(x), torch.zeros_like(y)
+    loss = icarl.task_loss(out, x, y, t, F.cross_entropy)
+    expect = F.binary_cross_entropy_with_logits(out[:, :2], F.one_hot(y, 2).float(), reduction="sum") / len(y)
+    assert torch.allclose(loss, expect)
+    assert torch.equal(icarl.task_loss(out, x, y, t, lambda out, y: out.sum()), loss)  # the criterion is unused

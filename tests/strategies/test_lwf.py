@@ -130,7 +130,7 @@ def test_warmup_trains_only_the_new_tasks_head_rows(digits, scenario):
 
 
 def test_bad_options():
-    with pytest.raises(ll.ConfigError, match="--lwf-warmup"):
+    with pytest.raises(ll.ConfigError, match="`warmup`"):
         LwF(warmup=-1)
     with pytest.raises(ll.ConfigError):
         LwF(temperature=0)

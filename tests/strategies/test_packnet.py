@@ -58,7 +58,7 @@ def test_checkpoint_restores_the_masks(task_stream, tmp_path):
 
 def test_refuses_bad_setups(digits):
     assert_refuses_bad_setups(PackNet, digits)
-    with pytest.raises(ll.ConfigError, match="--packnet-prune"):
+    with pytest.raises(ll.ConfigError, match="`prune`"):
         PackNet(prune=1.0)
 
 

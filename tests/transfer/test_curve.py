@@ -15,7 +15,7 @@ def test_few_shot_takes_k_per_class_from_the_seed(digits):
     assert torch.equal(idx, few_shot(digits.train, 3, seed=1))
     assert not torch.equal(idx, few_shot(digits.train, 3, seed=2))
     assert len(few_shot(digits.train, None, 0)) == len(digits.train)
-    with pytest.raises(DataError, match="fewer than --shots"):
+    with pytest.raises(DataError, match="fewer than the 1000 shots"):
         few_shot(digits.train, 1000, 0)
 
 
@@ -46,7 +46,7 @@ def test_bad_configs(tmp_path):
     ll.models.save(tmp_path, wide, architecture={"model": "mlp", "input_shape": [1, 28, 28], "num_classes": 5,
                                                  "hidden": [8]}, classes=list("abcde"), normalisation={})
     for bad, match in ((dict(method=["magic"]), "magic"), (dict(shots=[0]), "shots"), (dict(steps=0), "steps"),
-                       (dict(draws=0), "draws"), (dict(feature_cut=-1), "feature-cut"),
+                       (dict(draws=0), "draws"), (dict(feature_cut=-1), "feature_cut"),
                        (dict(backbone=str(tmp_path)), "shape")):
         with pytest.raises(ConfigError, match=match):
             learning_curve(CurveConfig(**{"source": "digits:0-4", "target": "digits:5-9", **bad}))

@@ -62,5 +62,5 @@ for _name, _bench, _what in [
 
 def benchmark(name: str, **options: object) -> Stream:
     """Build a named benchmark's stream, e.g. `benchmark("split-fmnist", scenario="task", seed=1)`."""
-    bench: Benchmark = BENCHMARKS.get(name).factory  # type: ignore[assignment]
+    bench: Benchmark = BENCHMARKS.get(name).factory
     return bench.make(**options)  # type: ignore[arg-type]

@@ -84,13 +84,21 @@ def rotate(x: Tensor, turns: Tensor) -> Tensor:
     return out
 
 
+def check_counts(**values: object) -> None:
+    """Raise ConfigError unless each value (ways, shots, queries, ...) is a whole number >= 1."""
+    for what, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"`{what}` must be a whole number >= 1, got {v!r}", what)
+
+
 def check_rotations(rotations: int, shape: tuple[int, ...]) -> None:
     """Raise ConfigError unless `rotations` is 1 (none) or 4 turns of square (..., H, W) images can be made."""
     if rotations not in (1, 4):
-        raise ConfigError(f"rotations must be 1 (none) or 4 (0/90/180/270 degrees), got {rotations!r}")
+        raise ConfigError(f"`rotations` must be 1 (none) or 4 (0/90/180/270 degrees), got {rotations!r}",
+                          "rotations")
     if rotations == 4 and (len(shape) < 2 or shape[-1] != shape[-2]):
         raise ConfigError(f"rotating classes needs square images (..., H, H), got input shape {tuple(shape)}: "
-                          "drop --rotate")
+                          "set `rotations` to 1", "rotations")
 
 
 class EpisodeSampler:
@@ -100,16 +108,14 @@ class EpisodeSampler:
 
     def __init__(self, data: Dataset | Split, classes: Sequence[int], ways: int, shots: int, queries: int = 15,
                  seed: int = 0, rotations: int = 1) -> None:
-        for what, v in (("ways", ways), ("shots", shots), ("queries", queries)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+        check_counts(ways=ways, shots=shots, queries=queries)
         pool = Split.cat([data.train, data.test]) if isinstance(data, Dataset) else data
         if not isinstance(pool.x, Tensor):
             raise DataError("episodes are drawn from in-memory tensors; this data set is loaded lazily")
         check_rotations(rotations, tuple(pool.x.shape[1:]))
         if ways > len(classes) * rotations:
             raise ConfigError(f"{ways}-way episodes need at least {ways} classes, this pool has {len(classes)} "
-                              f"({list(classes)}): lower --ways or give the pool more classes (--classes)")
+                              f"({list(classes)}): lower `ways` or give the pool more classes (`classes`)", "ways")
         self.x, self.ways, self.shots, self.queries, self.rotations = pool.x, ways, shots, queries, rotations
         self.classes = [int(c) for c in classes]
         index = [(pool.y == c).nonzero().flatten() for c in self.classes]
@@ -117,7 +123,7 @@ class EpisodeSampler:
         small = [c for c, n in zip(self.classes, counts.tolist()) if n < shots + queries]
         if small:
             raise DataError(f"classes {small} have fewer than shots + queries = {shots + queries} samples: "
-                            "lower --shots or --queries")
+                            "lower `shots` or `queries`")
         self.counts = counts
         self.index = torch.nn.utils.rnn.pad_sequence(index, batch_first=True)  # (classes, most samples)
         self.generator = torch.Generator().manual_seed(seed)

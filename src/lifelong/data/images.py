@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from ..extras import need
 from .stream import Dataset, Split, stratified_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -21,14 +22,13 @@ class LazyImages:
     def __init__(self, paths: Sequence[str], size: tuple[int, int], grayscale: bool) -> None:
         self.paths = np.asarray(paths, dtype=object)
         self.size, self.grayscale = size, grayscale
-        self.shape = (len(self.paths), 1 if grayscale else 3, *size)
+        self.shape: tuple[int, ...] = (len(self.paths), 1 if grayscale else 3, *size)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, idx: Tensor) -> Tensor:
-        from PIL import Image
-
+        Image = need("PIL.Image", "images")
         h, w = self.size
         out = np.empty((len(idx), h, w, self.shape[1]), dtype=np.float32)
         for i, path in enumerate(self.paths[idx.cpu().numpy()]):
@@ -63,8 +63,7 @@ def image_folder(
     Every image header is checked up front (corrupt files and mixed sizes fail here, not mid-run);
     pixels are read only when a batch is indexed. Without `size`, all images must share one size.
     """
-    from PIL import Image, UnidentifiedImageError
-
+    Image = need("PIL.Image", "images")
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
@@ -88,7 +87,7 @@ def image_folder(
             try:
                 with Image.open(f) as im:
                     im_size = (im.height, im.width)
-            except (UnidentifiedImageError, OSError) as err:
+            except (Image.UnidentifiedImageError, OSError) as err:
                 raise DataError(f"cannot read image {f}: {err}") from None
             size = size or im_size
             if im_size != size and not explicit:

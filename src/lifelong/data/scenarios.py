@@ -201,4 +201,4 @@ def from_tasks(tasks: Sequence[Dataset | tuple], scenario: str = "class", name: 
         out.append(Task(t, train, test, classes, [k + shift for k in classes]))
         offset += width
     n_out = offset if scenario == "task" else max(max(task.units) for task in out) + 1
-    return Stream(out, scenario, n_out, shape, name, {"kind": "custom"})
+    return Stream(out, scenario, n_out, task_shape, name, {"kind": "custom"})

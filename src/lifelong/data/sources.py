@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DataError
+from ..extras import need
 from .idx import read_idx
 from .stream import Dataset, Split, stratified_split
 
@@ -91,9 +92,7 @@ def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dat
 
 def digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes), scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
+    bunch = need("sklearn.datasets", "digits").load_digits()
     x = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)
     y = torch.from_numpy(bunch.target).long()
     train, test = stratified_split(Split(x, y), test_fraction, seed)
@@ -120,9 +119,8 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, **generation: float) -> Dat
     80/20 train/test split (4000/1000 with the defaults). Inputs have shape (1, 40). `generation`
     overrides the generator's other settings (scale_coeff, max_translation, corr_noise_scale,
     iid_noise_scale, shear_scale: see mnist1d's get_dataset_args)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
+    generator = need("mnist1d.data", "mnist1d")
+    args = generator.get_dataset_args()
     unknown = sorted(set(generation) - {"scale_coeff", "max_translation", "corr_noise_scale", "iid_noise_scale",
                                         "shear_scale"})
     if unknown:
@@ -132,7 +130,7 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, **generation: float) -> Dat
         setattr(args, key, value)
     np_state, py_state = np.random.get_state(), random.getstate()
     try:  # make_dataset reseeds the global generators; leave the caller's state as it was
-        data = make_dataset(args)
+        data = generator.make_dataset(args)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
@@ -169,7 +167,7 @@ def arrays(
     _check_labels(yt, num_classes, "training")
     if (x_test is None) != (y_test is None):
         raise DataError("give both x_test and y_test, or neither (a test split is then held out)")
-    if x_test is None:
+    if x_test is None or y_test is None:  # both (checked above)
         train, test = stratified_split(Split(xt, yt), test_fraction, seed)
     else:
         xs, ys = check_arrays(x_test, y_test, "test")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -34,9 +34,9 @@ class LazyInputs(Protocol):
 
     def load(self, idx: Tensor) -> Tensor: ...
 
-    def subset(self, idx: Tensor) -> LazyInputs: ...
+    def subset(self, idx: Tensor) -> Self: ...
 
-    def cat(self, others: Sequence[LazyInputs]) -> LazyInputs: ...
+    def cat(self, others: Sequence[Self]) -> Self: ...
 
 
 Inputs = Tensor | LazyInputs

@@ -52,9 +52,14 @@ def inner_loop(model: nn.Module, params: Params, x: Tensor, y: Tensor, loss: Los
     `params` (through the gradients too: second order), unless `first_order`, where each gradient is
     treated as a constant (the first-order approximation of Finn et al. 2017, Section 5.2)."""
     for _ in range(steps):
-        g = grad(lambda p: loss(functional_call(model, p, (x,)), y))(params)
-        params = {k: v - lr * (g[k].detach() if first_order else g[k]) for k, v in params.items()}
+        params = sgd_step(params, grad(lambda p: loss(functional_call(model, p, (x,)), y))(params), lr, first_order)
     return params
+
+
+def sgd_step(params: Params, grads: Params, lr: float, first_order: bool) -> Params:
+    """One inner step, theta - lr * grad, for each tensor of `params`; with `first_order` the gradients
+    are constants (detached), so nothing flows back through them."""
+    return {k: v - lr * (grads[k].detach() if first_order else grads[k]) for k, v in params.items()}
 
 
 def check_positive(name: str, whole: tuple[str, ...] = (), **values: float) -> None:
@@ -63,7 +68,7 @@ def check_positive(name: str, whole: tuple[str, ...] = (), **values: float) -> N
         kinds = int if arg in whole else (int, float)
         if isinstance(v, bool) or not isinstance(v, kinds) or not 0 < v < math.inf:
             kind = "whole" if arg in whole else "positive"
-            raise ConfigError(f"{name}: {arg} must be a {kind} number > 0, got {v!r}: pass --{arg.replace('_', '-')}")
+            raise ConfigError(f"{name}: `{arg}` must be a {kind} number > 0, got {v!r}", f"{name}.{arg}")
 
 
 class MetaLearner:
@@ -77,8 +82,8 @@ class MetaLearner:
 
     def __init__(self, model: nn.Module, tasks: TaskSet) -> None:
         if self.classification_only and tasks.kind != "classification":
-            raise ConfigError(f"{self.name} learns classification tasks only; {tasks.name} is {tasks.kind}: "
-                              "choose another --method")
+            raise ConfigError(f"{self.name} learns classification tasks only; {tasks.name} is {tasks.kind}: give "
+                              "`tasks` of classification episodes or use another meta-learner", "tasks")
         replace_all_batch_norm_modules_(model)
         self.model, self.tasks = model, tasks
         self.loss = task_loss(tasks.kind)
@@ -118,7 +123,7 @@ class MetaLearner:
         losses = torch.zeros(iterations, device=device)  # read back once, at the end
         valid = valid.to(device) if valid is not None else None
         best: tuple[float, int, dict[str, Tensor]] | None = None
-        curve: list[tuple[int, float]] = []
+        curve: list[tuple[int, float, float]] = []
         bar = tqdm(range(iterations + 1), disable=not progress, file=sys.stderr, desc=label, leave=False,
                    dynamic_ncols=True)
         for i in bar:
@@ -135,8 +140,8 @@ class MetaLearner:
                 bar.set_postfix(loss=f"{float(losses[max(i - 49, 0): i + 1].mean()):.3f}")
         if not torch.isfinite(losses).all():
             raise TrainingError(f"{self.name}: the meta-training loss became non-finite: lower the learning rates "
-                                "(--meta-lr, --inner-lr)")
-        if best is not None:
+                                "(`meta_lr`, `inner_lr`)")
+        if best is not None and valid is not None:
             self.model.load_state_dict(best[2])
             self.selection = {"kept": best[1], "every": every, "steps": steps, "tasks": len(valid[0]),
                               "curve": curve}
@@ -193,7 +198,8 @@ def evaluate(learner: MetaLearner, steps: int, n_tasks: int = 600, batch: int = 
         episodes, classes = meta_test_episodes(learner.tasks, n_tasks)
     v = per_task(learner, episodes, steps, batch)[0].double()
     std = float(v.std()) if len(v) > 1 else 0.0
-    result = {"mean": float(v.mean()), "std": std, "ci95": 1.96 * std / math.sqrt(len(v)), "tasks": len(v)}
+    result: dict[str, Any] = {"mean": float(v.mean()), "std": std, "ci95": 1.96 * std / math.sqrt(len(v)),
+                              "tasks": len(v)}
     if classes is not None:
         by: dict[str, list[float]] = {}
         for c, value in zip(classes.sort(1).values.tolist(), v.tolist()):

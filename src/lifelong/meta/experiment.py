@@ -14,14 +14,12 @@ validation loss are kept (`MetaLearner.meta_train`); never on meta-test tasks.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
+import functools
 import inspect
 import math
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +27,11 @@ import torch
 from torch import Tensor
 
 from ..data.episodes import Episodes
+from ..configs import check_types, option, whole
 from ..errors import ConfigError
-from ..experiment import environment
-from ..files import atomic_write_json
+from ..experiment import Experiment, Record, Unit
 from ..models import MODELS, build
-from ..plots import figure, save_png
+from ..plots import new_figure, save_png
 from ..training import resolve_device
 from . import META_LEARNERS
 from .base import MetaLearner, evaluate, meta_test_episodes
@@ -50,27 +48,30 @@ LEARNER_OPTIONS = ("inner_lr", "inner_steps", "meta_lr", "meta_batch")
 class MetaConfig:
     """Everything `lifelong meta` needs; field names are its options. None: the method's or benchmark's default."""
 
-    benchmark: str = "sinusoid"
-    method: list[str] = field(default_factory=lambda: ["maml"])
-    ways: int = 5
-    shots: list[int] = field(default_factory=lambda: [10])
-    queries: int | None = None  # per class (classification) or per task; default 15, sinusoid: 10
-    classes: str | None = None  # TRAIN/VALID/TEST class split, e.g. 0-5/6-7/8-9
-    model: str | None = None  # default: conv4 for image benchmarks, else mlp
-    hidden: list[int] | None = None  # mlp: default 40,40 (sinusoid, Finn et al.) or 256,128
-    iterations: int | None = None  # default 1000 for sinusoid, 200 for the (Conv-4, CPU-sized) few-shot benchmarks
-    rotate: bool = False  # meta-train classes turned by 90/180/270 degrees as new classes
-    valid_every: int = 100  # model selection every N iterations; 0: none, keep the last meta-parameters
-    valid_tasks: int = 100
-    inner_lr: float | None = None
-    inner_steps: int | None = None
-    meta_lr: float | None = None
-    meta_batch: int | None = None
-    steps: list[int] = field(default_factory=lambda: [10])  # adaptation steps at meta-test
-    eval_tasks: int = 600
-    seed: int = 0
-    seeds: int = 1
-    device: str = "cpu"
+    benchmark: str = option("sinusoid", ", ".join(META_BENCHMARKS.names()))
+    method: list[str] = option(["maml"], f"comma-separated or repeated, from {', '.join(META_LEARNERS.names())} "
+                               "(default maml; baseline and finetune always run)")
+    ways: int = option(5, "classes per episode")
+    shots: list[int] = option([10], "support samples per class (or per task), e.g. 1,5")
+    queries: int | None = option(None, "query samples per class (default 15; sinusoid: 10 per task)")
+    classes: str | None = option(None, "meta-train/valid/test classes, e.g. 0-3/4-5/6-9 or 0-4//5-9 (default "
+                                 "40/20/40%, or halves when the test part has no more classes than --ways)")
+    model: str | None = option(None, "model name (default conv4 for fmnist/digits, else mlp); see `lifelong list`")
+    hidden: list[int] | None = option(None, "hidden sizes of the mlp (default 40,40 for sinusoid, else 256,128)")
+    iterations: int | None = option(None, "meta-training steps (default 1000 for sinusoid, else 200: Conv-4 on a CPU)")
+    rotate: bool = option(False, "add meta-train classes turned by 90/180/270 degrees as new classes")
+    valid_every: int = option(100, "keep the meta-parameters of the lowest loss on the validation episodes, scored "
+                              "every N iterations; 0: keep the last")
+    valid_tasks: int = option(100, "validation episodes")
+    inner_lr: float | None = option(None, "inner-loop / fine-tuning learning rate (default: the method's)")
+    inner_steps: int | None = option(None, "inner-loop steps while meta-training (default: the method's)")
+    meta_lr: float | None = option(None, "outer learning rate (default: the method's)")
+    meta_batch: int | None = option(None, "tasks per outer step (default: the method's)")
+    steps: list[int] = option([10], "adaptation steps at meta-test, e.g. 1,10")
+    eval_tasks: int = option(600, "meta-test tasks")
+    seed: int = option(0, "first random seed")
+    seeds: int = option(1, "number of seeds: seed, seed+1, ...")
+    device: str = option("cpu", "cpu or cuda")
 
     def methods(self) -> list[str]:
         """The methods to run: those asked for, then the `baseline` and `finetune` baselines not among them."""
@@ -85,26 +86,25 @@ class MetaConfig:
         return self.model or ("conv4" if self.benchmark in ("fmnist-fewshot", "digits-fewshot") else "mlp")
 
     def validate(self) -> None:
+        check_types(self)
         META_BENCHMARKS.get(self.benchmark)
         MODELS.get(self.model_name())
         for name in self.methods():
             if META_LEARNERS.get(name).factory.classification_only and self.benchmark == "sinusoid":
-                raise ConfigError(f"{name} learns classification tasks only: drop it from --method for sinusoid")
+                raise ConfigError(f"{name} learns classification tasks only: drop it from `method` for sinusoid",
+                                  "method")
         if not self.method:
-            raise ConfigError("no method given: pass --method maml,reptile,... (see `lifelong list`)")
-        for what, values, least in (("--shots", self.shots, 1), ("--steps", self.steps, 0)):
+            raise ConfigError("no method given: set `method` to maml,reptile,... (see `lifelong list`)", "method")
+        for what, least in (("shots", 1), ("steps", 0)):
+            values = getattr(self, what)
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in values):
-                raise ConfigError(f"{what} takes whole numbers >= {least}, e.g. 1,5; got {values!r}")
-        for what, v in (("--ways", self.ways), ("--iterations", self.iterations), ("--eval-tasks", self.eval_tasks),
-                        ("--seeds", self.seeds), ("--queries", self.queries or 1),
-                        ("--valid-tasks", self.valid_tasks)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+                raise ConfigError(f"`{what}` takes whole numbers >= {least}, e.g. 1,5; got {values!r}", what)
+        whole(self, "ways", "iterations", "eval_tasks", "seeds", "queries", "valid_tasks")
         if isinstance(self.valid_every, bool) or not isinstance(self.valid_every, int) or self.valid_every < 0:
-            raise ConfigError(f"--valid-every must be a whole number >= 0 (0: no model selection), "
-                              f"got {self.valid_every!r}")
+            raise ConfigError(f"`valid_every` must be a whole number >= 0 (0: no model selection), "
+                              f"got {self.valid_every!r}", "valid_every")
         if self.hidden is not None and any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ConfigError(f"--hidden takes positive layer sizes like 40,40, got {self.hidden!r}")
+            raise ConfigError(f"`hidden` takes positive layer sizes like 40,40, got {self.hidden!r}", "hidden")
         resolve_device(self.device)
 
 
@@ -129,32 +129,59 @@ def make_learner(name: str, config: MetaConfig, shots: int, seed: int) -> MetaLe
 def run_meta(config: MetaConfig, on_record: Callable[[dict[str, Any]], None] | None = None,
              progress: bool = False) -> list[dict[str, Any]]:
     """Meta-train and evaluate every (method, shots, seed) of `config`; one record per number of steps."""
-    config.validate()
-    records = []
-    tests: dict[tuple[int, int], tuple[Episodes, Tensor | None]] = {}  # (shots, seed) -> meta-test episodes, classes
-    for name in config.methods():
-        for shots in config.shots:
-            for seed in range(config.seed, config.seed + config.seeds):
-                learner = make_learner(name, config, shots, seed)
-                if (shots, seed) not in tests:
-                    tests[shots, seed] = meta_test_episodes(learner.tasks, config.eval_tasks)
-                t0 = time.perf_counter()
-                valid = learner.tasks.valid
-                losses = learner.meta_train(
-                    config.iterations, progress, f"{name} {shots}-shot seed {seed}",
-                    valid.sample(config.valid_tasks) if config.valid_every and valid is not None else None,
-                    config.valid_every, max(config.steps))
-                train_seconds = time.perf_counter() - t0
-                for steps in config.steps if name != "protonet" else [0]:
-                    t1 = time.perf_counter()
-                    episodes, classes = tests[shots, seed]
-                    result = evaluate(learner, steps, episodes=episodes, classes=classes)
-                    rec = record(config, learner, shots, seed, steps, result, train_seconds,
-                                 time.perf_counter() - t1, losses)
-                    records.append(rec)
-                    if on_record is not None:
-                        on_record(rec)
-    return records
+    return MetaExperiment(config).execute(on_record=on_record, progress=progress)
+
+
+class MetaExperiment(Experiment):
+    """`lifelong meta`: one unit of records per (method, shots, seed), one record per number of steps."""
+
+    command = "meta"
+    help = "meta-learning: meta-train (MAML, Reptile, ProtoNets, ...), evaluate on held-out tasks"
+    config_class = MetaConfig
+    schema = SCHEMA
+    record_keys = RECORD_KEYS
+
+    def json_record(self, rec: Record) -> Record:
+        return {k: rec[k] for k in (*self.record_keys, rec["metric"])}
+
+    def units(self, out: Path | None, progress: bool) -> Iterator[Unit]:
+        tests: dict[tuple[int, int], tuple[Episodes, Tensor | None]] = {}  # (shots, seed) -> meta-test episodes
+        c = self.config
+        for name in c.methods():
+            for shots in c.shots:
+                for seed in range(c.seed, c.seed + c.seeds):
+                    yield (f"{name}-{shots}shot-seed{seed}",
+                           functools.partial(self._records, name, shots, seed, tests, progress))
+
+    def _records(self, name: str, shots: int, seed: int, tests: dict[tuple[int, int], tuple[Episodes, Tensor | None]],
+                 progress: bool) -> Iterator[Record]:
+        config = self.config
+        learner = make_learner(name, config, shots, seed)
+        if (shots, seed) not in tests:  # drawn from the seed's TaskSet before any meta-training: the same for all
+            tests[shots, seed] = meta_test_episodes(learner.tasks, config.eval_tasks)
+        t0 = time.perf_counter()
+        valid = learner.tasks.valid
+        losses = learner.meta_train(
+            config.iterations, progress, f"{name} {shots}-shot seed {seed}",
+            valid.sample(config.valid_tasks) if config.valid_every and valid is not None else None,
+            config.valid_every, max(config.steps))
+        train_seconds = time.perf_counter() - t0
+        for steps in config.steps if name != "protonet" else [0]:
+            t1 = time.perf_counter()
+            episodes, classes = tests[shots, seed]
+            result = evaluate(learner, steps, episodes=episodes, classes=classes)
+            yield record(config, learner, shots, seed, steps, result, train_seconds, time.perf_counter() - t1, losses)
+
+    def title(self, records: list[Record]) -> str:
+        c = self.config
+        return (f"{c.benchmark}: {c.iterations} meta-training iterations, mean over {c.eval_tasks} meta-test tasks "
+                f"per seed, seeds {c.seed}..{c.seed + c.seeds - 1}")
+
+    def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
+        return summary(records)
+
+    def plots(self, out: Path, records: list[Record]) -> None:
+        plot(records, out, f"{self.config.benchmark}, {self.config.iterations} meta-training iterations")
 
 
 def record(config: MetaConfig, learner: MetaLearner, shots: int, seed: int, steps: int, result: dict[str, Any],
@@ -218,12 +245,11 @@ def summary(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     """results.png (the metric per method, a bar per (shots, steps), 95% CI whiskers) and losses.png
     (the meta-training loss curve of each method's first seed)."""
-    plt = figure()
     by: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     for r in records:
         by.setdefault((r["shots"], r["steps"]), {}).setdefault(r["method"], []).append(r)
     methods = list(dict.fromkeys(r["method"] for r in records))
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(methods), 3.4))
+    fig, ax = new_figure((1.5 + 1.2 * len(methods), 3.4))
     width = 0.8 / len(by)
     for g, ((shots, steps), group) in enumerate(sorted(by.items())):
         xs = [i + g * width for i, m in enumerate(methods) if m in group]
@@ -236,7 +262,7 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, out / "results.png")
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = new_figure((5, 3.2))
     for m in methods:
         first = next(r for r in records if r["method"] == m)
         if first["losses"]:
@@ -252,9 +278,5 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
 
 
 def write_meta_dir(out: Path, config: MetaConfig, records: list[dict[str, Any]]) -> None:
-    """results.png, losses.png, then meta.json (schema `lifelong.meta/1`), written last."""
-    plot(records, out, f"{config.benchmark}, {config.iterations} meta-training iterations")
-    atomic_write_json(out / "meta.json", {
-        "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv, "config": dataclasses.asdict(config), "environment": environment(), "records": records,
-    })
+    """results.png, losses.png, config.json, then results.json (schema `lifelong.meta/1`), written last."""
+    MetaExperiment(config).write(out, records)

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..data.episodes import Episodes, rotate
 from ..errors import ConfigError
 from .anil import head_name
 from .base import MetaLearner, Params, adapt_and_predict, check_positive
-from ..data.episodes import Episodes, rotate
 from .tasks import TaskSet
 
 
@@ -46,10 +46,11 @@ class Finetune(MetaLearner):
         super().__init__(model, tasks)
         self.inner_lr, self.meta_lr, self.meta_batch, self.batch_size = inner_lr, meta_lr, meta_batch, batch_size
         if tasks.kind == "classification":
-            if tasks.pool is None or not hasattr(model, "reset_head"):
+            reset_head = getattr(model, "reset_head", None)
+            if tasks.pool is None or reset_head is None:
                 raise ConfigError(f"{self.name} needs the meta-train class samples and a model with a head (mlp, cnn)")
             self.classes = int(tasks.pool.y.max()) + 1
-            model.reset_head(self.classes * tasks.rotations)
+            reset_head(self.classes * tasks.rotations)
             self.generator = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
 
@@ -58,6 +59,7 @@ class Finetune(MetaLearner):
             ep = super().draw()
             return torch.cat([ep.xs, ep.xq], 1).flatten(0, 1), torch.cat([ep.ys, ep.yq], 1).flatten(0, 1)
         pool = self.tasks.pool
+        assert pool is not None  # __init__ checked it for classification
         idx = torch.randint(len(pool), (self.batch_size,), generator=self.generator)
         x, y = pool.batch(idx)
         if self.tasks.rotations > 1:  # a turned class is a class of its own, as in the episodes

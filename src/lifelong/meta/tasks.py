@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from ..data import Dataset, Split, sources
-from ..data.episodes import EpisodeSampler, Episodes, class_split
+from ..data.episodes import Episodes, EpisodeSampler, check_counts, class_split
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -40,9 +40,7 @@ class Sinusoid:
     amplitude, phase, x_range = (0.1, 5.0), (0.0, math.pi), (-5.0, 5.0)
 
     def __init__(self, shots: int, queries: int, seed: int = 0) -> None:
-        for what, v in (("shots", shots), ("queries", queries)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{what} must be a whole number >= 1, got {v!r}")
+        check_counts(shots=shots, queries=queries)
         self.shots, self.queries = shots, queries
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -114,7 +112,7 @@ def fewshot(data: Dataset, ways: int = 5, shots: int = 1, queries: int = 15, cla
 
 
 META_BENCHMARKS = Registry("meta-learning benchmark")
-_LOADERS = {"fmnist-fewshot": sources.fashion_mnist, "digits-fewshot": sources.digits,
+_LOADERS: dict[str, Callable[[], Dataset]] = {"fmnist-fewshot": sources.fashion_mnist, "digits-fewshot": sources.digits,
             "mnist1d-fewshot": sources.mnist1d}
 
 
@@ -143,5 +141,5 @@ def meta_benchmark(name: str, ways: int = 5, shots: int = 1, queries: int = 15, 
     """A named benchmark's TaskSet, e.g. `meta_benchmark("fmnist-fewshot", ways=5, shots=5, classes="0-4//5-9")`;
     `rotations=4` (image benchmarks) adds turned meta-train classes."""
     if rotations != 1 and name == "sinusoid":
-        raise ConfigError("sinusoid tasks cannot be rotated: drop --rotate")
+        raise ConfigError(f"sinusoid tasks cannot be rotated: `rotations` must be 1, got {rotations!r}", "rotations")
     return META_BENCHMARKS.get(name).factory(ways, shots, queries, seed, classes, rotations)

@@ -1,4 +1,5 @@
-"""Models: a backbone + linear head contract (`Net`), factories, and the `MODELS` registry."""
+"""Models: timm's model contract (`net`), our backbones + linear heads (`Net`), models of timm and
+torchvision (`external`), factories, and the `MODELS` registry."""
 
 from __future__ import annotations
 
@@ -8,23 +9,43 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Entry, Registry
 from .cnn import cnn
 from .conv4 import conv4
+from .external import LIBRARIES, External, SplitClassifier, resolve
 from .heads import CL2N, HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
-from .net import Backbone, Net, extract, forward_all, truncated
+from .net import (Backbone, Net, classifier_name, extract, forward_all, param_groups, pre_logits, set_classifier,
+                  truncated)
 from .resnet import ResNet18, resnet18
 from .saved import info, load, load_backbone, save
 
-__all__ = ["CL2N", "HEADS", "MODELS", "Backbone", "GrowingHead", "Net", "ResNet18", "build", "cnn", "conv4", "extract",
-           "forward_all", "grow_heads", "info", "load", "load_backbone", "mlp", "resnet18", "save", "truncated",
-           "with_head"]
+__all__ = ["CL2N", "HEADS", "LIBRARIES", "MODELS", "Backbone", "External", "GrowingHead", "Net", "ResNet18",
+           "SplitClassifier", "build", "classifier_name", "cnn", "conv4", "extract", "forward_all", "grow_heads",
+           "info", "load", "load_backbone", "mlp", "param_groups", "pre_logits", "resnet18", "save", "set_classifier",
+           "truncated", "with_head"]
 
-MODELS = Registry("model")
+
+class ModelRegistry(Registry):
+    """The registry of our models; `get` also takes `timm:<name>` and `torchvision:<name>` (see `external`),
+    and refuses them with the extra to install when the library is missing."""
+
+    def get(self, name: str) -> Entry:
+        found = resolve(name)
+        if found is None:
+            return super().get(name)
+        make, description = found
+
+        def factory(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = ()) -> nn.Module:
+            return make(tuple(input_shape), n_outputs)
+
+        return Entry(name, factory, description)
 
 
-@MODELS.register("mlp", "fully connected ReLU network, hidden sizes from --hidden (default 400,400)")
+MODELS = ModelRegistry("model")
+
+
+@MODELS.register("mlp", "fully connected ReLU network, hidden sizes from `hidden` (default 400,400)")
 def _mlp(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
     return mlp(math.prod(input_shape), n_outputs, hidden)
 
@@ -42,12 +63,14 @@ def _conv4(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] =
 @MODELS.register("resnet18", "ResNet-18 (He et al. 2016), CIFAR-style stem, for (C,H,W) images")
 def _resnet18(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
     if len(input_shape) != 3:
-        raise ConfigError(f"resnet18 needs (C, H, W) image inputs, got input_shape {tuple(input_shape)}")
+        raise ConfigError(f"resnet18 needs (C, H, W) image inputs, got input_shape {tuple(input_shape)}: use "
+                          "model='mlp' or 'cnn'", "model")
     return resnet18(n_outputs, in_channels=input_shape[0], small_input=True)
 
 
 def build(
     name: str, input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)
 ) -> nn.Module:
-    """Build the model registered as `name`; raises ConfigError for an unknown name."""
+    """Build the model registered as `name`, or a timm / torchvision one (`timm:<name>`, `torchvision:<name>`,
+    optionally `@FILE.safetensors` for weights); raises ConfigError for an unknown name."""
     return MODELS.get(name).factory(tuple(input_shape), n_outputs, hidden)

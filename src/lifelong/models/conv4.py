@@ -19,7 +19,8 @@ def conv4(input_shape: tuple[int, ...], out_features: int, channels: int = 64, b
     """Conv-4 for (C, H, W) images; inputs may also arrive flattened, (N, C*H*W)."""
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ConfigError(f"conv4 needs (C, H, W) image inputs, got input_shape {input_shape}: use --model mlp or cnn")
+        raise ConfigError(f"conv4 needs (C, H, W) image inputs, got input_shape {input_shape}: use model='mlp' or "
+                          "'cnn'", "model")
     layers: list[nn.Module] = [nn.Flatten(), nn.Unflatten(1, input_shape)]
     in_ch, (h, w) = input_shape[0], input_shape[1:]
     for _ in range(blocks):

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .mlp import mlp
-from .net import Net
+from .net import Net, set_classifier
 
 HEADS = {"linear": "one linear layer over all output units (default)",
          "growing": "units switched on as their task arrives (class-IL: the classifier grows with the classes)"}
@@ -66,25 +66,26 @@ def grow_heads(model: nn.Module, units: Sequence[int]) -> None:
 
 
 def output_layer(model: nn.Module) -> nn.Linear | None:
-    """The linear layer whose rows are the model's output units (`head` of a Net, `fc` of a ResNet18), if any."""
-    layer = getattr(model, getattr(model, "head_name", "head"), None)
+    """The linear layer whose rows are the model's output units (its `get_classifier()`), if any."""
+    get = getattr(model, "get_classifier", None)
+    layer = get() if callable(get) else None
     return layer if isinstance(layer, nn.Linear) else None
 
 
 def with_head(model: nn.Module, head: str) -> nn.Module:
-    """`model` with a head of the kind `head` (see HEADS) in place of its linear one (`head` of a
-    Net, `fc` of a ResNet18); the weights are kept, so both kinds start from the same initialisation."""
+    """`model` with a head of the kind `head` (see HEADS) in place of its linear classifier
+    (`get_classifier()`); the weights are kept, so both kinds start from the same initialisation."""
     if head not in HEADS:
-        raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
+        raise ConfigError(f"unknown `head` {head!r}: choose one of {', '.join(HEADS)}", "head")
     if head == "linear":
         return model
-    name = getattr(model, "head_name", "head")
-    old = getattr(model, name, None)
-    if not isinstance(old, nn.Linear):
-        raise ConfigError(f"a growing head replaces a linear head; {type(model).__name__} has none: use --head linear")
+    old = output_layer(model)
+    if old is None:
+        raise ConfigError(f"a growing head replaces a linear classifier; {type(model).__name__} has none: "
+                          "use `head='linear'`", "head")
     new = GrowingHead(old.in_features, old.out_features, old.bias is not None).to(old.weight.device, old.weight.dtype)
     new.load_state_dict(old.state_dict(), strict=False)
-    setattr(model, name, new)
+    set_classifier(model, new)
     return model
 
 

@@ -1,7 +1,21 @@
-"""A backbone plus a linear head: the common model contract of `lifelong`."""
+"""timm's model contract, and `Net`: a backbone plus a linear head, the common model of `lifelong`.
+
+Every model here follows the contract of timm (PyTorch Image Models), so that timm models, and other
+models adapted to it, drop in wherever ours do:
+- `forward_features(x)`: the backbone's output, before pooling where the model pools (a ResNet's
+  feature maps), else its features;
+- `forward_head(x, pre_logits=False)`: from that output to the logits; with `pre_logits=True`, the
+  classifier's input (pooled, flattened features: what probes, prototypes and alignment losses use);
+- `forward(x) == forward_head(forward_features(x))`;
+- `get_classifier()`: the classifier module; `reset_classifier(num_classes)`: a fresh one (0: none,
+  `forward` then gives the pre-logits); `num_features`: the width of the classifier's input.
+The library's helpers (`pre_logits`, `extract`, `param_groups`, `set_classifier`, `heads.output_layer`,
+`heads.with_head`, freezing) rest on these names only.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -19,25 +33,78 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-class Backbone(nn.Module):
-    """Freezing, shared by every model of the contract (`head`, `param_groups`, `forward_features`...)."""
+def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """The classifier's input for `x`: `forward_head(forward_features(x), pre_logits=True)`, (N, D)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
 
-    head: nn.Module
-    head_name = "head"  # the attribute that holds the head
+
+def classifier_name(model: nn.Module) -> str:
+    """The dotted name of `model.get_classifier()` among `model`'s modules ("head", "fc", "head.fc"...)."""
+    classifier = model.get_classifier()
+    name = next((n for n, m in model.named_modules() if m is classifier and n), None)
+    if name is None:
+        raise ConfigError(f"{type(model).__name__}.get_classifier() is not one of its submodules")
+    return name
+
+
+def set_classifier(model: nn.Module, module: nn.Module) -> None:
+    """Put `module` in place of `model.get_classifier()`, wherever that sits in `model`."""
+    parent, _, attr = classifier_name(model).rpartition(".")
+    setattr(model.get_submodule(parent), attr, module)
+
+
+def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Named parameter groups, input to output, the classifier last as "head", for layer-wise learning
+    rates: the model's own `param_groups()` where it has one, else one group per top-level child with
+    parameters (in registration order, which is input to output in timm and torchvision), parameters
+    held by the model itself first, as "<own>"."""
+    own = getattr(model, "param_groups", None)
+    if callable(own):
+        return own()
+    head = list(model.get_classifier().parameters())
+    taken = {id(p) for p in head}
+    groups = {"<own>": [p for p in model.parameters(recurse=False) if id(p) not in taken]}
+    for name, child in model.named_children():
+        groups[name] = [p for p in child.parameters() if id(p) not in taken]
+    return {k: v for k, v in groups.items() if v} | {"head": head}
+
+
+class Backbone(nn.Module):
+    """The contract's classifier methods, head swaps and freezing, for a model that defines
+    `forward_features`, `forward_head` and `num_features` and holds its classifier in `head_name`."""
+
+    head_name = "head"  # the attribute that holds the classifier
+    num_features: int
     backbone_frozen = False
     transfer_cut = 0  # modules of `features` below its top whose output transfers best (see `extract`)
     features_cut = 0  # modules dropped from the top of `features` (feature extraction put the head lower)
 
+    def get_classifier(self) -> nn.Module:
+        """The classifier (timm's name): the module that maps the pre-logits to the logits."""
+        return getattr(self, self.head_name)
+
     def set_head(self, module: nn.Module) -> None:
-        """Put `module` (any map from features to logits) in place of the head."""
-        setattr(self, self.head_name, module)
+        """Put `module` (any map from the pre-logits to logits) in place of the classifier."""
+        set_classifier(self, module)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A freshly initialised Linear(num_features, num_classes) as the classifier (an Identity for 0),
+        on the old one's device and dtype."""
+        ref = next(self.get_classifier().parameters(), None)
+        ref = next(self.parameters()) if ref is None else ref
+        head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.set_head(head.to(device=ref.device, dtype=ref.dtype))
+
+    def reset_head(self, num_classes: int) -> None:
+        """`reset_classifier` (the earlier name)."""
+        self.reset_classifier(num_classes)
 
     def freeze_backbone(self, frozen: bool = True) -> None:
-        """Stop (or, with False, restart) training everything but the head: its parameters take no
+        """Stop (or, with False, restart) training everything but the classifier: its parameters take no
         gradient and, while frozen, it stays in eval mode whatever `train()` says (batch-norm statistics
         and dropout fixed), so its state stays bit-identical. A head set later is trainable."""
         self.backbone_frozen = frozen
-        head = {id(p) for p in self.head.parameters()}
+        head = {id(p) for p in self.get_classifier().parameters()}
         for p in self.parameters():
             if id(p) not in head:
                 p.requires_grad_(not frozen)
@@ -46,9 +113,10 @@ class Backbone(nn.Module):
     def train(self, mode: bool = True) -> Backbone:
         super().train(mode)
         if mode and self.backbone_frozen:
-            for child in self.children():
-                if child is not self.head:
-                    child.eval()
+            head = {id(m) for m in self.get_classifier().modules()}
+            for m in self.modules():
+                if m is not self and id(m) not in head:
+                    m.training = False
         return self
 
 
@@ -63,19 +131,20 @@ def forward_all(forward: Callable[[Tensor], Tensor], split: Split, device: torch
 
 @torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Split:
-    """`model.forward_features` of every input of `split` (eval mode, in batches, on the model's
+    """The pre-logits (`pre_logits`) of every input of `split` (eval mode, in batches, on the model's
     device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
-    `cut` modules lower in a sequential backbone: for `cnn`, cut=2 skips its last Linear + ReLU and
-    gives the convolutional features, which carry over to unlike classes better (Yosinski et al. 2014);
-    the model's `transfer_cut` is that default for transfer (`transfer.features.cache`). Features are
-    flattened to (N, D) vectors, also when the cut falls below the backbone's own Flatten."""
+    `cut` modules lower in a sequential backbone (`features` of a `Net`): for `cnn`, cut=2 skips its last
+    Linear + ReLU and gives the convolutional features, which carry over to unlike classes better
+    (Yosinski et al. 2014); the model's `transfer_cut` is that default for transfer
+    (`transfer.features.cache`). Features are flattened to (N, D) vectors, also when the cut falls below
+    the backbone's own Flatten."""
     device = next(model.parameters()).device
-    forward = model.forward_features
+    forward: Callable[[Tensor], Tensor] = functools.partial(pre_logits, model)
     if cut:
         body = getattr(model, "features", None)
         if not isinstance(body, nn.Sequential) or not 0 < cut < len(body):
-            raise ConfigError(f"cannot cut {cut} layers from this model's backbone: --feature-cut needs an mlp or "
-                              "cnn and fewer layers than it has")
+            raise ConfigError(f"cannot cut {cut} layers from this model's backbone: `cut` needs an mlp or cnn "
+                              "and fewer layers than it has", "cut")
         forward = truncated(body, cut)
     was_training = model.training
     model.eval()
@@ -92,36 +161,36 @@ def truncated(body: nn.Sequential, cut: int) -> nn.Sequential:
 
 
 class Net(Backbone):
-    """`features` (backbone) followed by a linear `head`.
+    """`features` (backbone) followed by a linear `head` (the classifier).
 
-    Strategies rely on the split: `forward_features` gives the representation, `forward_head`
-    the logits, and `reset_head` swaps in a fresh classifier for transfer learning.
+    `forward_features` gives the representation, `forward_head` the logits (the representation itself
+    with `pre_logits=True`: nothing pools in between), `reset_classifier` swaps in a fresh classifier for
+    transfer learning.
     """
 
     def __init__(self, features: nn.Module, head: nn.Linear, transfer_cut: int = 0) -> None:
         super().__init__()
         self.features = features
         self.head = head
+        self.num_features = head.in_features
         self.transfer_cut = transfer_cut
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone's output, shape (N, head.in_features)."""
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The backbone's output, shape (N, num_features)."""
         return self.features(x)
 
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        """Logits from features."""
-        return self.head(f)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Logits from features (the features themselves with `pre_logits`)."""
+        return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
 
-    def reset_head(self, num_classes: int) -> None:
-        """Replace the head by a freshly initialised Linear(in_features, num_classes) (in_features: those of
-        the head's first Linear, also when the head is a probe or an MLP put in by feature extraction)."""
-        old = next(m for m in self.head.modules() if isinstance(m, nn.Linear))
-        self.head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None).to(
-            device=old.weight.device, dtype=old.weight.dtype
-        )
+    def truncate(self, cut: int, width: int) -> None:
+        """Drop the top `cut` modules of `features` (feature extraction puts the head lower, see `extract`);
+        `width`: the width of what is left, the new `num_features`. The head is the caller's to replace."""
+        self.features = truncated(self.features, cut)
+        self.transfer_cut, self.features_cut, self.num_features = 0, self.features_cut + cut, width
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups, input to output, for layer-wise learning rates.

@@ -43,6 +43,7 @@ class ResNet18(Backbone):
     """
 
     head_name = "fc"
+    num_features = 512
 
     def __init__(self, num_classes: int, in_channels: int = 3, small_input: bool = True) -> None:
         super().__init__()
@@ -75,22 +76,17 @@ class ResNet18(Backbone):
         return self.fc
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Globally average-pooled 512-d features."""
+        """The last stage's feature maps, (N, 512, H', W'), before pooling (as timm's)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        """Logits from features."""
-        return self.fc(f)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling to 512-d features, then `fc` (the features with `pre_logits`)."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
-
-    def reset_head(self, num_classes: int) -> None:
-        """Replace `fc` by a freshly initialised Linear(512, num_classes) on the same device/dtype."""
-        old = self.fc
-        self.fc = nn.Linear(old.in_features, num_classes).to(device=old.weight.device, dtype=old.weight.dtype)
+        return self.forward_head(self.forward_features(x))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Groups "stem" (conv1, bn1), "layer1".."layer4" and "head" (fc), input to output."""

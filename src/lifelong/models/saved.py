@@ -39,8 +39,8 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
     from .heads import head_spec
 
     architecture = {k: v for k, v in architecture.items() if k not in ("features_cut", "head")}
-    head = getattr(model, getattr(model, "head_name", "head"), None)
-    if getattr(model, "features_cut", 0) or (head is not None and type(head) is not nn.Linear):
+    head = model.get_classifier()
+    if getattr(model, "features_cut", 0) or type(head) is not nn.Linear:
         architecture |= {"features_cut": int(getattr(model, "features_cut", 0)), "head": head_spec(head)}
     stem = model_path(path)
     save_checkpoint(stem, model, meta={
@@ -95,11 +95,10 @@ def _transferred_layout(model: nn.Module, cut: int, head: dict[str, Any], num_cl
     from .net import truncated
 
     if cut:
-        model.features = truncated(model.features, cut)
-        model.transfer_cut, model.features_cut = 0, cut
-    with torch.no_grad():
-        width = model.eval().forward_features(torch.zeros(1, *input_shape)).shape[1]
-    model.set_head(build_head(head, width, num_classes))
+        with torch.no_grad():
+            width = truncated(model.features, cut).eval()(torch.zeros(1, *input_shape)).shape[1]
+        model.truncate(cut, width)
+    model.set_head(build_head(head, model.num_features, num_classes))
 
 
 def load_backbone(path: str | Path, input_shape: Sequence[int], n_outputs: int,
@@ -109,7 +108,7 @@ def load_backbone(path: str | Path, input_shape: Sequence[int], n_outputs: int,
     shape = tuple(info(path)["architecture"].get("input_shape", ()))
     if shape != tuple(input_shape):
         raise ConfigError(f"the saved model {path} takes inputs of shape {shape}, the data has {tuple(input_shape)}: "
-                            "use a backbone trained on data of the same shape")
+                          "use a backbone trained on data of the same shape")
     model = load(path, device)
-    model.reset_head(n_outputs)
+    model.reset_classifier(n_outputs)
     return model.train()

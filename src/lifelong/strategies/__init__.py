@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from ..registry import Registry
 from .agem import AGEM
-from .base import Compose, Strategy, hyper_parameters, overrides
+from .base import Compose, Strategy, hyper_parameters, overrides, supported_scenarios
 from .cumulative import Cumulative
 from .der import DER, DERpp
 from .er_ace import ERACE
@@ -34,8 +35,22 @@ for _cls in (Naive, Joint, Cumulative, EWC, OnlineEWC, SI, MAS, L2, LwF, PNN, Pa
              Replay, GEM, AGEM, DER, DERpp, ERACE, ICaRL, GDumb, SLDA, NCM, LaMAML, MER, OML):
     STRATEGIES.register(_cls.name, _cls.summary)(_cls)
 
+
+
+def check_scenario(strategy: Strategy, scenario: str) -> None:
+    """Raise ConfigError unless every part of `strategy` supports `scenario`, naming the alternatives."""
+    supported = supported_scenarios(strategy)
+    if scenario not in supported:
+        name = "+".join(s.name for s in strategy.children())
+        able = [e.name for e in STRATEGIES if scenario in getattr(e.factory, "scenarios", ())]
+        why = " (it needs the task id at test time)" if supported == {"task"} else ""
+        instead = f"use `scenario` {' or '.join(sorted(supported))}, or" if supported else "use"
+        raise ConfigError(f"`strategy` {name} does not support {scenario} streams{why}: {instead} one of "
+                          f"{', '.join(able)}", "strategy")
+
+
 __all__ = [
     "STRATEGIES", "Compose", "Cumulative", "EWC", "HAT", "Joint", "L2", "LwF", "MAS", "Naive", "OnlineEWC", "PNN",
-    "PackNet", "SI", "Strategy", "hyper_parameters", "overrides",
+    "PackNet", "SI", "Strategy", "hyper_parameters", "overrides", "check_scenario", "supported_scenarios",
     "AGEM", "DER", "DERpp", "ERACE", "GDumb", "GEM", "ICaRL", "Replay", "NCM", "SLDA", "LaMAML", "MER", "OML",
 ]

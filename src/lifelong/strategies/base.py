@@ -7,30 +7,35 @@ calls only hooks that are overridden, so an unused hook costs nothing in the inn
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import strip_prefix
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..data import Stream, Task
     from ..training import Trainer
 
+TASK_BASED = frozenset({"task", "domain", "class"})  # "task-free" too: no task boundary is given to the learner
+
 
 class Strategy:
     """Base class: every hook is a no-op. Subclasses set `name` (the CLI name) and override hooks.
 
     Hyper-parameters are the keyword arguments of `__init__`; the CLI offers each as
-    `--<name>-<argument>` (renamed through `option_names`, e.g. {"lam": "lambda"}).
+    `--<name>-<argument>` (renamed through `option_names`, e.g. {"lam": "lambda"}). `scenarios` are
+    the streams the method supports ("task", "domain", "class" incremental, "task-free"): the Trainer
+    refuses others (`check_scenario`).
     """
 
     name: ClassVar[str] = "strategy"
     summary: ClassVar[str] = ""
     option_names: ClassVar[dict[str, str]] = {}
-    needs_task_ids: ClassVar[bool] = False  # True: `attach` refuses streams without task ids at test time
+    scenarios: ClassVar[frozenset[str]] = TASK_BASED
     # True: the strategy updates the weights from its own loss and discards the Trainer's gradient, so
     # Compose refuses partners whose loss or gradient terms would be dropped without a word
     own_update: ClassVar[bool] = False
@@ -39,10 +44,7 @@ class Strategy:
     stream: Stream
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        """Called once by `Trainer.fit` before anything else."""
-        if self.needs_task_ids and stream.scenario != "task":
-            raise ConfigError(f"{self.name} needs the task id at test time, which a {stream.scenario}-incremental "
-                              "stream does not give: use a task-incremental stream (--scenario task)")
+        """Called once by `Trainer.start` (the start of a fit) before anything else."""
         self.trainer, self.stream = trainer, stream
 
     @property
@@ -61,8 +63,15 @@ class Strategy:
         order (`trainer.batch_index` gives their places in `trainer.train_data`); others are appended."""
         return x, y, t
 
+    def task_loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor,
+                  criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """The loss of the batch's outputs (masked as in `loss`), to which `loss` terms are added: the
+        Trainer's `criterion(out, y)`. A method whose own loss replaces it overrides this (ER-ACE's
+        asymmetric cross-entropy, iCaRL's binary cross-entropy); at most one part of a Compose may."""
+        return criterion(out, y)
+
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        """An extra loss term added to the cross-entropy (penalties, distillation). In task-incremental
+        """An extra loss term added to the task loss (penalties, distillation). In task-incremental
         streams `out` is masked (other tasks' units hold the dtype's minimum); the unmasked logits of
         the same forward pass are `self.trainer.logits`."""
         return None
@@ -117,10 +126,16 @@ def overrides(strategy: Strategy, hook: str) -> bool:
     return any(getattr(type(s), hook) is not getattr(Strategy, hook) for s in strategy.children())
 
 
+def supported_scenarios(strategy: Strategy) -> frozenset[str]:
+    """The scenarios every part of `strategy` supports."""
+    return frozenset.intersection(*(type(s).scenarios for s in strategy.children()))
+
+
 class Compose(Strategy):
     """Several strategies as one: hooks run in the given order, extra losses are summed, batches
     pass through each `batch` hook in turn, and the last strategy that defines `predict` (or
-    `training_tasks`) decides it. Example: `Compose(EWC(lam=100), Replay(buffer_size=500))`."""
+    `training_tasks`) decides it; at most one may replace the `task_loss`. It supports the scenarios
+    all its parts support. Example: `Compose(EWC(lam=100), Replay(buffer_size=500))`."""
 
     name = "compose"
 
@@ -128,6 +143,10 @@ class Compose(Strategy):
         if not strategies:
             raise ValueError("Compose needs at least one strategy")
         self.parts = list(strategies)
+        own = [s.name for s in self.children() if overrides(s, "task_loss")]
+        if len(own) > 1:
+            raise ConfigError(f"{own[0]} and {own[1]} each replace the task loss (`task_loss`), which only one "
+                              "strategy of a Compose may do: compose at most one of them", "strategies")
 
     def children(self) -> Iterator[Strategy]:
         for part in self.parts:
@@ -161,6 +180,11 @@ class Compose(Strategy):
             x, y, t = s.batch(x, y, t)
         return x, y, t
 
+    def task_loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor,
+                  criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        chosen = self._with("task_loss")
+        return chosen[0].task_loss(out, x, y, t, criterion) if chosen else criterion(out, y)
+
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         terms = [v for s in self._with("loss") if (v := s.loss(out, x, y, t)) is not None]
         return torch.stack(terms).sum() if terms else None
@@ -190,8 +214,7 @@ class Compose(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for i, s in enumerate(self.parts):
-            prefix = f"{i}."
-            s.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            s.load_state_dict(strip_prefix(state, f"{i}."))
 
     def memory_bytes(self) -> int:
         return sum(s.memory_bytes() for s in self.parts)

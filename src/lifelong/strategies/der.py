@@ -28,9 +28,9 @@ training (BENCHMARKS.md, docs/defaults.md) ranks them within a few points of its
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
 
 
@@ -40,6 +40,7 @@ class DER(Rehearsal):
     name = "der"
     summary = "dark experience replay: match stored logits of memory samples (Buzzega et al. 2020)"
     beta: float = 0.0  # DER++'s label term
+    scenarios = TASK_BASED | {"task-free"}  # general continual learning: no task boundary (the paper's setting)
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128, alpha: float = 1.0) -> None:
         check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
@@ -55,7 +56,7 @@ class DER(Rehearsal):
             known = ~m.logits.isnan()
             extra = self.alpha * torch.where(known, h - m.logits, 0.0).pow(2).sum() / known.sum().clamp(min=1)
             if self.beta:
-                extra = extra + self.beta * F.cross_entropy(self.stream.mask(h, m.t), m.y)
+                extra = extra + self.beta * self.trainer.criterion(self.stream.mask(h, m.t), m.y)
         z = out.detach()
         memory.add(x, y, t, logits=z.masked_fill(z == torch.finfo(z.dtype).min, torch.nan))
         return extra

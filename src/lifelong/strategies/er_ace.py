@@ -9,24 +9,24 @@ replayed samples get different losses,
 where CE_{C_in} is the cross-entropy over the logits of C_in only: the classes present in the
 incoming batch, plus (as in the authors' code) the classes never seen so far. So learning new classes
 does not push down the logits of old classes; the replayed batch (drawn uniformly from a reservoir
-memory) uses all logits. The Trainer already adds CE(f(x_in), y_in) over all logits; since
-CE_{C_in} - CE = logsumexp over C_in - logsumexp over all classes (the label's logit cancels), the
-extra term returned here is that difference plus the replay loss: the total is exactly the paper's.
+memory) uses all logits. The first term is the Trainer's `criterion` (a softmax loss such as the
+default cross-entropy) on the logits outside C_in set to the dtype's minimum (`task_loss`), the second
+the same criterion on the replayed batch (`loss`).
 
-Only class-incremental streams: with a task id (task-IL) or shared labels (domain-IL) the logits of
-old classes are not in competition with the new ones and ER-ACE reduces to ER (`replay`), so other
-scenarios are refused with a ConfigError. Hyper-parameters: `buffer_size`, `replay_batch_size`
-(128, the Trainer's batch size: as many replayed as incoming samples, as in the paper).
+Class-incremental streams, with or without task boundaries: with a task id (task-IL) or shared labels
+(domain-IL) the logits of old classes are not in competition with the new ones and ER-ACE reduces to
+ER (`replay`), so the Trainer refuses those (`scenarios`). Hyper-parameters: `buffer_size`,
+`replay_batch_size` (128, the Trainer's batch size: as many replayed as incoming samples, as in the paper).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
 from .replay import Rehearsal, check_whole
 
 if TYPE_CHECKING:
@@ -39,15 +39,13 @@ class ERACE(Rehearsal):
 
     name = "er-ace"
     summary = "ER with asymmetric cross-entropy, class-incremental (Caccia et al. 2022)"
+    scenarios = frozenset({"class", "task-free"})
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128) -> None:
         check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        if stream.scenario != "class":
-            raise ConfigError(f"er-ace is for class-incremental streams, not {stream.scenario}-incremental "
-                              "(there it is plain ER): use --strategy replay or --scenario class")
         super().attach(trainer, stream)
         self.seen = torch.zeros(stream.n_outputs, dtype=torch.bool, device=trainer.device)
         self.first = True
@@ -55,15 +53,19 @@ class ERACE(Rehearsal):
     def before_task(self, task: Task) -> None:
         self.first = task.id == 0
 
-    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        memory = self.memory
+    def task_loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor,
+                  criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """CE_{C_in}: the criterion over the classes present in the batch and those never seen."""
         present = torch.zeros_like(self.seen).index_fill_(0, y, True)
         self.seen |= present
-        extra = None
-        if not self.first:
-            keep = present | ~self.seen
-            extra = (torch.logsumexp(out.masked_fill(~keep, torch.finfo(out.dtype).min), 1)
-                     - torch.logsumexp(out, 1)).mean() + self.replay_loss(memory.sample(self.replay_batch_size))
+        if self.first:
+            return criterion(out, y)
+        keep = present | ~self.seen
+        return criterion(out.masked_fill(~keep, torch.finfo(out.dtype).min), y)
+
+    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+        memory = self.memory
+        extra = None if self.first else self.replay_loss(memory.sample(self.replay_batch_size))
         memory.add(x, y, t)
         return extra
 

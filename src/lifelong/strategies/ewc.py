@@ -36,13 +36,13 @@ class EWC(QuadraticPenalty):
     def __init__(self, lam: float = 100.0, fisher: str = "empirical", samples: int = 0, method: str = "auto") -> None:
         super().__init__()
         if lam < 0:
-            raise ConfigError(f"--{self.name}-lambda must be >= 0, got {lam}")
+            raise ConfigError(f"`lam` must be >= 0, got {lam}", f"{self.name}.lam")
         if fisher not in ("empirical", "expected"):
-            raise ConfigError(f"--{self.name}-fisher must be 'empirical' or 'expected', got {fisher!r}")
+            raise ConfigError(f"`fisher` must be 'empirical' or 'expected', got {fisher!r}", f"{self.name}.fisher")
         if samples < 0:
-            raise ConfigError(f"--{self.name}-samples must be >= 0 (0 = all), got {samples}")
+            raise ConfigError(f"`samples` must be >= 0 (0 = all), got {samples}", f"{self.name}.samples")
         if method not in ("auto", "layers", "vmap"):
-            raise ConfigError(f"--{self.name}-method must be auto, layers or vmap, got {method!r}")
+            raise ConfigError(f"`method` must be auto, layers or vmap, got {method!r}", f"{self.name}.method")
         self.lam, self.fisher, self.samples, self.method = lam, fisher, samples, method
 
     @property

@@ -11,8 +11,8 @@ Learning" (ECCV), Section 3:
 
 Class- and task-incremental streams only: in a domain-incremental stream every class arrives with the
 first task, so the class-balanced memory is full of first-task samples and no later task ever enters
-it (measured: ACC 28% on Permuted Fashion-MNIST, below naive); such streams are refused with a
-ConfigError. GDumb never trains on the stream itself. After every task the model's parameters are re-initialised
+it (measured: ACC 28% on Permuted Fashion-MNIST, below naive); the Trainer refuses such streams
+(`scenarios`). GDumb never trains on the stream itself. After every task the model's parameters are re-initialised
 (each module's `reset_parameters()`) and `Trainer.train` fits it on the memory for `epochs` with the
 Trainer's optimiser, learning rate and batch size (the paper: SGD, lr 0.05 with warm restarts down to
 0.0005, batch 16), clipping the gradient's norm at `clip` as the authors' code does.
@@ -22,16 +22,10 @@ benchmark), `epochs` (128 for the paper's MNIST runs), `clip` (10.0 in the autho
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from ..data import Split, Stream, Task
-from ..errors import ConfigError
 from .replay import Rehearsal, check_non_negative, check_whole
-
-if TYPE_CHECKING:
-    from ..training import Trainer
 
 
 class GDumb(Rehearsal):
@@ -40,18 +34,13 @@ class GDumb(Rehearsal):
     name = "gdumb"
     summary = "class-balanced memory, retrain from scratch on it for evaluation (Prabhu et al. 2020)"
     policy = "class_balanced"
+    # not domain-incremental: its memory is balanced over classes, which all come with the first task there
+    scenarios = frozenset({"task", "class"})
 
     def __init__(self, buffer_size: int = 500, epochs: int = 128, clip: float = 10.0) -> None:
         check_whole(self, buffer_size=buffer_size, epochs=epochs)
         check_non_negative(self, clip=clip)
         self.buffer_size, self.epochs, self.clip = buffer_size, epochs, clip
-
-    def attach(self, trainer: Trainer, stream: Stream) -> None:
-        if stream.scenario == "domain":
-            raise ConfigError("gdumb balances its memory over classes, which all arrive with the first task of "
-                              "a domain-incremental stream (later tasks would never be stored): use --strategy "
-                              "replay or der")
-        super().attach(trainer, stream)
 
     def training_tasks(self, task: Task, stream: Stream) -> list[Task]:
         return []  # the stream only feeds the memory

@@ -54,14 +54,15 @@ class Gated(nn.Module):
         features, head = getattr(net, "features", None), getattr(net, "head", None)
         if not isinstance(features, nn.Sequential) or not isinstance(head, nn.Module):
             raise ConfigError(f"hat needs a model made of a `features` stack and a `head`; {type(net).__name__} is "
-                              "not: use --model mlp or cnn")
+                              "not: use a lifelong mlp or cnn as `model`", "model")
         for m in features:
             if (not isinstance(m, GATED) and any(True for _ in m.parameters())) or any(True for _ in m.buffers()):
-                raise ConfigError(f"hat can only gate Linear and Conv layers, not {type(m).__name__}: use --model "
-                                  "mlp or cnn")
+                raise ConfigError(f"hat can only gate Linear and Conv layers, not {type(m).__name__}: use a "
+                                  "lifelong mlp or cnn as `model`", "model")
         self.net, self.layers = net, [m for m in features if isinstance(m, GATED)]
         if not self.layers:
-            raise ConfigError("hat gates the layers below the head and this model has none: add --hidden layers")
+            raise ConfigError("hat gates the layers below the head and this model has none: add `hidden` layers",
+                              "hidden")
         widths = [m.out_features if isinstance(m, nn.Linear) else m.out_channels for m in self.layers]
         self.bounds = [(sum(widths[:i]), sum(widths[: i + 1])) for i in range(len(widths))]
         self.embedding = nn.Parameter(torch.randn(n_tasks, sum(widths)))
@@ -105,14 +106,14 @@ class HAT(Strategy):
 
     name = "hat"
     summary = "hard attention to the task: per-task unit gates, used units frozen (task-IL)"
-    needs_task_ids = True
+    scenarios = frozenset({"task"})  # it needs the task id at test time
     default_optimizer = ("sgd", 0.05)  # the paper's (and authors' code's) optimiser and learning rate
 
     def __init__(self, s_max: float = 400.0, c: float = 0.75) -> None:
         if not s_max >= 1 or not math.isfinite(s_max):
-            raise ConfigError(f"--hat-s-max must be a number >= 1, got {s_max}")
+            raise ConfigError(f"`s_max` must be a number >= 1, got {s_max}", "hat.s_max")
         if not c >= 0:
-            raise ConfigError(f"--hat-c (the regulariser's weight) must be >= 0, got {c}")
+            raise ConfigError(f"`c` (the regulariser's weight) must be >= 0, got {c}", "hat.c")
         self.s_max, self.c = s_max, c
         self.gated: Gated | None = None
         self.mask: Tensor | None = None  # a^{<t}: cumulative gates of the tasks learned so far
@@ -125,11 +126,11 @@ class HAT(Strategy):
         super().attach(trainer, stream)
         if trainer.weight_decay > 0:
             raise ConfigError("hat keeps earlier tasks' units by conditioning their gradients, which weight decay "
-                              "would undo: use --weight-decay 0")
+                              "would undo: use `weight_decay` 0", "weight_decay")
         if trainer.optimizer_name != "sgd":
             warnings.warn(f"hat's gradient compensation and conditioning assume SGD (the paper's, lr 0.05); "
-                          f"{trainer.optimizer_name} rescales gradients and undoes them: leave --optimizer out or "
-                          "use --optimizer sgd", stacklevel=2)
+                          f"{trainer.optimizer_name} rescales gradients and undoes them: leave `optimizer` out or "
+                          "use sgd", stacklevel=2)
         if self.gated is None:
             self.gated = Gated(trainer.model, len(stream))
         trainer.model = self.gated = self.gated.to(trainer.device)

@@ -11,8 +11,8 @@ and g_y(x) = sigmoid of logit y:
       l = - sum_i [ sum_{y new} d(y = y_i) log g_y(x_i) + d(y != y_i) log(1 - g_y(x_i))
                     + sum_{y old} q_i^y log g_y(x_i) + (1 - q_i^y) log(1 - g_y(x_i)) ]
 
-  (summed over classes, averaged over the batch). The Trainer always adds the softmax cross-entropy;
-  the extra term returned here is l minus that, so the total is iCaRL's loss.
+  (summed over classes, averaged over the batch): iCaRL's `task_loss`, in place of the Trainer's
+  criterion.
 - Exemplars (Alg. 4-5): m = ceil(K / classes seen) per class. A new class's exemplars are chosen by
   herding, p_k = argmin_x |mu - (phi(x) + sum_{j<k} phi(p_j)) / k| with mu the class's mean feature;
   reducing a set keeps its first m (the memory's class-balanced policy drops the last stored).
@@ -21,7 +21,7 @@ and g_y(x) = sigmoid of logit y:
 
 Scenarios: class-incremental (as in the paper) and task-incremental (the nearest mean is taken among
 the task's classes). Domain-incremental streams share labels across tasks, so there are no "new" and
-"old" classes to distil between: refused with a ConfigError. Hyper-parameter: `buffer_size` K
+"old" classes to distil between: the Trainer refuses them (`scenarios`). Hyper-parameter: `buffer_size` K
 (2000 in the paper's CIFAR-100 experiments; 500 here, this project's benchmark).
 """
 
@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import strip_prefix
 from ..data import Split, Stream, Task
 from ..errors import ConfigError
 from .replay import Rehearsal, check_whole
@@ -71,15 +73,13 @@ class ICaRL(Rehearsal):
     name = "icarl"
     summary = "herding exemplars, distillation, nearest-mean classifier (Rebuffi et al. 2017)"
     policy = "class_balanced"
+    scenarios = frozenset({"task", "class"})  # it needs classes that are new in each task
 
     def __init__(self, buffer_size: int = 500) -> None:
         check_whole(self, buffer_size=buffer_size)
         self.buffer_size = buffer_size
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        if stream.scenario == "domain":
-            raise ConfigError("icarl needs classes that are new in each task (class- or task-incremental "
-                              "streams), not a domain-incremental one: use --strategy replay or der")
         if not callable(getattr(trainer.model, "forward_features", None)):
             raise ConfigError("icarl needs a model with forward_features (the features it classifies by "
                               "nearest mean): use a lifelong.models network")
@@ -105,7 +105,8 @@ class ICaRL(Rehearsal):
         return [task] + [dataclasses.replace(stream[k], train=Split(m.x[m.t == k], m.y[m.t == k]))
                          for k in m.t.unique().tolist()]
 
-    def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
+    def task_loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor,
+                  criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         task_il = self.stream.scenario == "task"  # task-IL: out is masked outside each sample's task
         valid = self.seen & self.unit_masks[t] if task_il else self.seen.expand(len(t), -1)
         target = F.one_hot(y, out.shape[1]).to(out.dtype)
@@ -113,7 +114,7 @@ class ICaRL(Rehearsal):
             with torch.no_grad():
                 target = torch.where(self.old_units, torch.sigmoid(self.old(x)), target)
         bce = F.binary_cross_entropy_with_logits(out.masked_fill(~valid, 0.0), target, reduction="none")
-        return (bce * valid).sum(1).mean() - F.cross_entropy(out, y)
+        return (bce * valid).sum(1).mean()
 
     @torch.no_grad()
     def after_task(self, task: Task) -> None:
@@ -149,7 +150,7 @@ class ICaRL(Rehearsal):
         super().load_state_dict(state)
         dev = self.device
         self.seen, self.old_units = state["seen"].to(dev), state["old_units"].to(dev)
-        old = {k.removeprefix("old."): v.to(dev) for k, v in state.items() if k.startswith("old.")}
+        old = {k: v.to(dev) for k, v in strip_prefix(state, "old.").items()}
         self.old = None
         if old:
             self.old = copy.deepcopy(self.model).eval().requires_grad_(False)

@@ -22,7 +22,7 @@ class L2(QuadraticPenalty):
     def __init__(self, lam: float = 0.01) -> None:
         super().__init__()
         if lam < 0:
-            raise ConfigError(f"--l2-lambda must be >= 0, got {lam}")
+            raise ConfigError(f"`lam` must be >= 0, got {lam}", "l2.lam")
         self.lam = lam
 
     @property

@@ -42,10 +42,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
+from ..checkpoint import strip_prefix
 from .replay import Rehearsal, check_non_negative, check_whole
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class LaMAML(Rehearsal):
         return x, y, t
 
     def _loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor, t: Tensor) -> Tensor:
-        return F.cross_entropy(self.stream.mask(functional_call(self.model, params, (x,)), t), y)
+        return self.trainer.criterion(self.stream.mask(functional_call(self.model, params, (x,)), t), y)
 
     def meta_loss(self) -> Tensor:
         """L(theta_k, b_m) after the inner loop over the current batch's chunks (with `average_meta_loss`,
@@ -133,6 +133,5 @@ class LaMAML(Rehearsal):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        for k, v in state.items():
-            if k.startswith("alpha."):
-                self.alpha[k.removeprefix("alpha.")] = v.clone().requires_grad_()
+        for k, v in strip_prefix(state, "alpha.").items():
+            self.alpha[k] = v.clone().requires_grad_()

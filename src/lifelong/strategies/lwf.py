@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import strip_prefix
 from ..data import Split, Task
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
@@ -44,10 +45,12 @@ class LwF(Strategy):
     summary = "Learning without Forgetting (Li & Hoiem 2017): distil the previous model's old outputs"
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0, warmup: int = 0) -> None:
-        if alpha < 0 or temperature <= 0:
-            raise ConfigError(f"--lwf-alpha must be >= 0 and --lwf-temperature > 0, got {alpha}, {temperature}")
+        if alpha < 0:
+            raise ConfigError(f"`alpha` must be >= 0, got {alpha}", "lwf.alpha")
+        if temperature <= 0:
+            raise ConfigError(f"`temperature` must be > 0, got {temperature}", "lwf.temperature")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ConfigError(f"--lwf-warmup takes a whole number of epochs >= 0, got {warmup!r}")
+            raise ConfigError(f"`warmup` takes a whole number of epochs >= 0, got {warmup!r}", "lwf.warmup")
         self.alpha, self.temperature, self.warmup = alpha, temperature, warmup
         self.teacher: nn.Module | None = None
         self.groups: list[Tensor | None] = []  # None: all outputs (no gather)
@@ -71,8 +74,9 @@ class LwF(Strategy):
         """`warmup` epochs of L_new on `task` that change only the output layer's rows of its units."""
         head = output_layer(self.model)
         if head is None:
-            raise ConfigError(f"--lwf-warmup trains the new task's rows of the output layer and "
-                              f"{type(self.model).__name__} has none: use a model with a linear head (mlp, cnn)")
+            raise ConfigError(f"`warmup` trains the new task's rows of the output layer and "
+                              f"{type(self.model).__name__} has none: use a model with a linear head (mlp, cnn)",
+                              "lwf.warmup")
         trainable = {p: p.requires_grad for p in self.model.parameters()}
         new = torch.zeros(head.out_features, dtype=torch.bool, device=head.weight.device)
         new[list(task.units)] = True
@@ -131,4 +135,4 @@ class LwF(Strategy):
             return
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
         self._recorded = None
-        self.teacher.load_state_dict({k[len("teacher."):]: v for k, v in state.items()})
+        self.teacher.load_state_dict(strip_prefix(state, "teacher."))

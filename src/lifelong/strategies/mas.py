@@ -29,8 +29,9 @@ class MAS(QuadraticPenalty):
 
     def __init__(self, lam: float = 0.01, samples: int = 0, method: str = "auto") -> None:
         super().__init__()
-        if lam < 0 or samples < 0:
-            raise ConfigError(f"--mas-lambda and --mas-samples must be >= 0, got {lam}, {samples}")
+        for arg, value in (("lam", lam), ("samples", samples)):
+            if value < 0:
+                raise ConfigError(f"`{arg}` must be >= 0, got {value}", f"mas.{arg}")
         self.lam, self.samples, self.method = lam, samples, method
 
     @property

@@ -39,10 +39,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .la_maml import split_batch
+from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
 
 
@@ -52,6 +52,7 @@ class MER(Rehearsal):
     name = "mer"
     summary = "meta-experience replay: Reptile over batches mixing new and memory samples (Riemer et al. 2019)"
     own_update = True
+    scenarios = TASK_BASED | {"task-free"}  # a reservoir and Reptile steps: no task boundary (the paper's setting)
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
 
     def __init__(self, lr: float = 0.1, beta: float = 0.3, gamma: float = 1.0, batches: int = 1, inner_steps: int = 4,
@@ -72,7 +73,7 @@ class MER(Rehearsal):
         return x, y, t
 
     def _sgd_step(self, params: list[Tensor], x: Tensor, y: Tensor, t: Tensor) -> None:
-        loss = F.cross_entropy(self.stream.mask(self.model(x), t), y)
+        loss = self.trainer.criterion(self.stream.mask(self.model(x), t), y)
         with torch.no_grad():
             for p, g in zip(params, torch.autograd.grad(loss, params, materialize_grads=True)):
                 p.sub_(self.lr * g)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Strategy
+from .base import TASK_BASED, Strategy
 
 
 class Naive(Strategy):
@@ -10,3 +10,4 @@ class Naive(Strategy):
 
     name = "naive"
     summary = "sequential fine-tuning, nothing against forgetting (lower bound)"
+    scenarios = TASK_BASED | {"task-free"}  # it uses no task boundary

@@ -29,12 +29,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..errors import ConfigError
 from .la_maml import split_batch
+from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class OML(Rehearsal):
     name = "oml"
     summary = "online-aware meta-learning: representation meta-learned for an online head (Javed & White 2019)"
     own_update = True
+    scenarios = TASK_BASED | {"task-free"}  # online updates from a reservoir: no task boundary
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
 
     def __init__(self, inner_lr: float = 0.03, inner_steps: int = 5, buffer_size: int = 200,
@@ -77,7 +78,7 @@ class OML(Rehearsal):
         """Cross-entropy of the head with weight and bias `head`, through the head's own forward (so a
         growing head still masks the units of classes not arrived yet)."""
         logits = functional_call(self.model.head, dict(zip(("weight", "bias"), head)), (z,))
-        return F.cross_entropy(self.stream.mask(logits, t), y)
+        return self.trainer.criterion(self.stream.mask(logits, t), y)
 
     def meta_loss(self) -> Tensor:
         """L(phi_theta(b ∪ m), W_k) after the head's k online steps on the chunks of b, as a function of

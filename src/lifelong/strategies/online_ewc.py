@@ -26,7 +26,7 @@ class OnlineEWC(EWC):
                  method: str = "auto") -> None:
         super().__init__(lam, fisher, samples, method)
         if not 0 <= gamma <= 1:
-            raise ConfigError(f"--online-ewc-gamma must be in [0, 1], got {gamma}")
+            raise ConfigError(f"`gamma` must be in [0, 1], got {gamma}", "online-ewc.gamma")
         self.gamma = gamma
 
     def after_task(self, task: Task) -> None:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checkpoint import strip_prefix
 from ..errors import ConfigError
 from .base import Strategy
 
@@ -41,13 +42,15 @@ class PackNet(Strategy):
 
     name = "packnet"
     summary = "iterative pruning: each task trains free weights, prunes, retrains, freezes (task-IL)"
-    needs_task_ids = True
+    scenarios = frozenset({"task"})  # it needs the task id at test time
 
     def __init__(self, prune: float = 0.75, retrain_epochs: int = 1) -> None:
         if not 0.0 <= prune < 1.0:
-            raise ConfigError(f"--packnet-prune is the fraction of free weights to release, in [0, 1), got {prune}")
+            raise ConfigError(f"`prune` is the fraction of free weights to release, in [0, 1), got {prune}",
+                              "packnet.prune")
         if not isinstance(retrain_epochs, int) or retrain_epochs < 0:
-            raise ConfigError(f"--packnet-retrain-epochs must be a whole number >= 0, got {retrain_epochs!r}")
+            raise ConfigError(f"`retrain_epochs` must be a whole number >= 0, got {retrain_epochs!r}",
+                              "packnet.retrain_epochs")
         self.prune, self.retrain_epochs = prune, retrain_epochs
         self.owner: dict[str, Tensor] = {}  # weight name -> 0 (free) or the owning task id + 1
         self.trainable: dict[str, Tensor] = {}
@@ -58,22 +61,23 @@ class PackNet(Strategy):
         model = trainer.model
         if trainer.weight_decay > 0:
             raise ConfigError("packnet freezes earlier tasks' weights by zeroing their gradients, which weight decay "
-                              "would undo: use --weight-decay 0")
+                              "would undo: use `weight_decay` 0", "weight_decay")
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise ConfigError("packnet cannot keep batch-norm statistics per task: use a model without batch norm "
-                              "(--model mlp or cnn)")
+                              "(a lifelong mlp or cnn as `model`)", "model")
         if len(stream) > 255:
             raise ConfigError(f"packnet stores owners as bytes: at most 255 tasks, this stream has {len(stream)}")
         head = getattr(model, "head", None)
         if not isinstance(head, nn.Module):
             raise ConfigError(f"packnet needs a model with a `head` (the task outputs), {type(model).__name__} has "
-                              "none: use --model mlp or cnn")
+                              "none: use a lifelong mlp or cnn as `model`", "model")
         own = {id(p) for p in head.parameters()}
         body = [(n, p) for n, p in model.named_parameters() if id(p) not in own]
         self.weights = {n: p for n, p in body if p.dim() > 1}
         self.shared = [p for _, p in body if p.dim() <= 1]
         if not self.weights:
-            raise ConfigError("packnet prunes the layers below the head and this model has none: add --hidden layers")
+            raise ConfigError("packnet prunes the layers below the head and this model has none: add `hidden` layers",
+                              "hidden")
         if self.owner and {n: o.shape for n, o in self.owner.items()} != {n: p.shape for n, p in self.weights.items()}:
             raise ConfigError("this PackNet state was saved for a model with other layers: restore it into that model")
         self.owner = {n: self.owner[n].to(p.device) if self.owner else torch.zeros_like(p, dtype=torch.uint8)
@@ -139,4 +143,4 @@ class PackNet(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tasks = int(state.get("tasks", 0))
-        self.owner = {k[6:]: v.to(torch.uint8) for k, v in state.items() if k.startswith("owner.")}
+        self.owner = {k: v.to(torch.uint8) for k, v in strip_prefix(state, "owner.").items()}

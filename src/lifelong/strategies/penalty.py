@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checkpoint import strip_prefix
 from ..data import Task
 from .base import Strategy
 
@@ -91,8 +92,8 @@ class QuadraticPenalty(Strategy):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.omega = {k[6:]: v for k, v in state.items() if k.startswith("omega.")}
-        self.center = {k[7:]: v for k, v in state.items() if k.startswith("center.")}
+        self.omega = strip_prefix(state, "omega.")
+        self.center = strip_prefix(state, "center.")
         self.const = float(state.get("const", 0.0))
         self._named = None
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import strip_prefix
 from ..errors import ConfigError
 from .base import Strategy
 
@@ -107,7 +108,7 @@ def mlp_sizes(model: nn.Module) -> list[int]:
     parts = list(features) if isinstance(features, nn.Sequential) else [None]
     if head is None or not all(isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in parts):
         raise ConfigError(f"pnn builds MLP columns and {type(model).__name__} is not an mlp (convolutional "
-                          "columns are not supported): use --model mlp")
+                          "columns are not supported): use a lifelong mlp as `model`", "model")
     linears = [m for m in parts if isinstance(m, nn.Linear)]
     return [linears[0].in_features if linears else head.in_features, *(m.out_features for m in linears)]
 
@@ -122,7 +123,7 @@ class PNN(Strategy):
 
     name = "pnn"
     summary = "progressive networks: a new frozen-after-use column per task with lateral adapters (task-IL)"
-    needs_task_ids = True
+    scenarios = frozenset({"task"})  # it needs the task id at test time
 
     def __init__(self) -> None:
         self.net: Progressive | None = None
@@ -151,4 +152,4 @@ class PNN(Strategy):
             return
         if self.net is None:
             self.net = Progressive(list(state["sizes"]), int(state["n_outputs"]))
-        self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        self.net.load_state_dict(strip_prefix(state, "net."))

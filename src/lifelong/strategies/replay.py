@@ -19,36 +19,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ..checkpoint import strip_prefix
 from ..errors import ConfigError
 from ..memory import POLICIES, Buffer, Samples
-from .base import Strategy
+from .base import TASK_BASED, Strategy
 
 if TYPE_CHECKING:
     from ..data import Stream
     from ..training import Trainer
 
 
-def _flag(strategy: Strategy, arg: str) -> str:
-    return f"--{strategy.name}-{strategy.option_names.get(arg, arg).replace('_', '-')}"
-
-
 def check_whole(strategy: Strategy, **values: object) -> None:
     """Raise ConfigError unless every value is a whole number >= 1."""
     for arg, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{strategy.name}: {arg} must be a whole number >= 1, got {v!r}: "
-                              f"pass {_flag(strategy, arg)} N")
+            raise ConfigError(f"`{arg}` of {strategy.name} must be a whole number >= 1, got {v!r}",
+                              f"{strategy.name}.{arg}")
 
 
 def check_non_negative(strategy: Strategy, **values: object) -> None:
     """Raise ConfigError unless every value is a finite number >= 0."""
     for arg, v in values.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-            raise ConfigError(f"{strategy.name}: {arg} must be a number >= 0, got {v!r}: "
-                              f"pass {_flag(strategy, arg)} X")
+            raise ConfigError(f"`{arg}` of {strategy.name} must be a number >= 0, got {v!r}",
+                              f"{strategy.name}.{arg}")
 
 
 class Rehearsal(Strategy):
@@ -77,13 +73,13 @@ class Rehearsal(Strategy):
         return self.buffer
 
     def replay_loss(self, m: Samples) -> Tensor:
-        return F.cross_entropy(self.stream.mask(self.model(m.x), m.t), m.y)
+        return self.trainer.criterion(self.stream.mask(self.model(m.x), m.t), m.y)
 
     def state_dict(self) -> dict[str, Any]:
         return {f"buffer.{k}": v for k, v in self.buffer.state_dict().items()} if self.buffer else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        own = {k.removeprefix("buffer."): v for k, v in state.items() if k.startswith("buffer.")}
+        own = strip_prefix(state, "buffer.")
         if own:
             self.buffer = Buffer.from_state(own, self.device)
 
@@ -95,12 +91,12 @@ class Replay(Rehearsal):
     name = "replay"
     summary = "experience replay: mix memory samples into every batch (Chaudhry et al. 2019)"
     option_names: ClassVar[dict[str, str]] = {"replay_batch_size": "batch_size"}
+    scenarios = TASK_BASED | {"task-free"}  # reservoir sampling needs no task boundary (the paper's setting)
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128, policy: str = "reservoir") -> None:
         check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
         if policy not in POLICIES:
-            raise ConfigError(f"replay: unknown policy {policy!r}: pass --replay-policy with one of "
-                              f"{', '.join(POLICIES)}")
+            raise ConfigError(f"`policy` must be one of {', '.join(POLICIES)}, got {policy!r}", "replay.policy")
         self.buffer_size, self.replay_batch_size, self.policy = buffer_size, replay_batch_size, policy
 
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -43,8 +43,10 @@ class SI(QuadraticPenalty):
 
     def __init__(self, c: float = 10.0, xi: float = 0.1) -> None:
         super().__init__()
-        if c < 0 or xi <= 0:
-            raise ConfigError(f"--si-c must be >= 0 and --si-xi > 0, got c={c}, xi={xi}")
+        if c < 0:
+            raise ConfigError(f"`c` must be >= 0, got {c}", "si.c")
+        if xi <= 0:
+            raise ConfigError(f"`xi` must be > 0, got {xi}", "si.xi")
         self.c, self.xi = c, xi
         # while a task is learnt: the parameters, their values at its start, the telescoped sum and g(t−1)
         self._params: list[tuple[str, Tensor]] = []

@@ -40,7 +40,7 @@ class SLDA(NCM):
 
     def __init__(self, shrinkage: float = 1e-4) -> None:
         if not 0 < shrinkage <= 1:
-            raise ConfigError(f"slda shrinkage must be in (0, 1], got {shrinkage}")
+            raise ConfigError(f"`shrinkage` must be in (0, 1], got {shrinkage}", "slda.shrinkage")
         self.shrinkage = shrinkage
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:

@@ -24,8 +24,10 @@ class Distill(Strategy):
     name = "distill"
 
     def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 1.0) -> None:
-        if alpha < 0 or temperature <= 0:
-            raise ConfigError(f"distillation needs alpha >= 0 and temperature > 0, got {alpha}, {temperature}")
+        if not alpha >= 0:
+            raise ConfigError(f"distillation's `alpha` must be >= 0, got {alpha}", "distill.alpha")
+        if not temperature > 0:
+            raise ConfigError(f"distillation's `temperature` must be > 0, got {temperature}", "distill.temperature")
         self.teacher = teacher.eval().requires_grad_(False)
         self.temperature, self.alpha = temperature, alpha
 

@@ -16,9 +16,11 @@ task, on which only a new classifier is trained. Heads:
   pooled 640-d embeddings). The head is `CL2N` then the linear layer, so it takes raw features;
 - "ncm": SimpleShot's nearest class mean of centred, L2-normalised features (`transfer.simpleshot`),
   no training, for one or a few samples per class.
-The features are the model's transfer layer (`transfer_cut` modules below the top of its backbone: for
-the image CNN its convolutional trunk; see `models.extract`) unless `cut` says otherwise. The trained
-head replaces the model's head (on that layer) and the backbone is left frozen (`freeze_backbone`).
+The features are the model's pre-logits (the classifier's input, timm's `forward_head(...,
+pre_logits=True)`: any model of that contract works, timm's included), or its transfer layer
+(`transfer_cut` modules below the top of its backbone: for the image CNN its convolutional trunk; see
+`models.extract`) unless `cut` says otherwise. The trained head replaces the model's classifier (on
+that layer) and the backbone is left frozen (`freeze_backbone`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
-from ..models import CL2N, extract, mlp, truncated
+from ..models import CL2N, extract, mlp
 from ..training import Trainer
 from .simpleshot import nearest_mean_head
 
@@ -75,7 +77,7 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
     inverse penalty (None: the head's default, `DEFAULT_C`); `centre`: the "ncm" head's source feature
     mean (None: no centring)."""
     if head not in PROBES:
-        raise ConfigError(f"unknown head {head!r}: choose one of {', '.join(PROBES)}")
+        raise ConfigError(f"unknown `head` {head!r}: choose one of {', '.join(PROBES)}", "head")
     width = train.x.shape[1]
     if head == "ncm":
         t0 = time.perf_counter()
@@ -92,7 +94,7 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
         return trained, result.matrix[0][0], result.train_seconds
     C = DEFAULT_C[head] if C is None else C
     if not C > 0:
-        raise ConfigError(f"the logistic probe needs C > 0, got {C}")
+        raise ConfigError(f"the logistic probe's `C` must be > 0, got {C}", "C")
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -104,7 +106,8 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
         try:
             fit = LogisticRegression(C=C, max_iter=5000).fit(x, y)
         except ConvergenceWarning:
-            raise ConfigError(f"the logistic probe did not converge in 5000 L-BFGS steps: lower C (now {C})") from None
+            raise ConfigError(f"the logistic probe did not converge in 5000 L-BFGS steps: lower `C` (now {C})",
+                              "C") from None
     linear = nn.Linear(width, num_classes).to(train.x.device)
     weight, bias = np.zeros((num_classes, width)), np.zeros(num_classes)
     rows = fit.classes_ if fit.coef_.shape[0] > 1 else fit.classes_[1:]  # binary: logits (0, w.x + b)
@@ -129,7 +132,6 @@ def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear",
     module, acc, seconds = fit_head(train, test, data.num_classes, head=head, hidden=hidden, C=C, centre=centre,
                                     **trainer_options)
     if cut:
-        model.features = truncated(model.features, cut)
-        model.transfer_cut, model.features_cut = 0, model.features_cut + cut
+        model.truncate(cut, train.x.shape[1])
     model.set_head(module)
     return Probe(module, acc, extract_seconds, seconds)

@@ -2,10 +2,11 @@
 gradual unfreezing.
 
 Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Classification" (ACL), section 3.2:
-- Discriminative fine-tuning (section 3.2): each layer group l (the model's `param_groups()`, input to
-  output, the head last) has its own learning rate, eta^(l-1) = eta^l / `lr_decay`: the head learns
-  at `lr`, the group d steps below it at lr / lr_decay^d. The paper uses lr_decay = 2.6; lr_decay = 1
-  (the default here) is full fine-tuning at one learning rate.
+- Discriminative fine-tuning (section 3.2): each layer group l (`models.param_groups`: the model's own
+  groups, or its top-level modules for any model of timm's contract; input to output, the classifier
+  last) has its own learning rate, eta^(l-1) = eta^l / `lr_decay`: the head learns at `lr`, the group
+  d steps below it at lr / lr_decay^d. The paper uses lr_decay = 2.6; lr_decay = 1 (the default here)
+  is full fine-tuning at one learning rate.
 - Gradual unfreezing (section 3.3): the first epoch trains only the last group, every further epoch
   unfreezes the next lower group, until all train together for the remaining epochs. One optimiser
   serves the whole `train`: each group joins it as a new parameter group when it unfreezes
@@ -24,27 +25,28 @@ from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
 from ..errors import ConfigError
+from ..models import param_groups
 from ..strategies import Strategy
 from ..training import Result, Trainer
 
 
 class FineTuner(Trainer):
     """A Trainer with per-group learning rates lr / lr_decay^depth and, with `gradual`, ULMFiT's
-    gradual unfreezing. The model must follow the backbone contract (`param_groups()`)."""
+    gradual unfreezing. The model follows timm's contract (`get_classifier()`) or has its own `param_groups()`."""
 
     def __init__(self, model: nn.Module, strategy: Strategy | None = None, *, lr_decay: float = 1.0,
                  gradual: bool = False, **options: Any) -> None:
-        if not callable(getattr(model, "param_groups", None)):
-            raise ConfigError(f"{type(model).__name__} has no param_groups(): fine-tune a lifelong model (mlp, cnn, "
-                              "resnet18)")
+        if not (callable(getattr(model, "param_groups", None)) or callable(getattr(model, "get_classifier", None))):
+            raise ConfigError(f"{type(model).__name__} has neither param_groups() nor get_classifier(): fine-tune a "
+                              "model of timm's contract (mlp, cnn, resnet18, timm's)")
         if not lr_decay >= 1:
-            raise ConfigError(f"lr_decay must be >= 1 (lower layers learn slower), got {lr_decay}")
+            raise ConfigError(f"`lr_decay` must be >= 1 (lower layers learn slower), got {lr_decay}", "lr_decay")
         super().__init__(model, strategy, **options)
         self.lr_decay, self.gradual = lr_decay, gradual
         self.unfreezing = False  # inside a gradual `train`: `make_optimizer` grows the optimiser it has
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        groups = list(self.model.param_groups().values())
+        groups = list(param_groups(self.model).values())
         depth = len(groups) - 1
         return [{"params": [p for p in params if p.requires_grad], "lr": self.lr / self.lr_decay ** (depth - i)}
                 for i, params in enumerate(groups)]
@@ -63,7 +65,7 @@ class FineTuner(Trainer):
     def train(self, data: Split, task_ids: Tensor, epochs: int, what: str = "", **options: Any) -> list[float]:
         if not self.gradual:
             return super().train(data, task_ids, epochs, what, **options)
-        groups = list(self.model.param_groups().values())
+        groups = list(param_groups(self.model).values())
         trainable = {p: p.requires_grad for p in self.model.parameters()}
         losses: list[float] = []
         self.optimizer, self.unfreezing = None, True
@@ -89,7 +91,7 @@ def finetune(model: nn.Module, data: Dataset | tuple[Split, Split], *, lr_decay:
     stream = from_tasks([data], scenario="class", name="finetune")
     torch.manual_seed(int(trainer_options.get("seed", 0)))  # type: ignore[call-overload]
     if head is None:
-        model.reset_head(stream.n_outputs)
+        model.reset_classifier(stream.n_outputs)
     else:
         model.set_head(head)
     return FineTuner(model, strategy, lr_decay=lr_decay, gradual=gradual, **trainer_options).fit(stream)

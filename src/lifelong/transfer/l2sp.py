@@ -33,15 +33,16 @@ class L2SP(Strategy):
     summary = "L2 penalty towards the pretrained weights (Li et al. 2018)"
 
     def __init__(self, alpha: float = 0.1, beta: float = 0.01) -> None:
-        if not (alpha >= 0 and beta >= 0):
-            raise ConfigError(f"l2sp needs alpha >= 0 and beta >= 0, got {alpha}, {beta}")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not value >= 0:
+                raise ConfigError(f"l2sp's `{name}` must be >= 0, got {value}", f"l2sp.{name}")
         self.alpha, self.beta = alpha, beta
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         super().attach(trainer, stream)
-        head = {id(p) for p in self.model.head.parameters()}
+        self.new = list(self.model.get_classifier().parameters())
+        head = {id(p) for p in self.new}
         self.shared = [p for p in self.model.parameters() if id(p) not in head]
-        self.new = list(self.model.head.parameters())
         if not getattr(self, "start", None):  # a restored checkpoint keeps its starting point
             self.start = [p.detach().clone() for p in self.shared]
 

@@ -36,11 +36,11 @@ def lp_ft(model: nn.Module, data: Dataset, *, probe: str = "logistic", C: float 
     `trainer_options` go to `Trainer` (epochs, lr, batch_size, seed...); the Result's matrix holds the test
     accuracy after stage 2."""
     if probe not in LR_SCALE:
-        raise ConfigError(f"LP-FT's probe is 'logistic' or 'l2n', got {probe!r}")
+        raise ConfigError(f"LP-FT's `probe` is 'logistic' or 'l2n', got {probe!r}", "probe")
     lr_scale = LR_SCALE[probe] if lr_scale is None else lr_scale
     if not 0 < lr_scale <= 1:
-        raise ConfigError(f"lr_scale must be in (0, 1] (stage 2 runs at lr_scale x lr), got {lr_scale}")
+        raise ConfigError(f"`lr_scale` must be in (0, 1] (stage 2 runs at lr_scale x lr), got {lr_scale}", "lr_scale")
     feature_extraction(model, data, head=probe, C=C, cut=cut)
     model.freeze_backbone(False)
     lr = float(trainer_options.pop("lr", 1e-3))
-    return finetune(model, data, head=model.head, lr=lr * lr_scale, **trainer_options)
+    return finetune(model, data, head=model.get_classifier(), lr=lr * lr_scale, **trainer_options)

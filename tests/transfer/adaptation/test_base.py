@@ -42,9 +42,10 @@ def test_term_sees_the_source_batch_features_and_a_target_batch(pair):
 
 
 def test_refusals():
-    with pytest.raises(ConfigError, match="lambda >= 0"):
+    with pytest.raises(ConfigError, match="`lam` must be a number >= 0") as err:
         DAN(lam=-1.0)
-    with pytest.raises(ConfigError, match="needs a model with forward_features"):
+    assert err.value.argument == "dan.lam"
+    with pytest.raises(ConfigError, match="no get_classifier"):
         dan = DAN()
         dan.set_target(torch.zeros(4, 1, 8, 8))
         ll.Trainer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4)), dan).fit(

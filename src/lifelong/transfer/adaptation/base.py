@@ -7,8 +7,10 @@ uniformly, with replacement, from its own generator seeded by the Trainer's seed
 cross-entropy ignores, so source and target go through the network in ONE forward pass, as in the
 Transfer-Learning-Library: a BatchNorm layer normalises both domains with the statistics of the pooled
 batch, not each domain with its own. The features of both halves are read off the input of the
-model's classifier head during that pass, and the method's `term(source features, target features,
-weight)` is added to the cross-entropy.
+model's classifier (`get_classifier()`, timm's contract) during that pass, or, with `layer`, off the
+output of the submodule of that name (flattened; SKADA's `layer_name`, e.g. "features.2" of an mlp,
+"layer3" of a ResNet), and the method's `term(source features, target features, weight)` is added to
+the cross-entropy.
 
 With `progressive`, the weight grows as λ_p = λ · (2 / (1 + exp(−10 p)) − 1), p the fraction of
 training done (Ganin et al. 2016, γ = 10), which silences the noisy early-training term. The
@@ -40,14 +42,15 @@ def progressive_weight(p: float, gamma: float = 10.0) -> float:
 
 
 class Adaptation(Strategy):
-    """Base class: holds the unlabelled target inputs (`set_target`); subclasses implement `term`."""
+    """Base class: holds the unlabelled target inputs (`set_target`); subclasses implement `term`. `layer`:
+    the dotted name of the module whose output is aligned (None: the classifier's input)."""
 
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 1.0, progressive: bool = False) -> None:
+    def __init__(self, lam: float = 1.0, progressive: bool = False, layer: str | None = None) -> None:
         if not (lam >= 0 and math.isfinite(lam)):
-            raise ConfigError(f"{self.name} needs a weight lambda >= 0, got {lam!r}")
-        self.lam, self.progressive = lam, progressive
+            raise ConfigError(f"{self.name}'s weight `lam` must be a number >= 0, got {lam!r}", f"{self.name}.lam")
+        self.lam, self.progressive, self.layer = lam, progressive, layer
         self.target: Tensor | None = None
         self.steps, self.total_steps, self.n_source = 0, 1, 0
         self._features: Tensor | None = None
@@ -67,23 +70,64 @@ class Adaptation(Strategy):
         """λ, or λ_p under the progressive schedule."""
         return self.lam * progressive_weight(self.steps / self.total_steps) if self.progressive else self.lam
 
+    def options(self) -> dict[str, Any]:
+        """The hyper-parameters; `layer` only when one is named (a default run's record is as before)."""
+        return {k: v for k, v in super().options().items() if k != "layer" or v is not None}
+
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         super().attach(trainer, stream)
-        head = getattr(trainer.model, "head", None)
-        if not (isinstance(head, nn.Module) and hasattr(trainer.model, "forward_features")):
-            raise ConfigError(f"{self.name} needs a model with forward_features and a classifier `head` "
-                              f"(mlp, cnn, resnet18); {type(trainer.model).__name__} has none")
         if self.target is None:
             raise ConfigError(f"{self.name} has no target data: call set_target(x) with unlabelled target inputs")
         if tuple(self.target.shape[1:]) != tuple(stream.input_shape):
             raise ConfigError(f"target inputs have shape {tuple(self.target.shape[1:])}, the source "
                               f"{tuple(stream.input_shape)}: both domains must share an input shape")
+        self._hook = self._hook_features(trainer.model)
         self.target = self.target.to(trainer.device)
         self.generator = torch.Generator().manual_seed(trainer.seed)
-        self._hook = head.register_forward_pre_hook(self._keep_features)
 
-    def _keep_features(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
+    def _hook_features(self, model: nn.Module) -> torch.utils.hooks.RemovableHandle:
+        """A hook that keeps the aligned features of each forward pass in `_features`: the classifier's
+        input, or the output of the module `layer`."""
+        if self.layer is None:
+            get = getattr(model, "get_classifier", None)
+            if not callable(get):
+                raise ConfigError(f"{self.name} aligns the input of the model's classifier and "
+                                  f"{type(model).__name__} has no get_classifier() (timm's contract): name a "
+                                  "module with `layer`", f"{self.name}.layer")
+            return get().register_forward_pre_hook(self._keep_input)
+        try:
+            module = model.get_submodule(self.layer)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n]
+            raise ConfigError(f"`layer` {self.layer!r} is not a module of {type(model).__name__}: choose one of "
+                              f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}",
+                              f"{self.name}.layer") from None
+        return module.register_forward_hook(self._keep_output)
+
+    def _keep_input(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
         self._features = args[0]
+
+    def _keep_output(self, module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
+        if not isinstance(output, Tensor):
+            raise ConfigError(f"`layer` {self.layer!r} outputs a {type(output).__name__}, not a tensor: name a "
+                              "module whose output is one", f"{self.name}.layer")
+        self._features = output.flatten(1)
+
+    def feature_width(self) -> int:
+        """The width of the aligned features, from one forward pass of two target inputs in eval mode (no
+        gradient, no batch-norm update, no random number drawn)."""
+        assert self.target is not None
+        model, training = self.model, self.model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(self.target[:2])
+        finally:
+            model.train(training)
+        assert self._features is not None
+        width = self._features.shape[1]
+        self._features = None
+        return width
 
     def before_task(self, task: Task) -> None:
         self.steps = 0

@@ -8,7 +8,7 @@ squared Frobenius distance of their covariances (eq. 1), with the unbiased covar
 
 Deep CORAL adds λ · ℓ_CORAL on the last layer's activations to the source cross-entropy,
 with λ chosen so that both terms are of similar size at the end of training. Here it acts on
-`forward_features` (the input of the classifier head), where 1/(4d²) makes the term tiny for wide
+the pre-logits (the input of the classifier; or the module `layer`), where 1/(4d²) makes the term tiny for wide
 features (d = 400: 1/640,000). λ defaults to 100, chosen without target labels (BENCHMARKS.md,
 "Domain adaptation", 2026-12-07): of the grid 10, 100, 1000, 10000, the weight of best mean rank under
 deep embedded validation (`selection.dev`) over fmnist-rot30, fmnist-scale75 and mnist1d-noisy, seed 0.
@@ -42,8 +42,8 @@ class CORAL(Adaptation):
     name = "coral"
     summary = "Deep CORAL: match second-order statistics of source and target features (Sun & Saenko 2016)"
 
-    def __init__(self, lam: float = 100.0, progressive: bool = False) -> None:
-        super().__init__(lam, progressive)
+    def __init__(self, lam: float = 100.0, progressive: bool = False, layer: str | None = None) -> None:
+        super().__init__(lam, progressive, layer)
 
     def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:
         return weight * coral(fs, ft)

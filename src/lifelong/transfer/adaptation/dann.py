@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...checkpoint import strip_prefix
 from ...errors import ConfigError
 from ...models import mlp
 from .base import Adaptation
@@ -75,8 +76,9 @@ class DANN(Adaptation):
     name = "dann"
     summary = "DANN: gradient reversal against a domain classifier (Ganin et al. 2016)"
 
-    def __init__(self, lam: float = 0.3, progressive: bool = True, hidden: Sequence[int] = (100,)) -> None:
-        super().__init__(lam, progressive)
+    def __init__(self, lam: float = 0.3, progressive: bool = True, hidden: Sequence[int] = (100,),
+                 layer: str | None = None) -> None:
+        super().__init__(lam, progressive, layer)
         if any(not isinstance(h, int) or h < 1 for h in hidden):
             raise ConfigError(f"dann's hidden layer sizes must be positive whole numbers, got {hidden!r}")
         self.hidden = list(hidden)
@@ -85,7 +87,7 @@ class DANN(Adaptation):
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         super().attach(trainer, stream)
         if self.adversary is None:
-            self._build(self.model.head.in_features)
+            self._build(self.feature_width())
 
     def _build(self, in_features: int) -> None:
         device = self.trainer.device if hasattr(self, "trainer") else None
@@ -124,11 +126,10 @@ class DANN(Adaptation):
         if self.adversary is None or self.adversary.in_features != int(state["in_features"]):
             self._build(int(state["in_features"]))
         assert self.adversary is not None
-        self.adversary.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("adversary.")})
+        self.adversary.load_state_dict(strip_prefix(state, "adversary."))
         moments: dict[int, dict[str, Any]] = {}
-        for key, v in state.items():
-            if key.startswith("optimizer."):
-                i, name = key[len("optimizer."):].split(".", 1)
-                moments.setdefault(int(i), {})[name] = v
+        for key, v in strip_prefix(state, "optimizer.").items():
+            i, name = key.split(".", 1)
+            moments.setdefault(int(i), {})[name] = v
         if moments and hasattr(self, "optimizer"):
             self.optimizer.load_state_dict({**self.optimizer.state_dict(), "state": moments})

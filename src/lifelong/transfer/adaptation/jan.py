@@ -54,8 +54,8 @@ class JAN(Adaptation):
     name = "jan"
     summary = "JAN: joint MMD over features and softmax outputs (Long et al. 2017)"
 
-    def __init__(self, lam: float = 3.0, progressive: bool = True) -> None:
-        super().__init__(lam, progressive)
+    def __init__(self, lam: float = 3.0, progressive: bool = True, layer: str | None = None) -> None:
+        super().__init__(lam, progressive, layer)
         self.jmmd = JMMD()
 
     def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:

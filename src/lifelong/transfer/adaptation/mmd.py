@@ -14,7 +14,7 @@ as in the Transfer-Learning-Library (the fixed family of the usual reimplementat
 per-step quadratic program for β), so a weight λ here means what it means there; it is 5 times the
 weight of DAN's convex combination (Σ β_u = 1, β_u = 1/5). DAN adds λ · d̂² to the source
 cross-entropy for each of AlexNet's fc6-fc8 with a linear-time estimate; here for the representation
-(the input of the classifier head, `forward_features`) with the quadratic-time one, which small
+(the input of the classifier, or the module `layer`) with the quadratic-time one, which small
 batches afford. The default λ was chosen without target labels: see `DAN`.
 """
 
@@ -77,8 +77,8 @@ class DAN(Adaptation):
     name = "dan"
     summary = "DAN: multi-kernel MMD between source and target features (Long et al. 2015)"
 
-    def __init__(self, lam: float = 1.0, progressive: bool = False) -> None:
-        super().__init__(lam, progressive)
+    def __init__(self, lam: float = 1.0, progressive: bool = False, layer: str | None = None) -> None:
+        super().__init__(lam, progressive, layer)
 
     def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:
         return weight * mk_mmd(fs, ft)

@@ -12,22 +12,26 @@ the best-scoring model's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ...data import Dataset, Split, Stream, from_tasks, stratified_split
+from ...configs import check_types, option, whole
 from ...errors import ConfigError
+from ...experiment import Experiment, Record, Unit
 from ...evaluation import accuracy
 from ...metrics import mean_std
 from ...models import MODELS, build, extract
 from ...registry import Registry
 from ...strategies import Naive, Strategy, hyper_parameters
-from ...training import Trainer
+from ...training import OPTIMIZERS, Trainer
 from ..features import fit_head
 from .base import Adaptation
 from .coral import CORAL
@@ -92,85 +96,116 @@ def tca_accuracy(model: nn.Module, source: Dataset, target: Dataset, tca: TCA, *
 
 @dataclass
 class AdaptConfig:
-    """Everything a `lifelong adapt` needs; field names are the CLI options."""
+    """Everything a `lifelong adapt` needs; field names are the CLI options and YAML config keys."""
 
-    source: str = "fmnist"
-    target: str = "fmnist-rot30"
-    method: list[str] = field(default_factory=lambda: ADAPTATIONS.names())
-    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    model: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [400, 400])
-    epochs: int = 2
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    seed: int = 0
-    seeds: int = 1
-    device: str = "cpu"
-    select: str = ""  # a scorer name: pick each deep method's weight λ from its grid with it
+    source: str = option("fmnist", "source domain; see `lifelong list`")
+    target: str = option("fmnist-rot30", f"target domain: {', '.join(DOMAINS.names())}")
+    method: list[str] = option(ADAPTATIONS.names(), f"comma-separated, from {', '.join(ADAPTATIONS.names())} "
+                               "(default: all)")
+    method_options: dict[str, dict[str, Any]] = option({}, "options per method", cli=False)
+    model: str = option("mlp", "model name; see `lifelong list`")
+    hidden: list[int] = option([400, 400], "hidden layer sizes of the mlp")
+    epochs: int = option(2, "epochs over the source")
+    batch_size: int = option(128, "source (and target) batch size")
+    lr: float = option(1e-3, "learning rate")
+    optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
+    seed: int = option(0, "first random seed")
+    seeds: int = option(1, "number of seeds: seed, seed+1, ...")
+    device: str = option("cpu", "cpu or cuda")
+    select: str = option("", "pick each deep method's weight from its grid ("
+                         + "; ".join(f"{m} " + ",".join(f"{v:g}" for v in g) for m, g in GRIDS.items())
+                         + f") with a scorer that uses no target label: {', '.join(SCORERS.names())} (default: none)",
+                         metavar="SCORER")
 
     def validate(self) -> None:
+        check_types(self)
         if self.select:
             SCORERS.get(self.select)
         DOMAINS.get(self.source)
         DOMAINS.get(self.target)
         MODELS.get(self.model)
         if not self.method:
-            raise ConfigError("no method given: pass --method NAME (see `lifelong adapt --help`)")
+            raise ConfigError("no method given: set `method` to a name (see `lifelong adapt --help`)", "method")
         for name in self.method:
             ADAPTATIONS.get(name)
         for name, opts in self.method_options.items():
             cls = ADAPTATIONS.get(name).factory
             unknown = set(opts) - set(hyper_parameters(cls))
             if unknown:
-                raise ConfigError(f"method {name!r} has no option {sorted(unknown)[0]!r}")
+                first = sorted(unknown)[0]
+                raise ConfigError(f"method {name!r} has no option {first!r}", f"{name}.{first}")
             cls(**opts)  # bad values fail here, before any data is loaded
-        if not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"--seeds must be a whole number >= 1, got {self.seeds!r}")
+        whole(self, "seeds", "epochs", "batch_size")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class AdaptExperiment(Experiment):
+    """`lifelong adapt`: every (method, seed) of an `AdaptConfig`, one unit of records per seed."""
+
+    command = "adapt"
+    help = "unsupervised domain adaptation: labelled source, unlabelled target (target labels only to test)"
+    config_class = AdaptConfig
+    schema = "lifelong.adapt/1"
+    record_keys = RECORD_KEYS
+    options_field = "method_options"
+    options_registry = ADAPTATIONS
+
+    def preflight(self) -> None:
+        self.domains = domain_pair(self.config.source, self.config.target)
+
+    def units(self, out: Path | None, progress: bool) -> Iterator[Unit]:
+        for seed in range(self.config.seed, self.config.seed + self.config.seeds):
+            yield f"seed{seed}", functools.partial(seed_adaptation, self.config, *self.domains, seed)
+
+    def title(self, records: list[Record]) -> str:
+        c = self.config
+        chosen = ", ".join(f"{r['method']} {r['options']['lam']:g} (seed {r['seed']})" for r in records
+                           if c.select and r["method"] in GRIDS)
+        return (f"{c.source} -> {c.target}: unsupervised, target labels only to test; model {c.model}, {c.epochs} "
+                f"epoch(s), seeds {c.seed}..{c.seed + c.seeds - 1}"
+                + (f"; λ chosen by {c.select}: {chosen}" if chosen else ""))
+
+    def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
+        return summary(records)
 
 
 def run_adaptation(config: AdaptConfig, on_record: Callable[[dict[str, Any]], None] | None = None
                    ) -> list[dict[str, Any]]:
     """Every (method, seed) of `config`; one record per run. TCA reuses the seed's source-only model
     (trained once when both are asked for) and its train_seconds include that model's training."""
-    config.validate()
-    source, target = domain_pair(config.source, config.target)
+    return AdaptExperiment(config).execute(on_record=on_record)
+
+
+def seed_adaptation(config: AdaptConfig, source: Dataset, target: Dataset, seed: int) -> Iterator[dict[str, Any]]:
+    """The records of one seed, one per method."""
     opts = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
                 device=config.device)
-    records = []
-    for seed in range(config.seed, config.seed + config.seeds):
-        baseline: tuple[nn.Module, float, float, float] | None = None
-        for name in config.method:
-            cls, options = ADAPTATIONS.get(name).factory, config.method_options.get(name, {})
-            method = cls(**options)
-            if name in ("source-only", "tca") and baseline is None:
-                model = _model(config, source, seed)
-                baseline = (model, *adapt(model, source, target, None, seed=seed, **opts))
-            if isinstance(method, TCA):
-                assert baseline is not None
-                acc, seconds = tca_accuracy(baseline[0], source, target, method, seed=seed)
-                source_acc, seconds = None, baseline[3] + seconds
-            elif isinstance(method, Adaptation) and config.select:
-                grid = grid_scores(config, name, source, target, seed, [config.select])
-                best = ranked(grid, lambda g: g["scores"][config.select])[0]
-                acc, source_acc, seconds = best["acc"], best["source_acc"], sum(g["train_seconds"] for g in grid)
-                method = cls(**{**options, "lam": best["lam"]})
-            elif isinstance(method, Adaptation):
-                acc, source_acc, seconds = adapt(_model(config, source, seed), source, target, method, seed=seed,
-                                                 **opts)
-            else:
-                assert baseline is not None
-                acc, source_acc, seconds = baseline[1:]
-            rec = {"method": name, "source": config.source, "target": config.target, "shots": 0, "seed": seed,
-                   "acc": acc, "source_acc": source_acc, "train_seconds": seconds,
-                   "options": method.options() if isinstance(method, (Strategy, TCA)) else {}}
-            records.append(rec)
-            if on_record is not None:
-                on_record(rec)
-    return records
+    baseline: tuple[nn.Module, float, float, float] | None = None
+    for name in config.method:
+        cls, options = ADAPTATIONS.get(name).factory, config.method_options.get(name, {})
+        method = cls(**options)
+        if name in ("source-only", "tca") and baseline is None:
+            model = _model(config, source, seed)
+            baseline = (model, *adapt(model, source, target, None, seed=seed, **opts))
+        if isinstance(method, TCA):
+            assert baseline is not None
+            acc, seconds = tca_accuracy(baseline[0], source, target, method, seed=seed)
+            source_acc, seconds = None, baseline[3] + seconds
+        elif isinstance(method, Adaptation) and config.select:
+            grid = grid_scores(config, name, source, target, seed, [config.select])
+            best = ranked(grid, lambda g: g["scores"][config.select])[0]
+            acc, source_acc, seconds = best["acc"], best["source_acc"], sum(g["train_seconds"] for g in grid)
+            method = cls(**{**options, "lam": best["lam"]})
+        elif isinstance(method, Adaptation):
+            acc, source_acc, seconds = adapt(_model(config, source, seed), source, target, method, seed=seed, **opts)
+        else:
+            assert baseline is not None
+            acc, source_acc, seconds = baseline[1:]
+        yield {"method": name, "source": config.source, "target": config.target, "shots": 0, "seed": seed,
+               "acc": acc, "source_acc": source_acc, "train_seconds": seconds,
+               "options": method.options() if isinstance(method, (Strategy, TCA)) else {}}
 
 
 def grid_scores(config: AdaptConfig, name: str, source: Dataset, target: Dataset, seed: int, scorers: list[str],

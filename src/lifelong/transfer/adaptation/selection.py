@@ -94,12 +94,17 @@ def ranked(entries: list[dict[str, Any]], score: Callable[[dict[str, Any]], floa
 
 
 def _features(model: nn.Module, x: Tensor) -> Tensor:
+    """The pre-logits of `x` (the classifier's input, `models.extract`)."""
     return extract(model, Split(x, torch.zeros(len(x), dtype=torch.long))).x
 
 
-def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
+def _logits(model: nn.Module, features: Tensor) -> Tensor:
     with torch.no_grad():
-        return model.forward_head(_features(model, x)).softmax(1).double()
+        return model.get_classifier()(features)
+
+
+def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
+    return _logits(model, _features(model, x)).softmax(1).double()
 
 
 @SCORERS.register("source-acc", "accuracy on the held-out source split")
@@ -119,8 +124,7 @@ def iwcv(model: nn.Module, data: SelectionData) -> float:
 def dev(model: nn.Module, data: SelectionData) -> float:
     fv = _features(model, data.source_valid.x)
     w = density_ratio(_features(model, data.source_train), _features(model, data.target), fv)
-    with torch.no_grad():
-        loss = F.cross_entropy(model.forward_head(fv), data.source_valid.y.to(fv.device), reduction="none")
+    loss = F.cross_entropy(_logits(model, fv), data.source_valid.y.to(fv.device), reduction="none")
     weighted = w * loss.double().cpu()
     eta = -torch.cov(torch.stack([weighted, w]))[0, 1] / w.var()
     return -(weighted.mean() + eta * w.mean() - eta).item()

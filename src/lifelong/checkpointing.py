@@ -1,0 +1,236 @@
+"""The state of a fit across kills, kept out of the training loop's body.
+
+`Checkpointing` saves a fit's whole state (model, optimiser, strategy, random states, position and
+results so far) to `PATH.resume/` (`checkpoint.States`) at its start, after every task and every
+`every` optimiser steps, plus the latest task's model and strategy to `PATH.safetensors/.json`, and
+puts an interrupted fit back where its newest intact state left it. The Trainer calls it, and any
+other `Callback`, at two points: after an optimiser step and at the end of a task. `PauseAt` is the
+kill point of the resume tests, read once from the environment (`checkpoint.PAUSE_ENV`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from .checkpoint import PAUSE_ENV, States, rng_state, set_rng_state, split_state, strip_prefix
+from .checkpoint import save as save_checkpoint
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .data import Task
+    from .training import Trainer
+
+Saved = tuple[int, dict[str, Tensor], dict[str, Any]]  # a state's number, tensors and values
+
+
+class Callback:
+    """Something the Trainer calls during a fit; override the hooks you need."""
+
+    @property
+    def wants_steps(self) -> bool:
+        """Whether `on_step` is to be called (the Trainer asks once per task, not at every step)."""
+        return type(self).on_step is not Callback.on_step
+
+    def on_step(self, trainer: Trainer) -> None:
+        """After each optimiser step of a task's training (`trainer.step` counts them over the fit)."""
+
+    def on_task_end(self, trainer: Trainer, task: Task) -> None:
+        """After `task` is learnt and its row of the accuracy matrix recorded (`trainer.progress`)."""
+
+
+@dataclass
+class Progress:
+    """What a fit has measured so far: what a resumed fit continues from."""
+
+    reference: list[float]
+    eval_seconds: float
+    matrix: list[list[float]] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)
+    task_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Position:
+    """Where a task's training is: its epoch, the epoch's order of samples and running loss sum (updated
+    in place), the fit's step count when the epoch began, the task's epoch losses so far and the time
+    it started (earlier than now by what a resumed task had already taken)."""
+
+    epoch: int
+    perm: Tensor
+    total: Tensor
+    first_step: int
+    losses: list[float]
+    started: float
+
+
+def hold(where: str) -> None:
+    """Say on stderr that the fit holds at `where`, then wait to be killed."""
+    print(f"lifelong: paused at {where}", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(60)
+
+
+class PauseAt(Callback):
+    """The kill-and-resume tests' hook: hold (`hold`) at one point of the fit checkpointed as `fit`:
+    `<fit>:step:<n>` (after optimiser step n), `<fit>:write:<n>` (state n's tensors are written, its
+    JSON is not yet; `point` is the States' `on_write`) or `<fit>:task:<k>` (task k is learnt and saved)."""
+
+    def __init__(self, fit: str, where: str) -> None:
+        self.fit, self.where = fit, where
+        name, _, step = where.rpartition(":step:")
+        self.step = int(step) if name == fit and step.isdigit() else 0
+
+    @classmethod
+    def from_env(cls, fit: str) -> PauseAt | None:
+        """The point named by the environment variable LIFELONG_PAUSE_AT, if it is one of `fit`'s."""
+        where = os.environ.get(PAUSE_ENV, "")
+        return cls(fit, where) if where.startswith(f"{fit}:") else None
+
+    @property
+    def wants_steps(self) -> bool:
+        return self.step > 0
+
+    def point(self, where: str) -> None:
+        if where == self.where:
+            hold(where)
+
+    def on_step(self, trainer: Trainer) -> None:
+        if trainer.step == self.step:
+            hold(self.where)
+
+    def on_task_end(self, trainer: Trainer, task: Task) -> None:
+        self.point(f"{self.fit}:task:{task.id}")
+
+
+class Checkpointing(Callback):
+    """Saves and restores a fit's state (see the module's docstring) for `fit(stream, resume=True)`: on
+    the CPU, a resumed fit's result is identical to that of an uninterrupted one. A state saved inside a
+    task is restored in two parts: its base (the state at the task's start) by `restore`, so that the
+    Trainer sets the task up again exactly as it did, the rest by `resume_task` once the task's
+    optimiser exists."""
+
+    def __init__(self, path: str | Path, every: int = 0) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ConfigError(f"`checkpoint_every` must be a whole number of steps >= 0, got {every!r}",
+                              "checkpoint_every")
+        self.path, self.every = Path(path), every
+        self.pause = PauseAt.from_env(self.path.name)
+        self.states = States(f"{path}.resume", self.path.name, self.pause.point if self.pause else None)
+        self.base: int | None = None  # the number of the state saved at the current task's start
+        self.pending: Saved | None = None  # a state inside a task, for `resume_task`
+
+    @property
+    def wants_steps(self) -> bool:
+        return self.every > 0
+
+    def start(self, trainer: Trainer) -> None:
+        """A fresh fit: delete an earlier fit's states and save the state at the start."""
+        self.states.clear()
+        self.pending = None
+        self.base = self.states.save(*self.snapshot(trainer))
+
+    def on_step(self, trainer: Trainer) -> None:
+        if trainer.step % self.every == 0:
+            self.save_step(trainer)
+
+    def on_task_end(self, trainer: Trainer, task: Task) -> None:
+        progress = trainer.progress
+        save_checkpoint(self.path, trainer.model, trainer.strategy, {
+            "task": task.id, "seed": trainer.seed, "matrix": progress.matrix, "reference": progress.reference})
+        self.base = self.states.save(*self.snapshot(trainer))
+
+    def setup(self, trainer: Trainer) -> dict[str, Any]:
+        """What a saved state must agree on with the fit that resumes from it (as JSON reads it back)."""
+        s = trainer.stream
+        return json.loads(json.dumps({
+            "seed": trainer.seed, "epochs": trainer.epochs, "batch_size": trainer.batch_size, "lr": trainer.lr,
+            "optimizer": trainer.optimizer_name, "momentum": trainer.momentum, "weight_decay": trainer.weight_decay,
+            "strategy": [c.name for c in trainer.strategy.children()], "options": trainer.strategy.options(),
+            "stream": [s.name, s.scenario, len(s), s.n_outputs, [len(t.train) for t in s]],
+        }, default=str))
+
+    def snapshot(self, trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The model, strategy and random states, the counters and the results so far."""
+        strategy_tensors, strategy_values = split_state(trainer.strategy.state_dict(), "strategy.")
+        rng_tensors, rng_values = rng_state(trainer.generator)
+        model_tensors, _ = split_state(trainer.model.state_dict(), "model.")
+        return {**model_tensors, **strategy_tensors, **rng_tensors}, {
+            "setup": self.setup(trainer), "progress": dataclasses.asdict(trainer.progress), "rng": rng_values,
+            "samples_seen": trainer.samples_seen, "step": trainer.step, "strategy_values": strategy_values}
+
+    def save_step(self, trainer: Trainer) -> None:
+        """Save the state inside a task: the snapshot plus the optimiser and the position in the epoch."""
+        assert trainer.optimizer is not None and trainer.position is not None
+        pos = trainer.position
+        tensors, values = self.snapshot(trainer)
+        tensors |= {"epoch.perm": pos.perm, "epoch.total": pos.total}
+        optimizer: dict[str, Any] = {}
+        for i, state in trainer.optimizer.state_dict()["state"].items():
+            opt_tensors, optimizer[str(i)] = split_state(state, f"optimizer.{i}.")
+            tensors |= opt_tensors
+        n_batches = trainer.step - pos.first_step
+        values |= {"optimizer": optimizer, "position": {
+            "epoch": pos.epoch, "batch": n_batches * trainer.batch_size, "n_batches": n_batches,
+            "epoch_losses": list(pos.losses), "elapsed": time.perf_counter() - pos.started}}
+        self.states.save(tensors, values, base=self.base)
+
+    def _load(self, trainer: Trainer, tensors: dict[str, Tensor], values: dict[str, Any]) -> None:
+        """Load a saved state's model, strategy, random states and counters into `trainer`."""
+        try:
+            trainer.model.load_state_dict(strip_prefix(tensors, "model."))
+        except RuntimeError as err:
+            raise ConfigError(f"the states in {self.states.folder} were saved for another model "
+                              f"({str(err).splitlines()[0]}): resume with the same model, or start over") from None
+        state = {k: v.to(trainer.device) for k, v in strip_prefix(tensors, "strategy.").items()}
+        trainer.strategy.load_state_dict({**state, **values["strategy_values"]})
+        set_rng_state(trainer.generator, tensors, values["rng"])
+        trainer.samples_seen, trainer.step = values["samples_seen"], values["step"]
+
+    def restore(self, trainer: Trainer) -> Progress | None:
+        """Load the newest intact state's base into `trainer`; its progress, or None if none was saved."""
+        chain = self.states.latest()
+        if not chain:
+            return None
+        n, tensors, values = chain[0]
+        saved, ours = values["setup"], self.setup(trainer)
+        for key, value in ours.items():
+            if saved.get(key) != value:
+                raise ConfigError(f"the states in {self.states.folder} were saved by a fit with another {key} "
+                                  f"({saved.get(key)} there, {value} here): resume with the same setup, or start over")
+        self._load(trainer, tensors, values)
+        self.base, self.pending = n, chain[1] if len(chain) > 1 else None
+        return Progress(**values["progress"])
+
+    def elapsed(self) -> float:
+        """The seconds a resumed task had taken before it was interrupted (0 for a task started afresh)."""
+        return self.pending[2]["position"]["elapsed"] if self.pending else 0.0
+
+    def resume_task(self, trainer: Trainer) -> tuple[list[float], int, dict[str, Any]] | None:
+        """Load the pending state inside a task (None if there is none): returns the task's epoch losses
+        so far, the epoch it was in and the position in that epoch."""
+        if self.pending is None:
+            return None
+        assert trainer.optimizer is not None
+        _, tensors, values = self.pending
+        self.pending = None
+        self._load(trainer, tensors, values)
+        optimizer: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in values["optimizer"].items()}
+        for key, v in strip_prefix(tensors, "optimizer.").items():
+            i, name = key.split(".", 1)
+            optimizer[int(i)][name] = v
+        state = trainer.optimizer.state_dict()
+        state["state"] = optimizer
+        trainer.optimizer.load_state_dict(state)
+        pos = values["position"]
+        cursor = {"perm": tensors["epoch.perm"], "total": tensors["epoch.total"], "batch": pos["batch"],
+                  "n_batches": pos["n_batches"]}
+        return list(pos["epoch_losses"]), pos["epoch"], cursor
