@@ -20,7 +20,7 @@ data:
 demo: install data
 	$(BIN)/lifelong run
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 
 lint: install

@@ -28,7 +28,8 @@ import statistics
 import torch
 
 from lifelong.tables import markdown_table
-from lifelong.transfer.adaptation import SCORERS, AdaptConfig, domain_pair, grid_scores, run_adaptation, summary
+from lifelong.experiment.adapt import AdaptConfig, grid_scores, run_adaptation, summary
+from lifelong.transfer.adaptation import SCORERS, domain_pair
 from lifelong.transfer.adaptation.selection import ranked
 
 PAIRS = {"fmnist-rot30": ("fmnist", 2), "fmnist-scale75": ("fmnist", 2), "fmnist-noise": ("fmnist", 2),

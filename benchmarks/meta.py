@@ -31,7 +31,7 @@ from torch.func import vmap
 
 from lifelong.data.episodes import Episodes
 from lifelong.meta import ProtoNet, evaluate, meta_test_episodes
-from lifelong.meta.experiment import MetaConfig, make_learner, run_meta, summary
+from lifelong.experiment.meta import MetaConfig, make_learner, run_meta, summary
 from lifelong.tables import text_table
 
 

@@ -38,7 +38,8 @@ import torch
 import lifelong as ll
 from lifelong.errors import ConfigError
 from lifelong.tables import curve_rows, markdown_table
-from lifelong.transfer import TRANSFER_METHODS, CurveConfig, few_shot, fit_head, fit_method, learning_curve, pretrain
+from lifelong.experiment import CurveConfig, learning_curve
+from lifelong.transfer import TRANSFER_METHODS, few_shot, fit_head, fit_method, pretrain
 from lifelong.transfer.features import cache
 
 

@@ -3,19 +3,17 @@ checks, and errors that name the Python argument in the API and the flag on the 
 
 import argparse
 import dataclasses
+import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from lifelong import cli
-from lifelong.commands import EXPERIMENTS
-from lifelong.configs import add_options, build, check_types, flag, option
+from lifelong.configs import add_options, argument_type, boolean, build, check_types, flag, ints, option
 from lifelong.errors import ConfigError
-from lifelong.experiment import RunConfig, run
-from lifelong.meta.experiment import MetaConfig
-from lifelong.transfer.adaptation.run import AdaptConfig, AdaptExperiment
-from lifelong.transfer.curve import CurveConfig
+from lifelong.experiment import EXPERIMENTS, AdaptConfig, AdaptExperiment, CurveConfig, MetaConfig, RunConfig, run
 
 
 @dataclass
@@ -47,6 +45,25 @@ def test_each_field_is_a_flag_with_its_type_and_help():
     assert build(Toy, {"names": "x,y", "shots": [1, "all"]}) == Toy(names=["x", "y"], shots=[1, None])
     with pytest.raises(SystemExit):
         p.parse_args(["--steps", "two"])
+
+
+class Method:
+    def __init__(self, lam: float = 1.0, layer: str | None = None, steps: int | None = None, gated: bool = False,
+                 hidden: Sequence[int] = (100,), name="x", other=None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("arg, parse", [("lam", float), ("layer", str), ("steps", int), ("gated", boolean),
+                                        ("hidden", ints), ("name", str), ("other", str)])
+def test_a_hyper_parameter_flag_parses_as_its_default_or_else_its_type_hint(arg, parse):
+    param = inspect.signature(Method).parameters[arg]
+    assert argument_type(Method, param) is parse  # a None default: `str | None` parses as str, not NoneType
+
+
+def test_a_method_option_with_a_none_default_parses_on_the_command_line():
+    args = cli.parser().parse_args(["adapt", "--dann-layer", "model.x", "--coral-layer", "features.1"])
+    assert (args.dann_layer, args.coral_layer) == ("model.x", "features.1")
+    assert cli.build_config(args).method_options == {"dann": {"layer": "model.x"}, "coral": {"layer": "features.1"}}
 
 
 def test_a_field_added_to_a_config_appears_on_the_command_line(monkeypatch, capsys):

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from lifelong.commands import SCHEMAS
 from lifelong.errors import ConfigError
-from lifelong.experiment import RunConfig, load_results, run
+from lifelong.experiment import SCHEMAS, RunConfig, load_results, run
 from lifelong import suite as suite_module
 from lifelong.files import exclusive
 from lifelong.report import write_report

@@ -9,14 +9,16 @@ one raises `lifelong.extras.MissingExtra`, naming the extra to install.
 
 __version__ = "0.1.0"
 
-from . import data, meta, metrics, models, strategies, transfer
+from . import data, memory, meta, metrics, models, strategies, transfer
 from . import data as datasets
 from . import data as scenarios
 from .errors import ConfigError, DataError, LifelongError, TrainingError
 from .strategies import Compose, Strategy
+from .checkpointing import Callback
 from .training import Result, Trainer
 
 __all__ = [
-    "ConfigError", "Compose", "DataError", "LifelongError", "Result", "Strategy", "Trainer", "TrainingError",
-    "data", "datasets", "meta", "metrics", "models", "scenarios", "strategies", "transfer", "__version__",
+    "Callback", "ConfigError", "Compose", "DataError", "LifelongError", "Result", "Strategy", "Trainer",
+    "TrainingError", "data", "datasets", "memory", "meta", "metrics", "models", "scenarios", "strategies",
+    "transfer", "__version__",
 ]

@@ -102,7 +102,9 @@ def rng_state(generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, 
     tensors = {"rng.torch": torch.get_rng_state(), "rng.generator": generator.get_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # type: ignore[misc]
+    state = np.random.get_state()
+    assert isinstance(state, tuple)  # the legacy form, the default
+    kind, keys, pos, has_gauss, gauss = state
     tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
     version, words, py_gauss = random.getstate()
     return tensors, {"numpy": [kind, int(pos), int(has_gauss), float(gauss)],

@@ -1,5 +1,5 @@
 """Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `bench`, `report` and `list`.
-A thin front over the library: each computing command is an `Experiment` (`commands.EXPERIMENTS`)
+A thin front over the library: each computing command is an `Experiment` (`experiment.EXPERIMENTS`)
 whose config dataclass gives its options (`configs.add_options`); nothing else lives here."""
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .commands import EXPERIMENTS
-from .configs import add_options, boolean, build, flag, ints
+from .configs import add_options, argument_type, build, flag
 from .data import BENCHMARKS, DATASETS, SCENARIOS
 from .errors import ConfigError, LifelongError
-from .experiment import Experiment, check_unfinished, claim_out_dir, resumable
+from .experiment import EXPERIMENTS, Experiment, check_unfinished, claim_out_dir, resumable
 from .files import exclusive, read_yaml
 from .meta import META_BENCHMARKS, META_LEARNERS
 from .models import MODELS
@@ -73,11 +72,9 @@ def method_options(experiment: type[Experiment]) -> dict[str, tuple[str, str, in
 def _add_method_options(p: argparse.ArgumentParser, experiment: type[Experiment], registry: Registry) -> None:
     group = p.add_argument_group(f"{registry.kind} options")
     for dest, (name, _, param) in method_options(experiment).items():
-        default = param.default
-        kind = boolean if isinstance(default, bool) else ints if isinstance(default, (tuple, list)) else \
-            type(default) if default is not inspect.Parameter.empty else str
+        kind = argument_type(registry.get(name).factory, param)
         group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=kind, default=argparse.SUPPRESS,
-                           help=f"{name} option (default {default})")
+                           help=f"{name} option (default {param.default})")
 
 
 def _add_experiment(sub: Any, experiment: type[Experiment]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import inspect
 import operator
 import types
 import typing
@@ -85,6 +86,24 @@ def _parser_of(hint: Any) -> tuple[Callable[[str], Any], bool]:
         return shots if optional else {int: ints, str: names}.get(item, names), item is str
     simple: dict[Any, Callable[[str], Any]] = {bool: boolean, int: int, float: float}
     return simple.get(kind, str), False
+
+
+def argument_type(cls: type, param: inspect.Parameter) -> Callable[[str], Any]:
+    """The argparse `type` of the constructor argument `param` of `cls` (a strategy's or a method's
+    hyper-parameter, e.g. --ewc-lambda): from its default (a bool: true/false, a list or tuple: whole
+    numbers "1,2"), or, when the default is None or missing, from its type hint (`str | None`: str)."""
+    default = param.default
+    if isinstance(default, bool):
+        return boolean
+    if isinstance(default, (tuple, list)):
+        return ints
+    if default is not None and default is not inspect.Parameter.empty:
+        return type(default)
+    try:
+        hint = typing.get_type_hints(cls.__init__)[param.name]  # type: ignore[misc]
+    except (NameError, KeyError):  # a hint naming a type-checking-only import, or none
+        return str
+    return _parser_of(hint)[0]
 
 
 def _shown(value: Any) -> str:

@@ -122,7 +122,7 @@ class Buffer:
         sorted_key, order = key.sort(stable=True)
         rank = torch.empty_like(key).scatter_(  # position of each sample among its key's in the batch
             0, order, torch.arange(b, device=dev) - torch.searchsorted(sorted_key, sorted_key))
-        self.keys_offered |= arrivals > 0
+        self.keys_offered.logical_or_(arrivals > 0)
         n_offered = self.keys_offered.sum()
         quota = (cap + n_offered - 1) // n_offered
         take = torch.minimum((quota - counts).clamp(min=0), arrivals)

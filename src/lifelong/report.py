@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, LifelongError
-from .commands import SCHEMAS
-from .commands import summary as command_summary
-from .experiment import RESULTS_SCHEMA, load_results
+from .experiment import RESULTS_SCHEMA, SCHEMAS, load_results
+from .experiment.commands import summary as command_summary
 from .files import atomic_write_bytes
 from .metrics import mean_std
 from .plots import plot_curves, plot_matrix, plot_scatter, save_png
@@ -75,7 +74,7 @@ def collect(dirs: list[Path]) -> list[Section]:
     for path in find_results(dirs):
         data = load_results(path, SCHEMAS)
         if data["schema"] != RESULTS_SCHEMA:
-            continue  # another command's run folder: a section of its own (`commands.summary`)
+            continue  # another command's run folder: a section of its own (`experiment.commands.summary`)
         options = data.get("config", {}).get("strategy_options", {})
         try:
             for rec in data["runs"]:

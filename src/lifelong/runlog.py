@@ -8,13 +8,12 @@ of every epoch of every task) and `matrix.csv` (the accuracy matrix, long format
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .extras import need
 from .files import atomic_write_bytes
 
 METRIC_KEYS = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy", "train_seconds", "samples_per_second",
@@ -44,10 +43,9 @@ def write_csv(out: Path, records: Sequence[dict[str, Any]]) -> None:
 
 
 def check_tensorboard() -> None:
-    """Refuse `--tensorboard` before any training when the package is missing."""
-    if importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError("`tensorboard` needs the tensorboard package: `pip install tensorboard`, "
-                          "or drop `tensorboard` (CSV logs are always written)", "tensorboard")
+    """Refuse `tensorboard` logs before any training when the package is missing (`MissingExtra`, which
+    names the extra to install)."""
+    need("tensorboard", "tensorboard")
 
 
 def write_tensorboard(out: Path, records: Sequence[dict[str, Any]]) -> None:

@@ -52,11 +52,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .commands import EXPERIMENTS
 from .configs import build
 from .data import BENCHMARKS
 from .errors import ConfigError, FolderBusy
-from .experiment import RunConfig, check_out_dir, config_keys, make_strategy
+from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys, make_strategy
 from .files import exclusive, read_yaml
 from .strategies import STRATEGIES, hyper_parameters
 

@@ -49,8 +49,7 @@ def resolve_optimizer(strategy: Strategy, optimizer: str | OptimizerFactory | No
             if given:
                 raise ConfigError(f"`{what}` is for the named optimizers: set it in your `optimizer` factory", what)
         return getattr(optimizer, "__qualname__", type(optimizer).__name__), None, optimizer
-    own = next((c.default_optimizer for c in strategy.children() if getattr(c, "default_optimizer", None)),
-               DEFAULT_OPTIMIZER)
+    own = next((c.default_optimizer for c in strategy.children() if c.default_optimizer), DEFAULT_OPTIMIZER)
     name = optimizer or own[0]
     lr = lr if lr is not None else (own[1] if name == own[0] else DEFAULT_OPTIMIZER[1])
     if name not in OPTIMIZERS:
@@ -295,7 +294,7 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         self.train_data = data
         hooks = {h: overrides(self.strategy, h) for h in HOOKS}
-        self.bar.total += math.ceil(len(data) / self.batch_size) * epochs
+        self.bar.total = (self.bar.total or 0) + math.ceil(len(data) / self.batch_size) * epochs
         resumed = self.checkpointing.resume_task(self) if main and self.checkpointing else None
         out, first, cursor = resumed or ([], 0, None)
         on_step = [c.on_step for c in self.callbacks if c.wants_steps] if main else []
@@ -385,10 +384,9 @@ class Trainer:
         if self.device.type == "cpu":
             return stream
 
-        def move(split: Split | None) -> Split | None:
-            return split.to(self.device) if split is not None else None
-
-        tasks = [dataclasses.replace(t, train=move(t.train), test=move(t.test), valid=move(t.valid)) for t in stream]
+        dev = self.device
+        tasks = [dataclasses.replace(t, train=t.train.to(dev), test=t.test.to(dev),
+                                     valid=t.valid.to(dev) if t.valid is not None else None) for t in stream]
         return dataclasses.replace(stream, tasks=tasks)
 
 

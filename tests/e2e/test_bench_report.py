@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lifelong.cli import main
 from lifelong.experiment import load_results

@@ -8,11 +8,10 @@ import sys
 import pytest
 import torch
 
-from lifelong import cli, experiment
-from lifelong.commands import EXPERIMENTS
+from lifelong import cli
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
-from lifelong.experiment import RECORD_KEYS, RESULTS_SCHEMA, load_results, make_strategy
+from lifelong.experiment import EXPERIMENTS, RECORD_KEYS, RESULTS_SCHEMA, continual, load_results, make_strategy
 
 FAST = ["--benchmark", "split-digits", "--hidden", "64", "--batch-size", "16", "--epochs", "2"]
 
@@ -58,8 +57,8 @@ def test_threads_option_sets_records_and_restores_pytorch_threads(capsys, tmp_pa
     before = torch.get_num_threads()
     want = 1 if before != 1 else 2
     seen = []
-    real = experiment.run
-    monkeypatch.setattr(experiment, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = continual.run
+    monkeypatch.setattr(continual, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     assert run_cli(capsys, "--strategy", "naive", "--threads", str(want), "--out", str(tmp_path / "run"))[0] == 0
     assert seen == [want] and torch.get_num_threads() == before  # set for the command, then restored
     environment = load_results(tmp_path / "run" / "results.json")["environment"]

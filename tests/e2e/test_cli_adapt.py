@@ -6,7 +6,8 @@ import pytest
 
 from lifelong.cli import main
 from lifelong.data.sources import fashion_mnist_dirs
-from lifelong.transfer.adaptation import GRIDS, RECORD_KEYS
+from lifelong.experiment.adapt import RECORD_KEYS
+from lifelong.transfer.adaptation import GRIDS
 
 have_fmnist = any(any(d.glob("t10k-labels-idx1-ubyte*")) for d in fashion_mnist_dirs() if d.is_dir())
 FAST = ["--source", "fmnist", "--target", "fmnist-invert", "--hidden", "16", "--epochs", "1", "--batch-size", "512"]

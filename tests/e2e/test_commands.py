@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lifelong.cli import _strategy_line, main
-from lifelong.commands import EXPERIMENTS
+from lifelong.experiment import EXPERIMENTS
 from lifelong.registry import Registry
 from lifelong.strategies import STRATEGIES
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lifelong.cli import main
-from lifelong.meta.experiment import RECORD_KEYS
+from lifelong.experiment.meta import RECORD_KEYS
 
 FAST = ["--iterations", "5", "--eval-tasks", "20", "--hidden", "16", "--valid-tasks", "5"]
 

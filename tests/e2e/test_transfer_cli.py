@@ -7,7 +7,7 @@ import torch
 
 from lifelong.cli import main
 from lifelong.models import load
-from lifelong.transfer.curve import RECORD_KEYS
+from lifelong.experiment.transfer import RECORD_KEYS
 
 PRETRAIN = ["pretrain", "--benchmark", "digits:0-4", "--model", "mlp", "--hidden", "32", "--epochs", "3",
             "--batch-size", "32"]

@@ -1,11 +1,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lifelong.errors import ConfigError
-from lifelong.meta import ANIL, FOMAML, MAML, evaluate, inner_loop, sinusoid
-from lifelong.models import mlp
+from lifelong.meta import ANIL, FOMAML, MAML, TaskSet, evaluate, inner_loop, sinusoid
+from lifelong.models import External, mlp
 
+from ..models.standins import TinyTimm
 from .conftest import regression_tasks, tiny_net
 
 
@@ -94,6 +96,16 @@ def test_anil_adapts_only_the_head_but_meta_learns_the_body(toy_episodes):
     numeric = finite_difference(learner, toy_episodes)
     analytic = torch.cat([p.grad.flatten() for p in learner.model.parameters()])
     assert torch.allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_anil_adapts_the_classifier_of_a_wrapped_timm_model_wherever_it_sits():
+    """The head is `get_classifier()`, found by identity: a timm model wrapped in `External` holds it as
+    `model.fc`, and its `head` attribute is a view of it that names no parameter."""
+    model = External(TinyTimm(num_classes=1, in_chans=1), (1, 4, 4), in_channels=1)
+    learner = ANIL(model, TaskSet("toy", "regression", None, None, (1, 4, 4), 1))
+    assert set(learner.adapted()) == {"model.fc.weight", "model.fc.bias"}
+    with pytest.raises(ConfigError, match="no get_classifier"):
+        ANIL(nn.Sequential(nn.Linear(2, 1)), regression_tasks())
 
 
 def test_meta_training_lowers_the_post_adaptation_mse():

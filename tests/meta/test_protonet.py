@@ -5,7 +5,7 @@ from torch import nn
 from lifelong.data.episodes import Episodes
 from lifelong.errors import ConfigError
 from lifelong.meta import ProtoNet, TaskSet, evaluate, fewshot
-from lifelong.models import Net, mlp
+from lifelong.models import Net, mlp, pre_logits, resnet18
 
 from .conftest import regression_tasks
 
@@ -53,3 +53,15 @@ def test_protonet_learns_unseen_classes(tagged_ds):
 def test_refuses_regression():
     with pytest.raises(ConfigError, match="classification tasks only"):
         ProtoNet(identity_net(), regression_tasks())
+
+
+def test_the_embedding_of_a_pooling_model_is_its_pre_logits():
+    """resnet18's forward_features are unpooled maps: the prototypes are means of the pooled pre-logits."""
+    torch.manual_seed(0)
+    model = resnet18(3, in_channels=1)
+    learner = ProtoNet(model, TaskSet("toy", "classification", None, None, (1, 4, 4), 3))
+    xs, ys, xq = torch.randn(1, 3, 1, 4, 4), torch.tensor([[0, 1, 2]]), torch.randn(1, 4, 1, 4, 4)
+    f = pre_logits(model, torch.cat([xs[0], xq[0]]))
+    expected = -torch.cdist(f[3:], f[:3]).pow(2)  # 1 shot: the prototypes are the support embeddings
+    out = learner.predict(Episodes(xs, ys, xq, torch.zeros(1, 4, dtype=torch.long)), steps=0)
+    assert torch.allclose(out[0], expected, atol=1e-4)

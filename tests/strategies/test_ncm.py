@@ -37,3 +37,19 @@ def test_unseen_classes_are_never_predicted(digits_stream):
     again = NCM()
     again.load_state_dict(state)
     assert torch.equal(again.means, ncm.means)
+
+
+def test_a_pooling_model_is_fitted_and_predicted_on_its_pre_logits():
+    """resnet18's forward_features are unpooled maps: the means and the prediction both use the pooled
+    pre-logits, the classifier's input."""
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 1, 4, 4), torch.arange(12) % 3
+    stream = ll.data.from_tasks([(ll.data.Split(x, y), ll.data.Split(x, y))], scenario="class")
+    model = ll.models.resnet18(3, in_channels=1).eval()
+    ncm = NCM()
+    ncm.attach(ll.Trainer(model, ncm), stream)
+    ncm.after_task(stream[0])
+    with torch.no_grad():
+        z = ll.models.pre_logits(model, x)
+        assert torch.allclose(ncm.means, torch.stack([z[y == k].mean(0) for k in range(3)]), atol=1e-5)
+        assert torch.equal(ncm.predict(x, None).argmax(1), torch.cdist(z, ncm.means).argmin(1))

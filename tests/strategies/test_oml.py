@@ -60,8 +60,26 @@ def test_the_optimiser_steps_on_the_meta_gradient(digits_stream):
 def test_oml_forgets_less_than_naive_and_refuses_a_model_without_a_linear_head(digits_stream):
     fit = lambda s: ll.Trainer(small_mlp(digits_stream), s, batch_size=16, seed=0).fit(digits_stream)  # noqa: E731
     assert fit(OML()).metrics["acc"] > fit(Naive()).metrics["acc"] + 0.2
-    with pytest.raises(ll.ConfigError, match="linear head"):
+    with pytest.raises(ll.ConfigError, match="timm's contract"):
         ll.Trainer(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), OML()).fit(digits_stream)
+    no_bias = ll.models.Net(nn.Flatten(), nn.Linear(64, 10, bias=False))
+    with pytest.raises(ll.ConfigError, match="classifier is a linear layer with a bias"):
+        ll.Trainer(no_bias, OML()).fit(digits_stream)
+
+
+def test_the_representation_is_the_pre_logits_and_the_head_the_classifier_of_a_pooling_model():
+    """resnet18 pools in forward_head and holds its classifier in `fc`: with inner_lr 0 (the head unchanged
+    by its online steps) the meta-loss is the cross-entropy of fc on the pooled pre-logits of b and m."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 4, 4), torch.arange(8) % 4
+    stream = ll.data.from_tasks([(ll.data.Split(x, y), ll.data.Split(x, y))], scenario="class")
+    model = ll.models.resnet18(4, in_channels=1).eval()
+    strategy = OML(inner_lr=0.0, inner_steps=2)
+    strategy.attach(ll.Trainer(model, strategy), stream)
+    t = torch.zeros(8, dtype=torch.long)
+    strategy.incoming, strategy.replayed = (x[:5], y[:5], t[:5]), (x[5:], y[5:], t[5:])
+    expected = F.cross_entropy(model.fc(ll.models.pre_logits(model, x)), y)
+    assert torch.allclose(strategy.meta_loss(), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs", [{"inner_lr": -1.0}, {"inner_steps": 0}, {"replay_batch_size": 0}])

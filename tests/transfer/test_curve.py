@@ -5,8 +5,9 @@ import torch
 
 import lifelong as ll
 from lifelong.errors import ConfigError, DataError
-from lifelong.transfer import TRANSFER_METHODS, CurveConfig, few_shot, learning_curve
-from lifelong.transfer.curve import RECORD_KEYS
+from lifelong.experiment import CurveConfig, learning_curve
+from lifelong.experiment.transfer import RECORD_KEYS
+from lifelong.transfer import TRANSFER_METHODS, few_shot
 
 
 def test_few_shot_takes_k_per_class_from_the_seed(digits):

@@ -1,10 +1,14 @@
 """Feature extraction: features computed once, heads on them, the logistic probe."""
 
+import re
+import sys
+
 import pytest
 import torch
 
 import lifelong as ll
 from lifelong.errors import ConfigError
+from lifelong.extras import MissingExtra
 from lifelong.transfer import feature_extraction, fit_head
 
 
@@ -47,6 +51,14 @@ def test_logistic_probe_matches_scikit_learn_probabilities():
         with torch.no_grad():
             mine = torch.softmax(head(test.x).double(), 1).numpy()
         assert mine == pytest.approx(ref.predict_proba(test.x.double().numpy()), abs=1e-4)
+
+
+@pytest.mark.parametrize("head", ["logistic", "l2n"])
+def test_a_logistic_probe_without_scikit_learn_names_the_extra(monkeypatch, head):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if not installed
+    split = ll.data.Split(torch.randn(8, 3), torch.arange(8) % 2)
+    with pytest.raises(MissingExtra, match=re.escape("pip install 'lifelong[sklearn]'")):
+        fit_head(split, split, 2, head=head)
 
 
 def test_l2n_probe_is_the_probe_of_normalised_features_so_feature_norms_do_not_count():

@@ -71,6 +71,23 @@ def test_gradual_unfreezing_keeps_one_optimiser_and_each_groups_adam_state(digit
     assert steps == {"head": {8}, "features.3": {6}, "features.1": {4}}
 
 
+def test_an_optimiser_factory_gets_the_layer_wise_rates_as_scales_of_its_own(digits):
+    """With `optimizer=factory`, each group's rate is the factory's times its "lr_scale": the same fit as the
+    named optimiser at that rate (lr_decay 2: the scales are exact), with gradual unfreezing too."""
+    part = digits.train.subset(torch.arange(64))
+    factory = lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.5)  # noqa: E731
+    for gradual in (False, True):
+        named, made = small_model(), small_model()
+        a = FineTuner(named, optimizer="sgd", lr=0.1, momentum=0.5, lr_decay=2.0, gradual=gradual, epochs=3,
+                      batch_size=32)
+        b = FineTuner(made, optimizer=factory, lr_decay=2.0, gradual=gradual, epochs=3, batch_size=32)
+        a.fit(ll.data.from_tasks([(part, digits.test)]))
+        b.fit(ll.data.from_tasks([(part, digits.test)]))
+        assert [g["lr"] for g in b.optimizer.param_groups] == [g["lr"] for g in a.optimizer.param_groups]
+        assert sorted(g["lr"] for g in b.optimizer.param_groups) == [0.025, 0.05, 0.1]
+        assert all(torch.equal(p, q) for p, q in zip(named.parameters(), made.parameters()))
+
+
 def test_finetune_puts_a_fresh_head_for_the_target(digits):
     model = small_model()
     target = ll.data.select_classes(digits, [0, 1, 2])

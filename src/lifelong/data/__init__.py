@@ -6,11 +6,11 @@ from .idx import parse_idx, read_idx
 from .images import LazyImages, image_folder
 from .scenarios import from_tasks, permuted, rotate, rotated, split
 from .sources import arrays, csv, digits, digits28, fashion_mnist, mnist1d
-from .stream import SCENARIOS, Dataset, Split, Stream, Task, stratified_split
+from .stream import SCENARIOS, Dataset, Features, Split, Stream, Task, stratified_split
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "benchmark", "DATASETS", "NamedDataset", "dataset", "select_classes",
     "parse_idx", "read_idx", "LazyImages", "image_folder",
     "from_tasks", "permuted", "rotate", "rotated", "split", "arrays", "csv", "digits", "digits28",
-    "fashion_mnist", "mnist1d", "SCENARIOS", "Dataset", "Split", "Stream", "Task", "stratified_split",
+    "fashion_mnist", "mnist1d", "SCENARIOS", "Dataset", "Features", "Split", "Stream", "Task", "stratified_split",
 ]

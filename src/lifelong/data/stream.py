@@ -75,6 +75,16 @@ class Split:
 
 
 @dataclass
+class Features(Split):
+    """A Split whose inputs are one tensor in memory: features computed once (`models.extract`)."""
+
+    x: Tensor
+
+    def subset(self, idx: Tensor) -> Features:
+        return Features(self.x[idx], self.y[idx])
+
+
+@dataclass
 class Dataset:
     """A labelled data set with a train and a test split; labels are 0..num_classes-1."""
 

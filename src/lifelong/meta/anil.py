@@ -14,17 +14,20 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from ..models import HasClassifier, classifier_name, no_classifier
 from .base import Params
 from .maml import MAML
 from .tasks import TaskSet
 
 
 def head_name(model: nn.Module) -> str:
-    """The attribute name of the model's linear head."""
-    for name in ("fc", "head"):  # ResNet18's `head` is a property over `fc`
-        if isinstance(getattr(model, name, None), nn.Linear):
-            return name
-    raise ConfigError(f"{type(model).__name__} has no linear `head`: use an mlp or cnn model")
+    """The dotted module name of the model's linear classifier (`get_classifier()`: "head", "fc", "model.fc")."""
+    if not isinstance(model, HasClassifier):
+        raise no_classifier(model)
+    if not isinstance(model.get_classifier(), nn.Linear):
+        raise ConfigError(f"{type(model).__name__}'s classifier is not a linear layer: use an mlp or cnn model",
+                          "model")
+    return classifier_name(model)
 
 
 class ANIL(MAML):

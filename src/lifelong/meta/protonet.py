@@ -10,7 +10,8 @@ in the embedding normalises them with the statistics of the whole episode; embed
 prototypes would be normalised by the support set's own statistics (at 1 shot, those of N samples)
 and the queries by others, which shifts the one against the other.
 
-The embedding is the model's backbone (`forward_features` of lifelong's `Net`), not its head.
+The embedding is the model's pre-logits (`models.pre_logits`: the classifier's input, pooled features
+for a ResNet or a timm model), not its logits; a module without timm's contract is the embedding itself.
 Hyper-parameters: `meta_lr` 1e-3 (Adam, as in the paper), `meta_batch` episodes per step (the paper
 uses 1 episode of more ways; 4 here).
 """
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from ..data.episodes import Episodes
+from ..models import CONTRACT, pre_logits
 from .base import MetaLearner, check_positive
 from .tasks import TaskSet
 
@@ -41,8 +43,8 @@ class ProtoNet(MetaLearner):
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
 
     def embed(self, x: Tensor) -> Tensor:
-        f = getattr(self.model, "forward_features", self.model)
-        return f(x)
+        """f_phi(x): the model's pre-logits, or its output where it does not follow timm's contract."""
+        return pre_logits(self.model, x) if all(hasattr(self.model, n) for n in CONTRACT) else self.model(x)
 
     def logits(self, episodes: Episodes) -> Tensor:
         """-||f(x_q) - c_k||^2 for every query and class, shape (B, Q, N)."""

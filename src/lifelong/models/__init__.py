@@ -15,14 +15,16 @@ from .conv4 import conv4
 from .external import LIBRARIES, External, SplitClassifier, resolve
 from .heads import CL2N, HEADS, GrowingHead, grow_heads, with_head
 from .mlp import mlp
-from .net import (Backbone, Net, classifier_name, extract, forward_all, param_groups, pre_logits, set_classifier,
+from .net import (CONTRACT, Backbone, Contract, HasClassifier, Net, as_backbone, check_contract, classifier_name,
+                  contract_error, extract, forward_all, no_classifier, param_groups, pre_logits, set_classifier,
                   truncated)
 from .resnet import ResNet18, resnet18
 from .saved import info, load, load_backbone, save
 
-__all__ = ["CL2N", "HEADS", "LIBRARIES", "MODELS", "Backbone", "External", "GrowingHead", "Net", "ResNet18",
-           "SplitClassifier", "build", "classifier_name", "cnn", "conv4", "extract", "forward_all", "grow_heads",
-           "info", "load", "load_backbone", "mlp", "param_groups", "pre_logits", "resnet18", "save", "set_classifier",
+__all__ = ["CL2N", "CONTRACT", "HEADS", "LIBRARIES", "MODELS", "Backbone", "Contract", "External", "GrowingHead",
+           "HasClassifier", "Net", "ResNet18", "SplitClassifier", "as_backbone", "build", "check_contract",
+           "classifier_name", "cnn", "contract_error", "conv4", "extract", "forward_all", "grow_heads", "info", "load",
+           "load_backbone", "mlp", "no_classifier", "param_groups", "pre_logits", "resnet18", "save", "set_classifier",
            "truncated", "with_head"]
 
 

@@ -26,9 +26,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..extras import MissingExtra, need
-from .net import Backbone, classifier_name, param_groups
-
-CONTRACT = ("forward_features", "forward_head", "get_classifier", "reset_classifier", "num_features")
+from .net import Backbone, check_contract, classifier_name, param_groups
 
 
 class External(Backbone):
@@ -36,10 +34,7 @@ class External(Backbone):
     `in_channels`: the image channels `model` takes (a grey image is repeated over them)."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...], in_channels: int = 3) -> None:
-        missing = [name for name in CONTRACT if not hasattr(model, name)]
-        if missing:
-            raise ConfigError(f"{type(model).__name__} does not follow timm's model contract: it has no "
-                              f"{', '.join(missing)}")
+        check_contract(model)
         if len(input_shape) != 3 or input_shape[0] not in (1, in_channels):
             raise ConfigError(f"{type(model).__name__} takes images of {in_channels} channels (or grey ones), got "
                               f"input_shape {tuple(input_shape)}: use model='mlp' or 'cnn'", "model")

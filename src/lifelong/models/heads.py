@@ -43,6 +43,8 @@ HEADS = {"linear": "one linear layer over all output units (default)",
 class GrowingHead(nn.Linear):
     """A linear head whose units are active (give logits) only once `grow` was called with them."""
 
+    active: Tensor  # (out_features,) bool buffer: the units switched on
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
         self.register_buffer("active", torch.zeros(out_features, dtype=torch.bool))
@@ -92,6 +94,8 @@ def with_head(model: nn.Module, head: str) -> nn.Module:
 class CL2N(nn.Module):
     """z = (f - centre) / ||f - centre||_2 (SimpleShot's CL2N; L2N without a centre)."""
 
+    centre: Tensor | None  # buffer
+
     def __init__(self, centre: Tensor | None) -> None:
         super().__init__()
         self.register_buffer("centre", centre.detach().clone() if centre is not None else None)
@@ -107,7 +111,8 @@ def head_spec(head: nn.Module) -> dict[str, Any]:
     if isinstance(head, nn.Sequential) and len(head) == 2 and isinstance(head[0], CL2N) \
             and type(head[1]) is nn.Linear:
         return {"kind": "l2n" if head[0].centre is None else "cl2n"}
-    if type(head) is Net and all(type(m) in (nn.Flatten, nn.Linear, nn.ReLU) for m in head.features):
+    if type(head) is Net and isinstance(head.features, nn.Sequential) \
+            and all(type(m) in (nn.Flatten, nn.Linear, nn.ReLU) for m in head.features):
         return {"kind": "mlp", "hidden": [m.out_features for m in head.features if isinstance(m, nn.Linear)]}
     raise ConfigError(f"cannot describe a head of type {type(head).__name__} for saving: save models whose head "
                       "is a Linear, an L2N/CL2N probe or an MLP (or save the tensors with lifelong.checkpoint)")

@@ -17,29 +17,90 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from ..data import Split
+from ..data import Features, Split
 from ..errors import ConfigError
 
+M = TypeVar("M", bound=nn.Module)
+CONTRACT = ("forward_features", "forward_head", "get_classifier", "reset_classifier", "num_features")
 
-def channels_last(model: nn.Module) -> nn.Module:
+
+@runtime_checkable
+class HasClassifier(Protocol):
+    """A model that names its classifier (`get_classifier()`), the part of timm's contract that head swaps and
+    parameter groups need."""
+
+    def get_classifier(self) -> nn.Module: ...
+
+
+@runtime_checkable
+class Contract(HasClassifier, Protocol):
+    """timm's model contract (see above), for type checkers and `isinstance(model, Contract)`."""
+
+    @property
+    def num_features(self) -> int: ...
+
+    def forward_features(self, x: Tensor) -> Tensor: ...
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor: ...
+
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+
+def channels_last(model: M) -> M:
     """`model` with its 4-D weights (2-D convolutions) stored channels-last (NHWC), in place: PyTorch's CPU
     (oneDNN) convolutions then train about 1.5x and evaluate about 1.9x faster on the image CNN here
     (BENCHMARKS.md); values are unchanged, sums may round differently in the last bits. Its
     parameters have no flat `.view(-1)`: index them with masks or `reshape`."""
-    return model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's overloads omit it
+    return model
+
+
+def contract_error(model: object, user: str = "") -> ConfigError:
+    """The ConfigError for a `model` that does not follow timm's contract, naming what it lacks; `user`: who
+    needs it (in the message, e.g. "icarl")."""
+    missing = ", ".join(name for name in CONTRACT if not hasattr(model, name))
+    needs = f"{user} needs a model of timm's contract: " if user else ""
+    return ConfigError(f"{needs}{type(model).__name__} does not follow timm's model contract (it has no {missing}): "
+                       "use a lifelong.models network or a timm model", "model")
+
+
+def check_contract(model: nn.Module, user: str = "") -> None:
+    """Refuse a `model` that does not follow timm's contract (`contract_error`)."""
+    if not isinstance(model, Contract):
+        raise contract_error(model, user)
+
+
+def as_backbone(model: nn.Module, user: str) -> Backbone:
+    """`model` where it is a lifelong model (`Backbone`: head swaps, freezing), else a ConfigError naming `user`."""
+    if not isinstance(model, Backbone):
+        raise ConfigError(f"{user} needs a lifelong model (lifelong.models.build, or models.External around a "
+                          f"timm model), got a {type(model).__name__}", "model")
+    return model
 
 
 def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
     """The classifier's input for `x`: `forward_head(forward_features(x), pre_logits=True)`, (N, D)."""
-    return model.forward_head(model.forward_features(x), pre_logits=True)
+    features, head = getattr(model, "forward_features", None), getattr(model, "forward_head", None)
+    if features is None or head is None:  # (not isinstance(model, Contract): this runs every batch, and is cheaper)
+        raise contract_error(model)
+    return head(features(x), pre_logits=True)
+
+
+def no_classifier(model: object) -> ConfigError:
+    """The ConfigError for a `model` without `get_classifier()`."""
+    return ConfigError(f"{type(model).__name__} has no get_classifier() (timm's name for the classifier): use a "
+                       "lifelong.models network or a timm model", "model")
 
 
 def classifier_name(model: nn.Module) -> str:
     """The dotted name of `model.get_classifier()` among `model`'s modules ("head", "fc", "head.fc"...)."""
+    if not isinstance(model, HasClassifier):
+        raise no_classifier(model)
     classifier = model.get_classifier()
     name = next((n for n, m in model.named_modules() if m is classifier and n), None)
     if name is None:
@@ -61,6 +122,8 @@ def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     own = getattr(model, "param_groups", None)
     if callable(own):
         return own()
+    if not isinstance(model, HasClassifier):
+        raise no_classifier(model)
     head = list(model.get_classifier().parameters())
     taken = {id(p) for p in head}
     groups = {"<own>": [p for p in model.parameters(recurse=False) if id(p) not in taken]}
@@ -130,7 +193,7 @@ def forward_all(forward: Callable[[Tensor], Tensor], split: Split, device: torch
 
 
 @torch.no_grad()
-def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Split:
+def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Features:
     """The pre-logits (`pre_logits`) of every input of `split` (eval mode, in batches, on the model's
     device), with the same labels: features computed once, to train heads on. `cut` > 0 takes them
     `cut` modules lower in a sequential backbone (`features` of a `Net`): for `cnn`, cut=2 skips its last
@@ -152,12 +215,12 @@ def extract(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0)
         features = forward_all(forward, split, device, batch_size)
     finally:
         model.train(was_training)
-    return Split(features, split.y.to(device))
+    return Features(features, split.y.to(device))
 
 
 def truncated(body: nn.Sequential, cut: int) -> nn.Sequential:
     """`body` without its top `cut` modules, its output flattened to (N, D) (the modules are shared)."""
-    return nn.Sequential(*body[: len(body) - cut], nn.Flatten())
+    return nn.Sequential(*list(body)[: len(body) - cut], nn.Flatten())
 
 
 class Net(Backbone):
@@ -189,6 +252,9 @@ class Net(Backbone):
     def truncate(self, cut: int, width: int) -> None:
         """Drop the top `cut` modules of `features` (feature extraction puts the head lower, see `extract`);
         `width`: the width of what is left, the new `num_features`. The head is the caller's to replace."""
+        if not isinstance(self.features, nn.Sequential):
+            raise ConfigError(f"cannot cut {cut} layers from a {type(self.features).__name__} backbone: `cut` needs "
+                              "an mlp or cnn", "cut")
         self.features = truncated(self.features, cut)
         self.transfer_cut, self.features_cut, self.num_features = 0, self.features_cut + cut, width
 

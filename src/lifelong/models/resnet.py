@@ -44,6 +44,10 @@ class ResNet18(Backbone):
 
     head_name = "fc"
     num_features = 512
+    layer1: nn.Sequential  # the four stages, set in __init__ under torchvision's names
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, num_classes: int, in_channels: int = 3, small_input: bool = True) -> None:
         super().__init__()

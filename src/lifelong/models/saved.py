@@ -22,6 +22,7 @@ from torch import nn
 from ..checkpoint import load as load_checkpoint
 from ..checkpoint import save as save_checkpoint
 from ..errors import ConfigError, LifelongError
+from .net import Contract, HasClassifier, contract_error, no_classifier
 
 FORMAT = "lifelong.model/1"
 
@@ -39,6 +40,8 @@ def save(path: str | Path, model: nn.Module, *, architecture: dict[str, Any], cl
     from .heads import head_spec
 
     architecture = {k: v for k, v in architecture.items() if k not in ("features_cut", "head")}
+    if not isinstance(model, HasClassifier):
+        raise no_classifier(model)
     head = model.get_classifier()
     if getattr(model, "features_cut", 0) or type(head) is not nn.Linear:
         architecture |= {"features_cut": int(getattr(model, "features_cut", 0)), "head": head_spec(head)}
@@ -92,9 +95,13 @@ def _transferred_layout(model: nn.Module, cut: int, head: dict[str, Any], num_cl
     """Give a freshly built `model` the layout feature extraction left: `cut` top modules of its backbone
     dropped, and a head of `head`'s kind on the features below."""
     from .heads import build_head
-    from .net import truncated
+    from .net import Backbone, Net, truncated
 
+    if not isinstance(model, Backbone):
+        raise ValueError(f"a {type(model).__name__} cannot take a transferred head")
     if cut:
+        if not (isinstance(model, Net) and isinstance(model.features, nn.Sequential)):
+            raise ValueError(f"a {type(model).__name__} has no sequential backbone to cut")
         with torch.no_grad():
             width = truncated(model.features, cut).eval()(torch.zeros(1, *input_shape)).shape[1]
         model.truncate(cut, width)
@@ -110,5 +117,7 @@ def load_backbone(path: str | Path, input_shape: Sequence[int], n_outputs: int,
         raise ConfigError(f"the saved model {path} takes inputs of shape {shape}, the data has {tuple(input_shape)}: "
                           "use a backbone trained on data of the same shape")
     model = load(path, device)
+    if not isinstance(model, Contract):
+        raise contract_error(model)
     model.reset_classifier(n_outputs)
     return model.train()

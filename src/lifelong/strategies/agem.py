@@ -50,9 +50,9 @@ class AGEM(Rehearsal):
         if not memory.filled:
             return
         params = [p for p in self.model.parameters() if p.requires_grad]
-        ref = torch.autograd.grad(self.replay_loss(memory.sample(self.replay_batch_size)), params,
+        raw = torch.autograd.grad(self.replay_loss(memory.sample(self.replay_batch_size)), params,
                                   allow_unused=True)
-        ref = [torch.zeros_like(p) if r is None else r for p, r in zip(params, ref)]
+        ref = [torch.zeros_like(p) if r is None else r for p, r in zip(params, raw)]
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         for p, g in zip(params, project(grads, ref)):
             p.grad = g

@@ -39,6 +39,7 @@ class Strategy:
     # True: the strategy updates the weights from its own loss and discards the Trainer's gradient, so
     # Compose refuses partners whose loss or gradient terms would be dropped without a word
     own_update: ClassVar[bool] = False
+    default_optimizer: ClassVar[tuple[str, float] | None] = None  # (name, lr) when the strategy needs its own
 
     trainer: Trainer
     stream: Stream

@@ -102,7 +102,7 @@ class GEM(Rehearsal):
     def after_backward(self) -> None:
         if self.tasks_done == 0:
             return
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params: list[Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         g = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in params])
         G = self.memory_gradients(params)
         host = torch.cat([G @ G.T, (G @ g)[:, None]], 1).double().cpu()  # the one read-back per step

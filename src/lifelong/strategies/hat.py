@@ -76,16 +76,17 @@ class Gated(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         a = self.gates(self.task, self.s)
         a = a.expand(len(x), -1) if a.dim() == 1 else a
-        layer = 0
-        for m in self.net.features:
+        layer, features, head = 0, self.net.features, self.net.head
+        assert isinstance(features, nn.Sequential) and isinstance(head, nn.Module)  # as __init__ checked
+        for m in features:
             x = m(x)
             if isinstance(m, GATED):
                 lo, hi = self.bounds[layer]
                 x = x * a[:, lo:hi].reshape(len(x), hi - lo, *([1] * (x.dim() - 2)))
                 layer += 1
-        return self.net.head(x)
+        return head(x)
 
-    def conditioning(self, mask: Tensor) -> list[tuple[nn.Parameter, Tensor]]:
+    def conditioning(self, mask: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Gradient conditioning: for each gated weight and bias, the factor 1 - min(post, pre)."""
         out, pre = [], None
         for m, (lo, hi) in zip(self.layers, self.bounds):
@@ -118,7 +119,7 @@ class HAT(Strategy):
         self.gated: Gated | None = None
         self.mask: Tensor | None = None  # a^{<t}: cumulative gates of the tasks learned so far
         self.restored: Tensor | None = None
-        self.factors: list[tuple[nn.Parameter, Tensor]] = []
+        self.factors: list[tuple[Tensor, Tensor]] = []
         self.tasks = 0
         self.step = 0  # batches of the current task so far (the annealing of s follows it)
 

@@ -1,8 +1,8 @@
 """iCaRL: incremental classifier and representation learning.
 
 Rebuffi, Kolesnikov, Sperl & Lampert 2017, "iCaRL: Incremental Classifier and Representation
-Learning" (CVPR), Algorithms 1-5, with phi(x) the L2-normalised features (`model.forward_features`)
-and g_y(x) = sigmoid of logit y:
+Learning" (CVPR), Algorithms 1-5, with phi(x) the L2-normalised pre-logits (`models.pre_logits`, the
+classifier's input) and g_y(x) = sigmoid of logit y:
 
 - Representation (Alg. 3): train on the new task's data joined with all exemplars, minimising the
   binary cross-entropy over the classes seen so far, with one-hot targets for the new classes and
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import strip_prefix
 from ..data import Split, Stream, Task
-from ..errors import ConfigError
+from ..models import check_contract, pre_logits
 from .replay import Rehearsal, check_whole
 
 if TYPE_CHECKING:
@@ -80,9 +80,7 @@ class ICaRL(Rehearsal):
         self.buffer_size = buffer_size
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        if not callable(getattr(trainer.model, "forward_features", None)):
-            raise ConfigError("icarl needs a model with forward_features (the features it classifies by "
-                              "nearest mean): use a lifelong.models network")
+        check_contract(trainer.model, "icarl (it classifies the pre-logits by nearest mean)")
         super().attach(trainer, stream)
         self.seen = torch.zeros(stream.n_outputs, dtype=torch.bool, device=trainer.device)
         self.old_units = self.seen.clone()
@@ -90,7 +88,7 @@ class ICaRL(Rehearsal):
         self.means: Tensor | None = None
 
     def features(self, x: Tensor) -> Tensor:
-        return F.normalize(self.model.forward_features(x), dim=1)  # type: ignore[operator]
+        return F.normalize(pre_logits(self.model, x), dim=1)
 
     def before_task(self, task: Task) -> None:
         if self.memory.filled:

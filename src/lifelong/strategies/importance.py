@@ -40,9 +40,12 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was)
 
 
-def _layers(model: nn.Module) -> list[nn.Module] | None:
+Layer = nn.Linear | nn.Conv1d | nn.Conv2d  # the layers whose per-sample gradients `_layer_stats` computes
+
+
+def _layers(model: nn.Module) -> list[Layer] | None:
     """The layers holding every trainable parameter, if all are supported by the layer identity."""
-    layers = []
+    layers: list[Layer] = []
     for module in model.modules():
         mine = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not mine:
@@ -56,8 +59,9 @@ def _layers(model: nn.Module) -> list[nn.Module] | None:
     return layers
 
 
-def _per_sample_weight_grad(module: nn.Module, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor | None]:
+def _per_sample_weight_grad(module: nn.Conv1d | nn.Conv2d, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample gradients (B, *weight.shape) of a conv layer, and (B, out) of its bias."""
+    assert not isinstance(module.padding, str)  # `_layers` takes no layer with "same"/"valid" padding
     if isinstance(module, nn.Conv1d):
         a, g = a.unsqueeze(2), g.unsqueeze(2)
         k, s, p, d = (1, *module.kernel_size), (1, *module.stride), (0, *module.padding), (1, *module.dilation)
@@ -69,7 +73,7 @@ def _per_sample_weight_grad(module: nn.Module, a: Tensor, g: Tensor) -> tuple[Te
     return w, g.sum(2)
 
 
-def _layer_stats(model: nn.Module, layers: list[nn.Module], x: Tensor, y: Tensor, t: Tensor,
+def _layer_stats(model: nn.Module, layers: list[Layer], x: Tensor, y: Tensor, t: Tensor,
                  objective: Objective, stat: str, weights: Tensor | None, out: dict[str, Tensor],
                  names: dict[int, str]) -> None:
     inputs: dict[nn.Module, Tensor] = {}

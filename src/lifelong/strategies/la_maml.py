@@ -105,7 +105,7 @@ class LaMAML(Rehearsal):
     def meta_loss(self) -> Tensor:
         """L(theta_k, b_m) after the inner loop over the current batch's chunks (with `average_meta_loss`,
         the mean of L(theta_n, b_m) over n = 1..k), as a function of theta_0 and alpha."""
-        fast = {k: p for k, p in self.model.named_parameters() if k in self.alpha}
+        fast: dict[str, Tensor] = {k: p for k, p in self.model.named_parameters() if k in self.alpha}
         losses = []
         for chunk in split_batch(self.incoming, self.inner_steps):
             grads = torch.autograd.grad(self._loss(fast, *chunk), list(fast.values()),

@@ -101,9 +101,9 @@ class LwF(Strategy):
             return None
         old = self.teacher_outputs(x)
         new = self.trainer.logits
-        total = sum(soft_cross_entropy(new, old, self.temperature) if g is None else
-                    soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups)
-        return self.alpha * total
+        terms = [soft_cross_entropy(new, old, self.temperature) if g is None else
+                 soft_cross_entropy(new[:, g], old[:, g], self.temperature) for g in self.groups]
+        return self.alpha * sum(terms[1:], terms[0])
 
     @torch.no_grad()
     def teacher_outputs(self, x: Tensor) -> Tensor:

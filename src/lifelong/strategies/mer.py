@@ -79,7 +79,7 @@ class MER(Rehearsal):
                 p.sub_(self.lr * g)
 
     def after_backward(self) -> None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params: list[Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         for p in params:
             p.grad = None  # MER makes its own update: the Trainer's optimiser step skips every parameter
         start = [p.detach().clone() for p in params]

@@ -3,8 +3,8 @@
 Mensink, Verbeek, Perronnin & Csurka 2013, "Distance-Based Image Classification: Generalizing to New
 Classes at Near-Zero Cost" (TPAMI), the NCM classifier: p(c | x) proportional to
 exp(-1/2 ||f(x) - mu_c||^2), with mu_c the mean feature of class c, so the logits are
--1/2 ||f(x) - mu_c||^2. The backbone
-(`model.forward_features`) is never trained: use a pretrained one (`lifelong run --backbone PATH`).
+-1/2 ||f(x) - mu_c||^2, with f the model's pre-logits (`models.pre_logits`, the classifier's input). The
+backbone is never trained: use a pretrained one (`lifelong run --backbone PATH`).
 Each task's training samples pass once through it (features computed once) and update the running
 sums and counts of their classes; a class not yet seen is never predicted. No hyper-parameters.
 """
@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..models import extract
+from ..models import check_contract, extract, pre_logits
 from .base import Strategy
 
 if TYPE_CHECKING:
@@ -33,8 +32,7 @@ class NCM(Strategy):
     summary = "nearest class mean on frozen features, no gradient training (Mensink et al. 2013)"
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        if not callable(getattr(trainer.model, "forward_features", None)):
-            raise ConfigError(f"{self.name} needs a model with forward_features (mlp, cnn, resnet18)")
+        check_contract(trainer.model, self.name)
         super().attach(trainer, stream)
         self.counts = torch.zeros(stream.n_outputs, device=trainer.device)
         self.sums: Tensor | None = None  # (classes, feature width), allocated with the first features
@@ -67,7 +65,7 @@ class NCM(Strategy):
     def predict(self, x: Tensor, t: Tensor) -> Tensor:
         if self.sums is None:  # nothing seen yet
             return torch.zeros(len(x), len(self.counts), device=x.device)
-        out = self.scores(self.model.forward_features(x))  # type: ignore[operator]
+        out = self.scores(pre_logits(self.model, x))
         return out.masked_fill(self.counts == 0, torch.finfo(out.dtype).min)
 
     def state_dict(self) -> dict[str, Any]:

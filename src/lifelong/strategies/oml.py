@@ -1,11 +1,11 @@
 """OML: online-aware meta-learning of a representation for continual learning.
 
 Javed & White 2019, "Meta-Learning Representations for Continual Learning" (NeurIPS), Algorithm 1
-(the OML objective). The network is a representation phi_theta (every layer but the head: `forward_features`)
-and a linear prediction head W that learns online by SGD. OML meta-learns theta (and W's starting
-point) so that online SGD on the head over a stream of correlated samples leaves the loss low on the
-samples seen so far. In a continual stream: for each incoming batch b (the trajectory S_traj, one
-task's samples) and a memory sample m (S_rand, earlier tasks, reservoir),
+(the OML objective). The network is a representation phi_theta (every layer but the head: its output is
+the pre-logits, `models.pre_logits`) and a linear prediction head W (`get_classifier()`) that learns online
+by SGD. OML meta-learns theta (and W's starting point) so that online SGD on the head over a stream of
+correlated samples leaves the loss low on the samples seen so far. In a continual stream: for each incoming
+batch b (the trajectory S_traj, one task's samples) and a memory sample m (S_rand, earlier tasks, reservoir),
 
     W_0 = W;  W_{j+1} = W_j - beta * grad_W l(phi_theta(b[j]), W_j)     for j = 0..k-1  (online head)
     (theta, W) <- (theta, W) - step(grad_{theta, W} L(phi_theta(b ∪ m), W_k))         (meta-update)
@@ -26,6 +26,7 @@ MER's, so the three compare with ER at one memory), `first_order` False.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..errors import ConfigError
+from ..models import Contract, contract_error, pre_logits
 from .la_maml import split_batch
 from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
@@ -59,12 +61,14 @@ class OML(Rehearsal):
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
-        head = getattr(trainer.model, "head", None)
-        if not (isinstance(head, nn.Linear) and head.bias is not None
-                and callable(getattr(trainer.model, "forward_features", None))):
-            raise ConfigError("oml needs a model with forward_features and a linear head with a bias (mlp, cnn, "
-                              "conv4, resnet18)")
+        if not isinstance(trainer.model, Contract):
+            raise contract_error(trainer.model, self.name)
+        head = trainer.model.get_classifier()
+        if not (isinstance(head, nn.Linear) and head.bias is not None):
+            raise ConfigError(f"oml needs a model whose classifier is a linear layer with a bias, got "
+                              f"{type(head).__name__}: use mlp, cnn, conv4 or resnet18", "model")
         super().attach(trainer, stream)
+        self.head = head  # W, the classifier (in place: growing heads and checkpoints keep it)
 
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         memory = self.memory
@@ -77,17 +81,16 @@ class OML(Rehearsal):
     def _loss(self, z: Tensor, head: list[Tensor], y: Tensor, t: Tensor) -> Tensor:
         """Cross-entropy of the head with weight and bias `head`, through the head's own forward (so a
         growing head still masks the units of classes not arrived yet)."""
-        logits = functional_call(self.model.head, dict(zip(("weight", "bias"), head)), (z,))
+        logits = functional_call(self.head, dict(zip(("weight", "bias"), head)), (z,))
         return self.trainer.criterion(self.stream.mask(logits, t), y)
 
     def meta_loss(self) -> Tensor:
         """L(phi_theta(b ∪ m), W_k) after the head's k online steps on the chunks of b, as a function of
         theta and W_0."""
         x, y, t = self.incoming
-        features = self.model.forward_features  # type: ignore[operator]
+        features = functools.partial(pre_logits, self.model)
         z = features(x)
-        head = self.model.head
-        fast = [head.weight, head.bias]
+        fast = [self.head.weight, self.head.bias]
         for zc, yc, tc in split_batch((z, y, t), self.inner_steps):
             grads = torch.autograd.grad(self._loss(zc, fast, yc, tc), fast, create_graph=not self.first_order)
             fast = [w - self.inner_lr * g for w, g in zip(fast, grads)]

@@ -79,10 +79,12 @@ class QuadraticPenalty(Strategy):
             named = [(p, self.omega[n], self.center[n]) for n, p in self.model.named_parameters() if n in self.omega]
             self._named = tuple(list(a) for a in zip(*named))
         params, omegas, centers = self._named
+        grads = []
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        torch._foreach_addcmul_([p.grad for p in params], omegas, torch._foreach_sub(params, centers),
+            grads.append(p.grad)
+        torch._foreach_addcmul_(grads, omegas, torch._foreach_sub(params, centers),
                                 value=2 * self.scale)
 
     def state_dict(self) -> dict[str, Any]:

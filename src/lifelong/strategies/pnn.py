@@ -71,6 +71,8 @@ class Progressive(nn.Module):
     A state_dict with more columns loads into it: the missing columns are added first.
     """
 
+    units: Tensor  # buffer: the output unit of each column's logit, column after column
+
     def __init__(self, sizes: list[int], n_outputs: int) -> None:
         super().__init__()
         self.sizes, self.n_outputs = sizes, n_outputs
@@ -88,7 +90,7 @@ class Progressive(nn.Module):
         head = len(self.sizes) - 1  # index of a column's output layer
         while f"{prefix}columns.{len(self.columns)}.layers.{head}.weight" in state:
             width = state[f"{prefix}columns.{len(self.columns)}.layers.{head}.weight"].shape[0]
-            start = sum(c.layers[head].out_features for c in self.columns)
+            start = len(self.units)  # the units of the columns so far
             self.add_column(state[prefix + "units"][start : start + width].tolist())
         super()._load_from_state_dict(state, prefix, *args)
 

@@ -130,4 +130,4 @@ class SI(QuadraticPenalty):
                 [state[f"{kind}.{n}"].clone() for n, _ in self._params] for kind in ("start", "path"))
             self._aligned = None
             last = [state.get(f"last.{n}") for n, _ in self._params]
-            self._last = None if last[0] is None else [g.clone() for g in last]
+            self._last = None if last[0] is None else [state[f"last.{n}"].clone() for n, _ in self._params]

@@ -1,7 +1,7 @@
 """Deep SLDA: streaming linear discriminant analysis on frozen features.
 
 Hayes & Kanan 2020, "Lifelong Machine Learning with Deep Streaming Linear Discriminant Analysis"
-(CVPR Workshops), section 3. A frozen backbone gives z = f(x) (`model.forward_features`; use a
+(CVPR Workshops), section 3. A frozen backbone gives z = f(x) (the pre-logits, `models.pre_logits`; use a
 pretrained one, `lifelong run --backbone PATH`); the training stream passes once, and sample t of
 class k updates the class mean and the shared covariance:
 

@@ -8,7 +8,7 @@ task, on which only a new classifier is trained. Heads:
   (Adam by default) on the cached features, so an epoch costs a pass over (N, D) vectors instead of
   a pass through the backbone;
 - "logistic": the linear probe, multinomial logistic regression with an L2 penalty of inverse
-  strength `C` (default 1.0), solved to convergence by scikit-learn's L-BFGS;
+  strength `C` (default 1.0), solved to convergence by scikit-learn's L-BFGS (the extra `sklearn`);
 - "l2n": the same probe on L2-normalised features, f / ||f||_2 (Tian, Wang, Krishnan, Tenenbaum & Isola
   2020, "Rethinking Few-Shot Image Classification: a Good Embedding Is All You Need?", ECCV, section
   3.1), for one or a few samples per class; default C = 100, chosen on held-out transfer tasks (from the
@@ -35,9 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import Dataset, Split, from_tasks
+from ..data import Dataset, Features, from_tasks
 from ..errors import ConfigError
-from ..models import CL2N, extract, mlp
+from ..extras import need
+from ..models import CL2N, Net, as_backbone, extract, mlp
 from ..training import Trainer
 from .simpleshot import nearest_mean_head
 
@@ -61,7 +62,7 @@ def transfer_cut(model: nn.Module, cut: int | None = None) -> int:
 
 
 def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int | None = None
-          ) -> tuple[Split, Split, float]:
+          ) -> tuple[Features, Features, float]:
     """The backbone's features of `data`'s train and test splits (`cut` modules below its top, see
     `models.extract`; None: the model's transfer layer), computed once; and the seconds taken."""
     cut = transfer_cut(model, cut)
@@ -70,7 +71,7 @@ def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int | Non
     return train, test, time.perf_counter() - t0
 
 
-def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear", hidden: Sequence[int] = (),
+def fit_head(train: Features, test: Features, num_classes: int, *, head: str = "linear", hidden: Sequence[int] = (),
              C: float | None = None, centre: Tensor | None = None, **trainer_options: Any
              ) -> tuple[nn.Module, float, float]:
     """Train a head on cached features; returns (head, test accuracy, training seconds). `C`: the probes'
@@ -87,7 +88,7 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
             acc = (module(test.x).argmax(1) == test.y).float().mean().item()
         return module, acc, seconds
     if head == "linear":
-        torch.manual_seed(int(trainer_options.get("seed", 0)))  # type: ignore[call-overload]
+        torch.manual_seed(int(trainer_options.get("seed", 0)))
         net = mlp(width, num_classes, hidden)
         result = Trainer(net, **trainer_options).fit(from_tasks([(train, test)], name="features"))
         trained: nn.Module = net if hidden else net.head
@@ -95,17 +96,15 @@ def fit_head(train: Split, test: Split, num_classes: int, *, head: str = "linear
     C = DEFAULT_C[head] if C is None else C
     if not C > 0:
         raise ConfigError(f"the logistic probe's `C` must be > 0, got {C}", "C")
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
+    exceptions, linear_model = need("sklearn.exceptions", "sklearn"), need("sklearn.linear_model", "sklearn")
     t0 = time.perf_counter()
     norm = CL2N(None) if head == "l2n" else nn.Identity()
     x, y = norm(train.x).cpu().double().numpy(), train.y.cpu().numpy()
     with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("error", exceptions.ConvergenceWarning)
         try:
-            fit = LogisticRegression(C=C, max_iter=5000).fit(x, y)
-        except ConvergenceWarning:
+            fit = linear_model.LogisticRegression(C=C, max_iter=5000).fit(x, y)
+        except exceptions.ConvergenceWarning:
             raise ConfigError(f"the logistic probe did not converge in 5000 L-BFGS steps: lower `C` (now {C})",
                               "C") from None
     linear = nn.Linear(width, num_classes).to(train.x.device)
@@ -126,12 +125,14 @@ def feature_extraction(model: nn.Module, data: Dataset, *, head: str = "linear",
     """Freeze `model`'s backbone, cache its features of `data` (at its transfer layer, or `cut`), train a new
     head on them and put it in the model (so `model` classifies `data`'s classes): the `cut` backbone modules
     above the features are dropped. `trainer_options` go to `Trainer`."""
-    cut = transfer_cut(model, cut)
+    model, cut = as_backbone(model, "feature extraction"), transfer_cut(model, cut)
     train, test, extract_seconds = cache(model, data, cut=cut)
     model.freeze_backbone()
     module, acc, seconds = fit_head(train, test, data.num_classes, head=head, hidden=hidden, C=C, centre=centre,
                                     **trainer_options)
     if cut:
+        if not isinstance(model, Net):
+            raise ConfigError(f"`cut` needs an mlp or cnn, not a {type(model).__name__}", "cut")
         model.truncate(cut, train.x.shape[1])
     model.set_head(module)
     return Probe(module, acc, extract_seconds, seconds)

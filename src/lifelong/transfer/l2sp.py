@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..models import HasClassifier, no_classifier
 from ..strategies import Strategy
 
 if TYPE_CHECKING:
@@ -39,8 +40,10 @@ class L2SP(Strategy):
         self.alpha, self.beta = alpha, beta
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
+        if not isinstance(trainer.model, HasClassifier):
+            raise no_classifier(trainer.model)
         super().attach(trainer, stream)
-        self.new = list(self.model.get_classifier().parameters())
+        self.new = list(trainer.model.get_classifier().parameters())
         head = {id(p) for p in self.new}
         self.shared = [p for p in self.model.parameters() if id(p) not in head]
         if not getattr(self, "start", None):  # a restored checkpoint keeps its starting point

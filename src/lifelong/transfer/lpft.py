@@ -21,6 +21,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import ConfigError
+from ..models import as_backbone
 from ..training import Result
 from .features import feature_extraction
 from .finetune import finetune
@@ -40,6 +41,7 @@ def lp_ft(model: nn.Module, data: Dataset, *, probe: str = "logistic", C: float 
     lr_scale = LR_SCALE[probe] if lr_scale is None else lr_scale
     if not 0 < lr_scale <= 1:
         raise ConfigError(f"`lr_scale` must be in (0, 1] (stage 2 runs at lr_scale x lr), got {lr_scale}", "lr_scale")
+    model = as_backbone(model, "lp_ft")
     feature_extraction(model, data, head=probe, C=C, cut=cut)
     model.freeze_backbone(False)
     lr = float(trainer_options.pop("lr", 1e-3))

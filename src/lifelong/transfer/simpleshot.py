@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Split
+from ..data import Features
 from ..errors import DataError
 from ..models import CL2N
 
 
-def nearest_mean_head(train: Split, num_classes: int, centre: Tensor | None = None) -> nn.Sequential:
+def nearest_mean_head(train: Features, num_classes: int, centre: Tensor | None = None) -> nn.Sequential:
     """SimpleShot's classifier of the cached features `train` as a head: CL2N, then a Linear whose argmax is
     the nearest class mean of the normalised features (see the module docstring)."""
     present = torch.bincount(train.y, minlength=num_classes) > 0

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -5,11 +6,14 @@ import torch
 from torch import nn
 
 import lifelong as ll
+from lifelong.cli import main
 from lifelong.data import Dataset, Split
 from lifelong.errors import ConfigError
-from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, ADAPTATIONS, RECORD_KEYS, AdaptConfig, adapt, mk_mmd
-from lifelong.transfer.adaptation import run as run_module
-from lifelong.transfer.adaptation import run_adaptation
+from lifelong.experiment import AdaptConfig, run_adaptation
+from lifelong.experiment import adapt as adapt_module
+from lifelong.experiment.adapt import RECORD_KEYS
+from lifelong.transfer.adaptation import CORAL, DAN, DANN, JAN, ADAPTATIONS, adapt, mk_mmd
+from lifelong.transfer.adaptation import train as train_module
 
 from lifelong.models.net import Net
 from tests.test_training import killable, resume_chain  # noqa: F401 (killable is a fixture)
@@ -67,7 +71,7 @@ def test_alignment_reduces_the_feature_discrepancy(pair):
 
 
 def test_run_adaptation_records(pair, monkeypatch):
-    monkeypatch.setattr(run_module, "domain_pair", lambda source, target: pair)  # small and fast
+    monkeypatch.setattr(adapt_module, "domain_pair", lambda source, target: pair)  # small and fast
     config = AdaptConfig(source="fmnist", target="fmnist-invert", method=["source-only", "coral", "tca"],
                          hidden=[32], epochs=1, seeds=2, method_options={"tca": {"n_components": 8}})
     records = run_adaptation(config)
@@ -76,6 +80,18 @@ def test_run_adaptation_records(pair, monkeypatch):
     assert records[2]["train_seconds"] > records[0]["train_seconds"]  # tca = source-only model + TCA
     assert records[1]["options"] == {"lam": 100.0, "progressive": False}
     assert set(ADAPTATIONS.names()) == {"source-only", "dan", "coral", "dann", "jan", "tca"}
+
+
+def test_the_layer_option_reaches_every_deep_method_and_a_method_own_layer_wins(pair, monkeypatch, tmp_path):
+    monkeypatch.setattr(adapt_module, "domain_pair", lambda source, target: pair)  # small and fast
+    out = tmp_path / "run"
+    assert main(["adapt", "--method", "source-only,coral,dann", "--hidden", "32,32", "--epochs", "1", "--layer",
+                 "features.3", "--dann-layer", "features.1", "--out", str(out)]) == 0
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert {r["method"]: r["options"].get("layer") for r in records} == {
+        "source-only": None, "coral": "features.3", "dann": "features.1"}
+    with pytest.raises(ConfigError, match="`layer` 'features.9' is not a module of Net"):
+        run_adaptation(AdaptConfig(method=["coral"], hidden=[32], epochs=1, layer="features.9"))
 
 
 def test_bad_config():
@@ -103,7 +119,7 @@ def test_resumed_adaptation_continues_its_schedule_and_target_draws(pair, tmp_pa
     """Killed mid-task and resumed by a fresh Trainer: λ_p's position, the target batches and DANN's
     discriminator (with its optimiser) carry on, so the fit equals an uninterrupted one bit for bit."""
     source, target = pair
-    stream = run_module._stream(source, target)
+    stream = train_module._stream(source, target)
 
     def make():
         method = cls()

@@ -1,13 +1,16 @@
 import math
+import re
+import sys
 
 import pytest
 import torch
 
 from lifelong.data import Dataset, Split
 from lifelong.errors import ConfigError
-from lifelong.transfer.adaptation import GRIDS, SCORERS, AdaptConfig, SelectionData, density_ratio, grid_scores
-from lifelong.transfer.adaptation import run as run_module
-from lifelong.transfer.adaptation import run_adaptation, selection
+from lifelong.extras import MissingExtra
+from lifelong.experiment import AdaptConfig, grid_scores, run_adaptation
+from lifelong.experiment import adapt as adapt_module
+from lifelong.transfer.adaptation import GRIDS, SCORERS, SelectionData, density_ratio, selection
 
 from .conftest import small_model as model
 
@@ -38,6 +41,12 @@ def test_density_ratio_of_two_gaussians_is_the_exact_one():
     at = torch.tensor([[-1.0], [0.0], [0.5], [1.5]])
     w = density_ratio(source, target, at)
     assert torch.allclose(w, torch.exp(at[:, 0].double() - 0.5), rtol=0.15)
+
+
+def test_the_density_ratio_without_scikit_learn_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if not installed
+    with pytest.raises(MissingExtra, match=re.escape("pip install 'lifelong[sklearn]'")):
+        density_ratio(torch.zeros(4, 1), torch.ones(4, 1), torch.zeros(1, 1))
 
 
 def test_entropy_and_snd_follow_their_equations(monkeypatch):
@@ -72,7 +81,7 @@ def test_iwcv_and_dev_weight_the_held_out_source_by_the_density_ratio(monkeypatc
 
 
 def test_select_picks_the_grid_weight_with_the_best_score_and_never_reads_target_labels(pair, monkeypatch):
-    monkeypatch.setattr(run_module, "domain_pair", lambda source, target: pair)
+    monkeypatch.setattr(adapt_module, "domain_pair", lambda source, target: pair)
     monkeypatch.setitem(GRIDS, "coral", (0.0, 3000.0))
     config = AdaptConfig(method=["coral"], hidden=[32], epochs=1, select="dev")
     source, target = pair

@@ -21,8 +21,8 @@ inputs; higher is better for every one of them:
   the mean entropy of those rows: high when the target samples sit in dense neighbourhoods.
 - `entropy`: minus the mean entropy of the target softmax outputs (Morerio, Cavazza & Murino 2018).
 
-The domain classifiers are scikit-learn logistic regressions (C = 1) on standardised inputs or
-features, fitted on `n_fit` source training and `n_fit` target samples.
+The domain classifiers are scikit-learn logistic regressions (C = 1, the extra `sklearn`) on standardised
+inputs or features, fitted on `n_fit` source training and `n_fit` target samples.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...data import Split
-from ...models import extract
+from ...data.stream import Inputs
+from ...extras import need
+from ...models import HasClassifier, extract, no_classifier
 from ...registry import Registry
+from .train import tensor_inputs
 
 SCORERS = Registry("selection scorer")
 GRIDS: dict[str, tuple[float, ...]] = {  # the weights `lifelong adapt --select` tries, per method
@@ -63,20 +66,19 @@ class SelectionData:
     def input_weights(self) -> Tensor:
         """IWCV's self-normalised density ratios of the held-out source inputs (computed once): a softmax
         of the log-ratios, w / Σ w without overflow when the domains are far apart."""
-        log_w = log_density_ratio(self.source_train.flatten(1), self.target.flatten(1), self.source_valid.x.flatten(1))
+        valid = tensor_inputs(self.source_valid)
+        log_w = log_density_ratio(self.source_train.flatten(1), self.target.flatten(1), valid.flatten(1))
         return log_w.softmax(0)
 
 
 def log_density_ratio(source: Tensor, target: Tensor, at: Tensor) -> Tensor:
     """log p_T / p_S at the rows of `at`, from a logistic classifier of source vs target rows:
     log((n_S / n_T) · P(target | x) / P(source | x)) = log(n_S / n_T) + logit, in float64."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+    linear_model, preprocessing = need("sklearn.linear_model", "sklearn"), need("sklearn.preprocessing", "sklearn")
     x = torch.cat([source, target]).double().cpu().numpy()
     domain = [0] * len(source) + [1] * len(target)
-    scaler = StandardScaler().fit(x)
-    fit = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(x), domain)
+    scaler = preprocessing.StandardScaler().fit(x)
+    fit = linear_model.LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(x), domain)
     logit = torch.from_numpy(fit.decision_function(scaler.transform(at.double().cpu().numpy())))
     return math.log(len(source) / len(target)) + logit
 
@@ -93,17 +95,19 @@ def ranked(entries: list[dict[str, Any]], score: Callable[[dict[str, Any]], floa
     return sorted(entries, key=lambda e: math.inf if math.isnan(score(e)) else -score(e))
 
 
-def _features(model: nn.Module, x: Tensor) -> Tensor:
+def _features(model: nn.Module, x: Inputs) -> Tensor:
     """The pre-logits of `x` (the classifier's input, `models.extract`)."""
     return extract(model, Split(x, torch.zeros(len(x), dtype=torch.long))).x
 
 
 def _logits(model: nn.Module, features: Tensor) -> Tensor:
+    if not isinstance(model, HasClassifier):
+        raise no_classifier(model)
     with torch.no_grad():
         return model.get_classifier()(features)
 
 
-def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
+def _probabilities(model: nn.Module, x: Inputs) -> Tensor:
     return _logits(model, _features(model, x)).softmax(1).double()
 
 

@@ -5,7 +5,7 @@ import torch
 
 from lifelong.errors import ConfigError
 from lifelong.meta import evaluate, meta_test_episodes
-from lifelong.meta.experiment import MetaConfig, make_learner, pooled, run_meta, summary
+from lifelong.experiment.meta import MetaConfig, make_learner, pooled, run_meta, summary
 
 
 def test_pooled_ci_is_the_ci_of_all_tasks_of_all_seeds():

@@ -26,16 +26,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.episodes import Episodes
 from ..configs import check_types, option, whole
+from ..data.episodes import Episodes
 from ..errors import ConfigError
-from ..experiment import Experiment, Record, Unit
+from ..meta import META_LEARNERS
+from ..meta.base import MetaLearner, evaluate, meta_test_episodes
+from ..meta.tasks import META_BENCHMARKS, meta_benchmark
 from ..models import MODELS, build
 from ..plots import new_figure, save_png
 from ..training import resolve_device
-from . import META_LEARNERS
-from .base import MetaLearner, evaluate, meta_test_episodes
-from .tasks import META_BENCHMARKS, meta_benchmark
+from .base import Experiment, Record, Unit
 
 SCHEMA = "lifelong.meta/1"
 RECORD_KEYS = ("method", "benchmark", "ways", "shots", "seed", "steps", "ci95", "train_seconds", "model",

@@ -1,49 +1,31 @@
-"""The experiment model of every command, and `lifelong run`'s experiment.
-
-`Experiment`: a config dataclass (its fields, with their help texts, are the command's options and
-config keys: `configs`) -> units of work -> records -> a summary table and a run folder (config.json,
-results.json of a versioned schema), resumable per unit. `RunExperiment` is `lifelong run`: `RunConfig`
--> (strategy, seed) fits (`run`, resumable mid-fit) -> records, `write_run_dir`. The other commands'
-experiments live beside their methods (`transfer.curve`, `transfer.adaptation.run`, `transfer.pretrain`,
-`meta.experiment`); `commands.EXPERIMENTS` lists them all. The CLI is a thin front over these; Python
-users can call them too.
-"""
+"""`lifelong run`: `RunConfig` -> (strategy, seed) fits of the one training loop (`run`, resumable
+mid-fit) -> records, a summary table, and a run folder (`write_run_dir`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
-import os
-import platform
-import sys
-import warnings
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import torch
 
-from . import __version__
-from .data import BENCHMARKS, SCENARIOS, Stream, benchmark
-from .errors import ConfigError, LifelongError
-from .checkpoint import States
-from .configs import check_types, option, whole
-from .files import atomic_write_json, exclusive
-from .models import HEADS, MODELS, build, load_backbone, with_head
-from .models import info as model_info
-from .plots import plot_curves, plot_matrix, save_png
-from .registry import Registry
-from .runlog import write_csv, write_tensorboard
-from .tables import COLUMNS, summary_rows
-from .strategies import HAT, STRATEGIES, Compose, Strategy, hyper_parameters
-from .training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device
+from ..configs import check_types, option, whole
+from ..data import BENCHMARKS, SCENARIOS, Split, Stream, benchmark
+from ..errors import ConfigError, LifelongError
+from ..files import atomic_write_json
+from ..models import HEADS, MODELS, as_backbone, build, load_backbone, with_head
+from ..models import info as model_info
+from ..plots import plot_curves, plot_matrix, save_png
+from ..runlog import write_csv, write_tensorboard
+from ..strategies import HAT, STRATEGIES, Compose, Strategy, hyper_parameters
+from ..tables import COLUMNS, summary_rows
+from ..training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device
+from .base import RESULTS_SCHEMA, Experiment, Record, begin_run
 
-RESULTS_SCHEMA = "lifelong.results/1"
-RUN_FORMAT = "lifelong.run/1"
 FREEZE = ("none", "backbone")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
@@ -155,16 +137,9 @@ def make_stream(config: RunConfig, seed: int) -> Stream:
     stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=seed,
                        class_order=config.class_order, valid_fraction=config.validation)
     if config.validation:
-        stream.tasks = [dataclasses.replace(t, test=t.valid, valid=None) for t in stream.tasks]
+        stream.tasks = [dataclasses.replace(t, test=cast(Split, t.valid), valid=None) for t in stream.tasks]
     return stream
 
-
-def environment() -> dict[str, Any]:
-    return {
-        "lifelong": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
 
 
 def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: Result) -> dict[str, Any]:
@@ -200,7 +175,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                           "checkpoint_every")
     _preflight(config)
     if checkpoints is not None:
-        _begin(checkpoints, config, resume)
+        begin_run(checkpoints, config, resume, RunExperiment.command, RunExperiment.neutral)
     records = []
     for spec in config.strategy:
         for seed in range(config.seed, config.seed + config.seeds):
@@ -221,7 +196,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                                   if config.backbone is None else
                                   load_backbone(config.backbone, stream.input_shape, stream.n_outputs, config.device),
                                   config.head)
-                model.freeze_backbone(config.freeze == "backbone")
+                as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
             except ValueError as err:
                 raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
             strategy = make_strategy(spec, config.strategy_options, config.shared_options())
@@ -254,229 +229,6 @@ def _preflight(config: RunConfig) -> None:
                               "stream (the memory could never fill): lower it, or use the cumulative strategy",
                               f"{name}.buffer_size" if name else "buffer_size")
 
-
-def _begin(checkpoints: Path, config: Any, resume: bool, command: str = "run",
-           neutral: tuple[str, ...] = ("checkpoint_every",)) -> None:
-    """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
-    check that the `command` run started in `checkpoints` has this configuration (the `neutral` keys,
-    which change no result, aside) and warn if PyTorch now uses another number of CPU threads, which
-    can change the last bits of the results."""
-    info = _run_file(checkpoints) if resume else None
-    if info is not None:
-        theirs = dataclasses.asdict(_stored(info, checkpoints, type(config), command))
-        for key, value in json.loads(json.dumps(dataclasses.asdict(config))).items():
-            if key not in neutral and json.loads(json.dumps(theirs.get(key))) != value:
-                raise ConfigError(f"{checkpoints.parent} holds a run of another configuration ({key}: "
-                                  f"{theirs.get(key)!r} there, {value!r} here): resume it with its own options "
-                                  f"(`lifelong {command} --resume {checkpoints.parent}`), or choose another `out`",
-                                  "out")
-        if info.get("threads", torch.get_num_threads()) != torch.get_num_threads():
-            warnings.warn(f"{checkpoints.parent} was started with {info['threads']} CPU thread(s) and continues "
-                          f"with {torch.get_num_threads()}: sums may round differently from an uninterrupted run; "
-                          f"pass --threads {info['threads']} for identical results", stacklevel=2)
-        return
-    for pattern in ("*.record.json", "*.records.json"):
-        for path in checkpoints.glob(pattern):
-            path.unlink()
-    for path in checkpoints.glob("*.resume"):
-        States(path, path.stem).clear()
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__, "command": command,
-                                                 "threads": torch.get_num_threads(),
-                                                 "config": dataclasses.asdict(config)})
-
-
-def _run_file(checkpoints: Path) -> dict[str, Any] | None:
-    """The checked contents of `checkpoints`/run.json (None if there is none); ConfigError if it is
-    unreadable or was written by another version of lifelong."""
-    path = checkpoints / "run.json"
-    if not path.exists():
-        return None
-    try:
-        info = json.loads(path.read_text())
-        ok = isinstance(info, dict) and info.get("format") == RUN_FORMAT
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read {path} ({err}): start the run over with `overwrite`", "overwrite") from None
-    if not ok:
-        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): start the run over with `overwrite`",
-                          "overwrite")
-    if info.get("lifelong") != __version__:
-        raise ConfigError(f"{checkpoints.parent} was started by lifelong {info.get('lifelong')} and this is "
-                          f"{__version__}: finish it with that version, or start over with `overwrite`", "overwrite")
-    return info
-
-
-def _stored(info: dict[str, Any], checkpoints: Path, cls: type = RunConfig, command: str = "run") -> Any:
-    theirs = info.get("command", "run")  # run.json files written before other commands had them are runs
-    if theirs != command:
-        raise ConfigError(f"{checkpoints.parent} holds a `lifelong {theirs}` run: continue it with "
-                          f"`lifelong {theirs} --resume {checkpoints.parent}`", "resume")
-    try:
-        return cls(**info["config"])
-    except (TypeError, KeyError) as err:
-        raise ConfigError(f"{checkpoints / 'run.json'} holds a configuration this version cannot read ({err}): "
-                          "start over with `overwrite`", "overwrite") from None
-
-
-def stored_config(checkpoints: Path, cls: type = RunConfig, command: str = "run") -> Any:
-    """The configuration of the `command` run started in `checkpoints` (None if none was); ConfigError
-    if its run.json is unreadable or was written by another version of lifelong or another command."""
-    info = _run_file(checkpoints)
-    return None if info is None else _stored(info, checkpoints, cls, command)
-
-
-def resumable(out: Path, cls: type = RunConfig, command: str = "run") -> Any:
-    """The configuration of the unfinished `command` run in `out` (`lifelong COMMAND --resume`);
-    ConfigError if there is none to resume."""
-    if (out / "results.json").exists():
-        raise ConfigError(f"{out} holds a finished run (results.json): there is nothing to resume", "resume")
-    config = stored_config(out / "checkpoints", cls, command)
-    if config is None:
-        raise ConfigError(f"{out} holds no run to resume (no checkpoints/run.json): start one with `out` {out}",
-                          "out")
-    return config
-
-
-def check_unfinished(out: Path, overwrite: bool, command: str = "run") -> None:
-    """Refuse to start a new run over an unfinished one in `out`, unless overwriting."""
-    if not overwrite and not (out / "results.json").exists() and (out / "checkpoints" / "run.json").exists():
-        raise ConfigError(f"`out` {out} holds an unfinished run: continue it with `lifelong {command} --resume "
-                          f"{out}`, or pass `overwrite` to start over", "out")
-
-
-def check_out_dir(out: Path, overwrite: bool, marker: str = "results.json") -> None:
-    """Refuse, before any training, an output folder we could not or should not write."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"`out` {out} is a file, not a folder: choose another `out`", "out")
-    if (out / marker).exists() and not overwrite:
-        raise ConfigError(f"`out` {out} already holds a finished run: pass `overwrite` to replace it or "
-                          "choose another `out`", "out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create `out` {out}: {err.strerror}", "out") from None
-    if not os.access(out, os.W_OK):
-        raise ConfigError(f"`out` {out} is not writable: choose another `out`", "out")
-
-
-@contextmanager
-def claim_out_dir(out: Path | None, overwrite: bool, marker: str = "results.json") -> Iterator[None]:
-    """`check_out_dir`, then hold `out` for this process (`files.exclusive`) while the block writes
-    there, checking it again under the hold (another process may have finished a run there meanwhile).
-    Without `out`, nothing to check or hold."""
-    if out is None:
-        yield
-        return
-    check_out_dir(out, overwrite, marker)
-    with exclusive(out):
-        check_out_dir(out, overwrite, marker)
-        yield
-
-
-Record = dict[str, Any]
-Unit = tuple[str, Callable[[], Iterator[Record]]]
-
-
-class Experiment:
-    """One command's experiment: a config dataclass (its fields are the command's options and config
-    keys) -> units of work (a seed, a (method, seed), ...) -> records -> a table and a run folder.
-
-    A run folder holds config.json and results.json (`schema`, `config`, `environment`, and the
-    records under `records_key`), written last, plus the experiment's plots. While it runs, each
-    finished unit's records are kept in `checkpoints/<unit>.records.json`, so that `resume=True`
-    continues an interrupted run at record granularity: finished units are read back, the others run
-    again (`run` goes further: an interrupted fit continues from its newest checkpoint).
-    Subclasses set the class variables and define `units`, `title` and `table`."""
-
-    command: ClassVar[str]
-    help: ClassVar[str]
-    config_class: ClassVar[type]
-    schema: ClassVar[str]
-    record_keys: ClassVar[tuple[str, ...]]  # what --json prints of each record
-    records_key: ClassVar[str] = "records"
-    marker: ClassVar[str] = "results.json"  # its presence marks a finished run
-    neutral: ClassVar[tuple[str, ...]] = ()  # config keys that change no result (a resumed run may change them)
-    options_field: ClassVar[str | None] = None  # the {name: {argument: value}} field of per-method options
-    options_registry: ClassVar[Registry | None] = None  # ... whose classes' hyper-parameters are CLI options
-
-    def __init__(self, config: Any) -> None:
-        self.config = config
-
-    def units(self, out: Path | None, progress: bool) -> Iterator[Unit]:
-        """(key, make) per unit of work, in order; `make()` yields the unit's records."""
-        raise NotImplementedError
-
-    def title(self, records: list[Record]) -> str:
-        """The line above the summary table."""
-        raise NotImplementedError
-
-    def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
-        """The summary table: (header, rows)."""
-        raise NotImplementedError
-
-    def headline(self, records: list[Record]) -> str:
-        """A few words on the first record for one line of `lifelong bench`: "ACC 93.10%" (or "mse 0.0123")."""
-        first = records[0]
-        metric = first.get("metric", "acc")
-        return f"{metric.upper()} {first[metric] * 100:.2f}%" if metric == "acc" else f"{metric} {first[metric]:.4f}"
-
-    def json_record(self, rec: Record) -> Record:
-        return {k: rec[k] for k in self.record_keys}
-
-    def preflight(self) -> None:
-        """Checks that need the data, before an earlier run's files are touched (default: none)."""
-
-    def plots(self, out: Path, records: list[Record]) -> None:
-        """The run folder's figures (default: none)."""
-
-    def execute(self, out: Path | None = None, resume: bool = False, on_record: Callable[[Record], None] | None = None,
-                progress: bool = False) -> list[Record]:
-        """Every unit's records, in order; with `out`, finished units are kept under `out`/checkpoints and,
-        with `resume`, read back instead of run again."""
-        self.config.validate()
-        self.preflight()
-        store = out / "checkpoints" if out is not None else None
-        if store is not None:
-            _begin(store, self.config, resume, self.command, self.neutral)
-        emit = on_record or (lambda rec: None)
-        records: list[Record] = []
-        for key, make in self.units(out, progress):
-            path = store / f"{key}.records.json" if store is not None else None
-            if resume and path is not None and path.exists():
-                try:
-                    done = json.loads(path.read_text())
-                except (OSError, ValueError) as err:
-                    raise LifelongError(f"cannot read {path} ({err}): delete it to run that part again") from None
-                for rec in done:
-                    emit(rec)
-            else:
-                done = []
-                for rec in make():
-                    done.append(rec)
-                    emit(rec)
-                if path is not None:
-                    atomic_write_json(path, done)
-            records += done
-        return records
-
-    def write(self, out: Path, records: list[Record], plots: bool = True) -> None:
-        """The plots, config.json, then results.json last (its presence marks the run as finished)."""
-        if plots:
-            self.plots(out, records)
-        self.write_results(out, records)
-
-    def write_results(self, out: Path, records: list[Record]) -> None:
-        """config.json, then results.json (atomic writes)."""
-        config = dataclasses.asdict(self.config)
-        atomic_write_json(out / "config.json", config)
-        atomic_write_json(out / "results.json", {
-            "schema": self.schema,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "command": sys.argv,
-            "config": config,
-            "environment": environment(),
-            self.records_key: records,
-        })
 
 
 class RunExperiment(Experiment):
@@ -531,15 +283,4 @@ def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], t
         write_tensorboard(out, records)
     RunExperiment(config).write_results(out, records)
 
-
-def load_results(path: Path, schemas: Collection[str] = (RESULTS_SCHEMA,)) -> dict[str, Any]:
-    """Read a results.json written by `write_run_dir` (or, with other `schemas`, by another command's
-    `Experiment.write`), checking its schema."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LifelongError(f"cannot read results file {path}: {err}") from None
-    if not isinstance(data, dict) or data.get("schema") not in schemas:
-        raise LifelongError(f"{path} is not a lifelong results file of schema {' or '.join(schemas)}")
-    return data
 

@@ -1,97 +1,40 @@
-"""Unsupervised domain adaptation runs: labelled source, unlabelled target, target labels for testing only.
+"""`lifelong adapt`: unsupervised domain adaptation runs, labelled source, unlabelled target, target
+labels for testing only.
 
-`adapt` trains a model on the source with a deep adaptation strategy (DAN, CORAL, DANN, JAN) through the
-library's one training loop; `tca_accuracy` fits TCA on the (cached) features of a source-trained model;
 `run_adaptation` runs every (method, seed) of an `AdaptConfig` and returns one record per run, the
 records `lifelong adapt --json` prints. With `select` (a scorer of `selection.SCORERS`), each deep
 method's weight λ is picked from its grid (`selection.GRIDS`) by `grid_scores`: one model per weight,
 trained on the source minus a held-out validation split, scored without any target label; the record is
-the best-scoring model's.
+the best-scoring model's. The methods and their training are library code: `transfer.adaptation`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from ...data import Dataset, Split, Stream, from_tasks, stratified_split
-from ...configs import check_types, option, whole
-from ...errors import ConfigError
-from ...experiment import Experiment, Record, Unit
-from ...evaluation import accuracy
-from ...metrics import mean_std
-from ...models import MODELS, build, extract
-from ...registry import Registry
-from ...strategies import Naive, Strategy, hyper_parameters
-from ...training import OPTIMIZERS, Trainer
-from ..features import fit_head
-from .base import Adaptation
-from .coral import CORAL
-from .dann import DANN
-from .domains import DOMAINS, domain_pair
-from .jan import JAN
-from .mmd import DAN
-from .selection import GRIDS, SCORERS, VALID_FRACTION, SelectionData, ranked
-from .tca import TCA
-
-ADAPTATIONS = Registry("adaptation method")
-ADAPTATIONS.register("source-only", "no adaptation: train on the labelled source only (the baseline)")(Naive)
-for _cls in (DAN, CORAL, DANN, JAN, TCA):
-    ADAPTATIONS.register(_cls.name, _cls.summary)(_cls)
+from ..configs import check_types, option, whole
+from ..data import Dataset, stratified_split
+from ..errors import ConfigError
+from ..metrics import mean_std
+from ..models import MODELS, build
+from ..strategies import Strategy, hyper_parameters
+from ..training import OPTIMIZERS
+from ..transfer.adaptation.base import Adaptation
+from ..transfer.adaptation.domains import DOMAINS, domain_pair
+from ..transfer.adaptation.selection import GRIDS, SCORERS, VALID_FRACTION, SelectionData, ranked
+from ..transfer.adaptation.tca import TCA
+from ..transfer.adaptation.train import ADAPTATIONS, adapt, tca_accuracy, tensor_inputs
+from .base import Experiment, Record, Unit
 
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "source_acc", "train_seconds")
-
-
-def _stream(source: Dataset, target: Dataset) -> Stream:
-    """One task: train on the labelled source, test on the target (so Result.matrix = [[target acc]])."""
-    return from_tasks([(source.train, target.test)], scenario="class", name=f"{source.name}->{target.name}")
-
-
-def adapt(model: nn.Module, source: Dataset, target: Dataset, method: Adaptation | None = None,
-          **trainer_options: Any) -> tuple[float, float, float]:
-    """Train `model` (in place) on `source` with `method` aligning it to the unlabelled `target.train`
-    inputs (no method: source only). Returns (target test accuracy, source test accuracy, train seconds).
-    `trainer_options` go to `Trainer` (epochs, batch_size, lr, optimizer, seed, device, ...)."""
-    if method is not None:
-        method.set_target(_inputs(target.train))
-    trainer = Trainer(model, method if method is not None else Naive(), **trainer_options)
-    stream = _stream(source, target)
-    result = trainer.fit(stream)
-    model.eval()
-    source_acc = accuracy(lambda x, t: model(x), source.test, 0, stream, trainer.device, trainer.eval_batch_size)
-    return result.matrix[0][0], source_acc, result.train_seconds
-
-
-def _inputs(split: Split) -> Tensor:
-    if not isinstance(split.x, Tensor):
-        raise ConfigError("domain adaptation needs in-memory inputs (tensors), not a lazily loaded image folder")
-    return split.x
-
-
-def tca_accuracy(model: nn.Module, source: Dataset, target: Dataset, tca: TCA, *, n_fit: int = 1000,
-                 seed: int = 0) -> tuple[float, float]:
-    """TCA on the features of a source-trained `model`: fit on `n_fit` random source and target training
-    samples, embed every source training sample and the target test set, and test on the target a
-    logistic regression (the linear probe of `transfer.features`) trained on the standardised source
-    embedding. Returns (target test accuracy, seconds)."""
-    start = time.perf_counter()
-    g = torch.Generator().manual_seed(seed)
-    fs = extract(model, source.train).x.cpu()
-    ft = extract(model, target.train.subset(torch.randperm(len(target.train), generator=g)[:n_fit])).x.cpu()
-    tca.fit(fs[torch.randperm(len(fs), generator=g)[:n_fit]], ft)
-    zs, zt = tca.transform(fs), tca.transform(extract(model, target.test).x.cpu())
-    mean, std = zs.mean(0), zs.std(0).clamp_min(1e-12)
-    _, acc, _ = fit_head(Split((zs - mean) / std, source.train.y), Split((zt - mean) / std, target.test.y.cpu()),
-                         source.num_classes, head="logistic")
-    return acc, time.perf_counter() - start
 
 
 @dataclass
@@ -105,6 +48,9 @@ class AdaptConfig:
     method_options: dict[str, dict[str, Any]] = option({}, "options per method", cli=False)
     model: str = option("mlp", "model name; see `lifelong list`")
     hidden: list[int] = option([400, 400], "hidden layer sizes of the mlp")
+    layer: str | None = option(None, "the module whose output the deep methods align, e.g. features.1 (the mlp's "
+                               "first hidden layer) or layer3 (a resnet's) (default: the head's input); a method's "
+                               "own option, e.g. --dann-layer, wins", metavar="NAME")
     epochs: int = option(2, "epochs over the source")
     batch_size: int = option(128, "source (and target) batch size")
     lr: float = option(1e-3, "learning rate")
@@ -129,12 +75,11 @@ class AdaptConfig:
         for name in self.method:
             ADAPTATIONS.get(name)
         for name, opts in self.method_options.items():
-            cls = ADAPTATIONS.get(name).factory
-            unknown = set(opts) - set(hyper_parameters(cls))
+            unknown = set(opts) - set(hyper_parameters(ADAPTATIONS.get(name).factory))
             if unknown:
                 first = sorted(unknown)[0]
                 raise ConfigError(f"method {name!r} has no option {first!r}", f"{name}.{first}")
-            cls(**opts)  # bad values fail here, before any data is loaded
+            make_method(self, name)  # bad values fail here, before any data is loaded
         whole(self, "seeds", "epochs", "batch_size")
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +116,14 @@ class AdaptExperiment(Experiment):
         return summary(records)
 
 
+def make_method(config: AdaptConfig, name: str, **overrides: Any) -> Strategy | TCA:
+    """Method `name` of `ADAPTATIONS`: a deep method (an `Adaptation`) aligns `config.layer`, then come its
+    `method_options` (its own `layer` wins), then `overrides` (a grid's λ)."""
+    cls = ADAPTATIONS.get(name).factory
+    shared = {"layer": config.layer} if issubclass(cls, Adaptation) else {}
+    return cls(**shared | config.method_options.get(name, {}) | overrides)
+
+
 def run_adaptation(config: AdaptConfig, on_record: Callable[[dict[str, Any]], None] | None = None
                    ) -> list[dict[str, Any]]:
     """Every (method, seed) of `config`; one record per run. TCA reuses the seed's source-only model
@@ -184,8 +137,7 @@ def seed_adaptation(config: AdaptConfig, source: Dataset, target: Dataset, seed:
                 device=config.device)
     baseline: tuple[nn.Module, float, float, float] | None = None
     for name in config.method:
-        cls, options = ADAPTATIONS.get(name).factory, config.method_options.get(name, {})
-        method = cls(**options)
+        method = make_method(config, name)
         if name in ("source-only", "tca") and baseline is None:
             model = _model(config, source, seed)
             baseline = (model, *adapt(model, source, target, None, seed=seed, **opts))
@@ -197,7 +149,7 @@ def seed_adaptation(config: AdaptConfig, source: Dataset, target: Dataset, seed:
             grid = grid_scores(config, name, source, target, seed, [config.select])
             best = ranked(grid, lambda g: g["scores"][config.select])[0]
             acc, source_acc, seconds = best["acc"], best["source_acc"], sum(g["train_seconds"] for g in grid)
-            method = cls(**{**options, "lam": best["lam"]})
+            method = make_method(config, name, lam=best["lam"])
         elif isinstance(method, Adaptation):
             acc, source_acc, seconds = adapt(_model(config, source, seed), source, target, method, seed=seed, **opts)
         else:
@@ -217,15 +169,15 @@ def grid_scores(config: AdaptConfig, name: str, source: Dataset, target: Dataset
     the target test accuracy, is for reporting only and chooses nothing."""
     train, valid = stratified_split(source.train, VALID_FRACTION, seed=seed)
     g = torch.Generator().manual_seed(seed)
-    data = SelectionData(valid, _inputs(train)[torch.randperm(len(train), generator=g)[:n_fit]],
-                         _inputs(target.train)[torch.randperm(len(target.train), generator=g)[:n_fit]])
+    data = SelectionData(valid, tensor_inputs(train)[torch.randperm(len(train), generator=g)[:n_fit]],
+                         tensor_inputs(target.train)[torch.randperm(len(target.train), generator=g)[:n_fit]])
     opts = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
                 device=config.device, seed=seed)
-    cls, options, out = ADAPTATIONS.get(name).factory, config.method_options.get(name, {}), []
+    out = []
     for lam in GRIDS[name]:
-        model = _model(config, source, seed)
-        acc, source_acc, seconds = adapt(model, dataclasses.replace(source, train=train), target,
-                                         cls(**{**options, "lam": lam}), **opts)
+        model, method = _model(config, source, seed), make_method(config, name, lam=lam)
+        assert isinstance(method, Adaptation)  # GRIDS holds deep methods only
+        acc, source_acc, seconds = adapt(model, dataclasses.replace(source, train=train), target, method, **opts)
         scores = {s: SCORERS.get(s).factory(model, data) for s in scorers}
         out.append({"lam": lam, "scores": scores, "acc": acc, "source_acc": source_acc, "train_seconds": seconds})
     return out

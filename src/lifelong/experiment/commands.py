@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import LifelongError
-from .experiment import Experiment, RunExperiment, load_results
-from .meta.experiment import MetaExperiment
-from .transfer.adaptation.run import AdaptExperiment
-from .transfer.curve import TransferExperiment
-from .transfer.pretrain import PretrainExperiment
+from ..errors import LifelongError
+from .adapt import AdaptExperiment
+from .base import Experiment, load_results
+from .continual import RunExperiment
+from .meta import MetaExperiment
+from .pretrain import PretrainExperiment
+from .transfer import TransferExperiment
 
 EXPERIMENTS: dict[str, type[Experiment]] = {e.command: e for e in (
     RunExperiment, PretrainExperiment, TransferExperiment, MetaExperiment, AdaptExperiment)}
