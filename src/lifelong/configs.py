@@ -161,12 +161,19 @@ def check_types(config: Any) -> None:
             raise ConfigError(f"config value {name}: {value!r} has the wrong type", name)
 
 
+def whole_numbers(values: dict[str, object], least: int = 1, owner: str = "") -> None:
+    """Raise ConfigError unless each value is a whole number >= `least`; `owner` (a strategy's name)
+    qualifies the argument, as in "`buffer_size` of replay"."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            of = f" of {owner}" if owner else ""
+            raise ConfigError(f"`{name}`{of} must be a whole number >= {least}, got {value!r}",
+                              f"{owner}.{name}" if owner else name)
+
+
 def whole(config: Any, *names_: str, least: int = 1) -> None:
     """Each named field must be a whole number >= `least` (None passes: "not given")."""
-    for name in names_:
-        value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise ConfigError(f"`{name}` must be a whole number >= {least}, got {value!r}", name)
+    whole_numbers({n: v for n in names_ if (v := getattr(config, n)) is not None}, least)
 
 
 def _coerce(value: Any, hint: Any) -> Any:

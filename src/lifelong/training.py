@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .checkpoint import States
+from .configs import whole_numbers
 from .checkpointing import Callback, Checkpointing, Position, Progress
 from .data import Split, Stream, Task
 from .errors import ConfigError, TrainingError
@@ -116,9 +117,7 @@ class Trainer:
     ) -> None:
         self.strategy = strategy if strategy is not None else Naive()
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-        for what, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"`{what}` must be a whole number >= 1, got {value!r}", what)
+        whole_numbers({"epochs": epochs, "batch_size": batch_size, "eval_batch_size": eval_batch_size})
         for name, number in (("momentum", momentum), ("weight_decay", weight_decay)):
             if not number >= 0:
                 raise ConfigError(f"`{name}` must be >= 0, got {number!r}", name)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..configs import whole_numbers
 from ..errors import ConfigError, DataError
 from .stream import Dataset, Split
 
@@ -86,9 +87,7 @@ def rotate(x: Tensor, turns: Tensor) -> Tensor:
 
 def check_counts(**values: object) -> None:
     """Raise ConfigError unless each value (ways, shots, queries, ...) is a whole number >= 1."""
-    for what, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"`{what}` must be a whole number >= 1, got {v!r}", what)
+    whole_numbers(values)
 
 
 def check_rotations(rotations: int, shape: tuple[int, ...]) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import strip_prefix
+from ..configs import whole_numbers
 from ..errors import ConfigError
 from ..memory import POLICIES, Buffer, Samples
 from .base import TASK_BASED, Strategy
@@ -33,10 +34,7 @@ if TYPE_CHECKING:
 
 def check_whole(strategy: Strategy, **values: object) -> None:
     """Raise ConfigError unless every value is a whole number >= 1."""
-    for arg, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"`{arg}` of {strategy.name} must be a whole number >= 1, got {v!r}",
-                              f"{strategy.name}.{arg}")
+    whole_numbers(values, owner=strategy.name)
 
 
 def check_non_negative(strategy: Strategy, **values: object) -> None:
