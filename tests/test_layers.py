@@ -18,7 +18,7 @@ ROOT = Path(lifelong.__file__).parent
 RANKS = {
     # helpers that know nothing of the layers above
     "errors": 0, "files": 0, "registry": 0, "extras": 0, "metrics": 0, "checkpoint": 0, "tables": 0, "plots": 0,
-    "losses": 0, "configs": 0,
+    "losses": 0, "configs": 0, "distributed": 0,
     "data": 1,
     "models": 2, "memory": 2,
     "strategies": 3, "evaluation": 3, "checkpointing": 3,

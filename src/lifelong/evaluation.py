@@ -13,31 +13,42 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import metrics
+from . import distributed, metrics
 from .data import Split, Stream
 
 Predict = Callable[[Tensor, Tensor], Tensor]
 
 
 @torch.no_grad()
-def accuracy(predict: Predict, split: Split, task_id: int, stream: Stream, device: torch.device,
-             batch_size: int = 1024) -> float:
-    """Fraction of `split` classified correctly; task-incremental streams mask other tasks' outputs."""
-    n = len(split)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(0, n, batch_size):
-        idx = torch.arange(i, min(i + batch_size, n), device=split.y.device)
+def correct(predict: Predict, split: Split, task_id: int, stream: Stream, device: torch.device,
+            batch_size: int = 1024) -> Tensor:
+    """How many samples of this rank's share of `split` (all of it in one process) are classified
+    correctly; task-incremental streams mask other tasks' outputs."""
+    rows = distributed.shard(torch.arange(len(split), device=split.y.device))
+    count = torch.zeros((), dtype=torch.long, device=device)
+    for idx in rows.split(batch_size):
         x, y = split.batch(idx)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         t = torch.full_like(y, task_id)
         out = stream.mask(predict(x, t), t)
-        correct += (out.argmax(1) == y).sum()
-    return int(correct) / n
+        count += (out.argmax(1) == y).sum()
+    return count
+
+
+def accuracy(predict: Predict, split: Split, task_id: int, stream: Stream, device: torch.device,
+             batch_size: int = 1024) -> float:
+    """Fraction of `split` classified correctly (under data-parallel training, every rank evaluates its
+    share and the counts are summed)."""
+    count = correct(predict, split, task_id, stream, device, batch_size)
+    distributed.all_reduce_sum([count])
+    return int(count) / len(split)
 
 
 def accuracy_row(predict: Predict, stream: Stream, device: torch.device, batch_size: int = 1024) -> list[float]:
     """Test accuracy on every task of the stream, seen or not (row i of the accuracy matrix)."""
-    return [accuracy(predict, task.test, task.id, stream, device, batch_size) for task in stream]
+    counts = torch.stack([correct(predict, task.test, task.id, stream, device, batch_size) for task in stream])
+    distributed.all_reduce_sum([counts])
+    return [int(c) / len(task.test) for c, task in zip(counts.tolist(), stream)]
 
 
 @dataclass

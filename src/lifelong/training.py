@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import States
 from .configs import whole_numbers
 from .checkpointing import Callback, Checkpointing, Position, Progress
@@ -140,7 +141,9 @@ class Trainer:
         # while training: the split being learnt, the indices in it of the current batch's rows and, in
         # a task's own training, the position in its epochs (for `Checkpointing`)
         self.train_data: Split | None = None
-        self.batch_index = torch.zeros(0, dtype=torch.long)
+        self.train_task_ids = torch.zeros(0, dtype=torch.long)
+        self.batch_index = self.global_index = torch.zeros(0, dtype=torch.long)
+        self.local_batch: tuple[Tensor, Tensor, Tensor] | None = None
         self.position: Position | None = None
 
     @property
@@ -215,6 +218,7 @@ class Trainer:
         if resume and self.checkpointing is None:
             raise ConfigError("resume=True needs Trainer(checkpoint=PATH): the states to resume from are kept there")
         check_scenario(self.strategy, stream.scenario)
+        distributed.broadcast([*self.model.parameters(), *self.model.buffers()])  # one start on every rank
         torch.manual_seed(self.seed)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.given, self.stream = stream, self._on_device(stream)
@@ -291,7 +295,7 @@ class Trainer:
         task (`main`: counting steps for the callbacks, and continuing a resumed task); strategies that
         retrain (PackNet after pruning, GDumb on its memory) call it too."""
         self.optimizer = self.make_optimizer()
-        self.train_data = data
+        self.train_data, self.train_task_ids = data, task_ids
         hooks = {h: overrides(self.strategy, h) for h in HOOKS}
         self.bar.total = (self.bar.total or 0) + math.ceil(len(data) / self.batch_size) * epochs
         resumed = self.checkpointing.resume_task(self) if main and self.checkpointing else None
@@ -304,8 +308,20 @@ class Trainer:
                                        cursor if epoch == first else None))
                 self.samples_seen += len(data)
         finally:
-            self.train_data = self.position = None
+            self.train_data = self.position = self.local_batch = None
         return out
+
+    def global_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Inputs, labels and task ids of the whole batch of the current step, as the data gave it (before
+        the strategy's `batch` hook): under data-parallel training every rank trains on its share of it
+        (`batch_index`), and a strategy whose state learns from the data (a replay memory) updates it from
+        this, so that every rank makes the same update. In one process: the batch itself."""
+        assert self.local_batch is not None and self.train_data is not None, "global_batch() is for training steps"
+        if not distributed.active():
+            return self.local_batch
+        x, y = self.train_data.batch(self.global_index)
+        t = self.train_task_ids[self.global_index]
+        return x.to(self.device), y.to(self.device), t.to(self.device)
 
     def _epoch(self, train: Split, t_all: Tensor, hooks: dict[str, bool], what: str, epoch: int,
                losses: list[float] | None, on_step: Sequence[Callable[[Trainer], None]],
@@ -326,24 +342,34 @@ class Trainer:
         if losses is not None:
             self.position = Position(epoch, perm, total, self.step - n_batches, losses, self._task_start)
         report = not bar.disable
+        sharded = distributed.active()  # each rank trains on its share of every batch (`distributed`)
+        params = [p for g in opt.param_groups for p in g["params"]] if sharded else []
+        chunks = [perm[i : i + bs] for i in range(first, n, bs)]
+        local = [distributed.shard(c) for c in chunks] if sharded else chunks
         t0 = time.perf_counter()
-        for i in range(first, n, bs):
-            idx = self.batch_index = perm[i : i + bs]
-            x, y = train.batch(idx)
+        for self.global_index, idx, (x, y) in zip(chunks, local, train.batches(local)):
+            self.batch_index = idx
             t = t_all[idx]
             if x.device != self.device:
                 x, y, t = x.to(self.device), y.to(self.device), t.to(self.device)
+            self.local_batch = (x, y, t)
             if hooks["batch"]:
                 x, y, t = strategy.batch(x, y, t)
-            self.logits = model(x)  # unmasked, for strategies that need other heads' outputs (LwF)
-            out = stream.mask(self.logits, t)
-            loss = strategy.task_loss(out, x, y, t, criterion) if hooks["task_loss"] else criterion(out, y)
-            if hooks["loss"]:
-                extra = strategy.loss(out, x, y, t)
-                if extra is not None:
-                    loss = loss + extra
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(y):  # under sharding a rank's share of a last small batch may be empty
+                self.logits = model(x)  # unmasked, for strategies that need other heads' outputs (LwF)
+                out = stream.mask(self.logits, t)
+                loss = strategy.task_loss(out, x, y, t, criterion) if hooks["task_loss"] else criterion(out, y)
+                if hooks["loss"]:
+                    extra = strategy.loss(out, x, y, t)
+                    if extra is not None:
+                        loss = loss + extra
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss = torch.zeros((), device=self.device)
+            if sharded:
+                distributed.average_gradients(params, len(y))
             if hooks["add_grad"]:
                 strategy.add_grad()
             if hooks["after_backward"]:
@@ -364,6 +390,9 @@ class Trainer:
                 if n_batches % 50 == 0:
                     rate = n_batches * bs / (time.perf_counter() - t0)
                     bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{rate:.0f}")
+        if sharded:  # the mean of the ranks' mean losses
+            distributed.all_reduce_sum([total])
+            total /= distributed.world_size()
         mean = float(total) / max(n_batches, 1)
         if not math.isfinite(mean):
             raise TrainingError(f"the training loss became non-finite ({what}, epoch {epoch + 1}): the learning "

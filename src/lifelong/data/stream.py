@@ -8,7 +8,7 @@ so it never needs to know which one it has.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -55,6 +55,11 @@ class Split:
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         x = self.x[idx] if isinstance(self.x, Tensor) else self.x.load(idx)
         return x, self.y[idx]
+
+    def batches(self, chunks: Iterable[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+        """`batch(idx)` for each index tensor of `chunks` in turn (the training loop's batches)."""
+        for idx in chunks:
+            yield self.batch(idx)
 
     def subset(self, idx: Tensor) -> Split:
         x = self.x[idx] if isinstance(self.x, Tensor) else self.x.subset(idx)
