@@ -17,3 +17,24 @@ def digits_stream(digits):
 def small_mlp(stream, seed=0, hidden=(64,)):
     torch.manual_seed(seed)
     return ll.models.mlp(64, stream.n_outputs, hidden=hidden)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray of 2 CPUs for the whole session, started once offline (~5 s), as ARCHITECTURE.md
+    says (no usage stats, no dashboard, the node on 127.0.0.1), shut down at the end with its session
+    folders removed. Tests that take it skip where ray is not installed."""
+    import logging
+    import os
+    import tempfile
+
+    from lifelong.experiment.cluster import remove_folder
+
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 characters
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp,
+             log_to_driver=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+    remove_folder(temp)

@@ -79,5 +79,5 @@ def test_optional_packages_are_extras_and_dev_installs_them_all():
                         ("pillow", "images")):
         assert any(d.startswith(dist) for d in extras[extra]) and dist not in core
     dev = next(d for d in extras["dev"] if d.startswith("lifelong["))
-    assert set(dev[len("lifelong["):-1].split(",")) >= {"plots", "digits", "mnist1d", "images"}
-    assert "ray" not in extras
+    assert set(dev[len("lifelong["):-1].split(",")) >= {"plots", "digits", "mnist1d", "images", "ray"}
+    assert extras["ray"] == ["ray[tune]>=2.9"] and "ray" not in core  # bench --ray and tune (issue 20)

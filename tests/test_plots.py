@@ -1,6 +1,7 @@
 """Plots for notebooks: each returns a Figure, draws into a given `ax`, and leaves the user's backend alone."""
 
 import matplotlib
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -58,3 +59,16 @@ def test_result_plot_still_writes_both_pngs(svg_backend, tmp_path):
     assert [p.name for p in paths] == ["matrix-naive.png", "curves-naive.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
     assert matplotlib.get_backend() == svg_backend
+
+
+def test_a_long_stream_keeps_the_matrix_figure_small_and_unlabelled():
+    long = np.random.default_rng(0).random((50, 50))
+    fig = plots.plot_matrix(long)
+    w, h = fig.get_size_inches()
+    assert w <= 1.0 + 0.6 * plots.MAX_LABELLED and h <= 0.8 + 0.6 * plots.MAX_LABELLED
+    assert not fig.axes[0].texts  # no per-cell values
+    assert len(fig.axes[0].get_xticks()) <= plots.MAX_LABELLED + 1
+    short = plots.plot_matrix(long[:3, :3])
+    assert len(short.axes[0].texts) == 9
+    curves = plots.plot_curves(long)
+    assert [t.get_text() for t in curves.axes[0].get_legend().get_texts()] == ["mean (seen)"]

@@ -6,6 +6,10 @@ results so far) to `PATH.resume/` (`checkpoint.States`) at its start, after ever
 puts an interrupted fit back where its newest intact state left it. The Trainer calls it, and any
 other `Callback`, at two points: after an optimiser step and at the end of a task. `PauseAt` is the
 kill point of the resume tests, read once from the environment (`checkpoint.PAUSE_ENV`).
+
+Under data-parallel training (`distributed`) every rank holds the same state: rank 0 alone writes it,
+and every rank restores from the same files. Each rank reads the newest state before any rank may
+write (a barrier in `restore`), so none ever sees a state that rank 0 is writing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from . import distributed
 from .checkpoint import PAUSE_ENV, States, rng_state, set_rng_state, split_state, strip_prefix
 from .checkpoint import save as save_checkpoint
 from .errors import ConfigError
@@ -134,15 +139,22 @@ class Checkpointing(Callback):
 
     def start(self, trainer: Trainer) -> None:
         """A fresh fit: delete an earlier fit's states and save the state at the start."""
-        self.states.clear()
         self.pending = None
-        self.base = self.states.save(*self.snapshot(trainer))
+        if distributed.is_main():
+            self.states.clear()
+            self.base = self.states.save(*self.snapshot(trainer))
 
     def on_step(self, trainer: Trainer) -> None:
         if trainer.step % self.every == 0:
-            self.save_step(trainer)
+            assert trainer.position is not None
+            total = trainer.position.total  # this rank's running loss sum: rank 0 saves every rank's
+            totals = distributed.all_gather_rows(total.reshape(1)) if distributed.active() else total
+            if distributed.is_main():
+                self.save_step(trainer, totals)
 
     def on_task_end(self, trainer: Trainer, task: Task) -> None:
+        if not distributed.is_main():
+            return
         progress = trainer.progress
         save_checkpoint(self.path, trainer.model, trainer.strategy, {
             "task": task.id, "seed": trainer.seed, "matrix": progress.matrix, "reference": progress.reference})
@@ -167,12 +179,13 @@ class Checkpointing(Callback):
             "setup": self.setup(trainer), "progress": dataclasses.asdict(trainer.progress), "rng": rng_values,
             "samples_seen": trainer.samples_seen, "step": trainer.step, "strategy_values": strategy_values}
 
-    def save_step(self, trainer: Trainer) -> None:
-        """Save the state inside a task: the snapshot plus the optimiser and the position in the epoch."""
+    def save_step(self, trainer: Trainer, total: Tensor) -> None:
+        """Save the state inside a task: the snapshot plus the optimiser and the position in the epoch, with
+        `total` the epoch's running loss sum (one per rank under data-parallel training)."""
         assert trainer.optimizer is not None and trainer.position is not None
         pos = trainer.position
         tensors, values = self.snapshot(trainer)
-        tensors |= {"epoch.perm": pos.perm, "epoch.total": pos.total}
+        tensors |= {"epoch.perm": pos.perm, "epoch.total": total}
         optimizer: dict[str, Any] = {}
         for i, state in trainer.optimizer.state_dict()["state"].items():
             opt_tensors, optimizer[str(i)] = split_state(state, f"optimizer.{i}.")
@@ -196,8 +209,10 @@ class Checkpointing(Callback):
         trainer.samples_seen, trainer.step = values["samples_seen"], values["step"]
 
     def restore(self, trainer: Trainer) -> Progress | None:
-        """Load the newest intact state's base into `trainer`; its progress, or None if none was saved."""
+        """Load the newest intact state's base into `trainer`; its progress, or None if none was saved.
+        Every rank reads the same state (rank 0 writes none until all have read it)."""
         chain = self.states.latest()
+        distributed.barrier()
         if not chain:
             return None
         n, tensors, values = chain[0]
@@ -230,7 +245,8 @@ class Checkpointing(Callback):
         state = trainer.optimizer.state_dict()
         state["state"] = optimizer
         trainer.optimizer.load_state_dict(state)
-        pos = values["position"]
-        cursor = {"perm": tensors["epoch.perm"], "total": tensors["epoch.total"], "batch": pos["batch"],
-                  "n_batches": pos["n_batches"]}
+        pos, total = values["position"], tensors["epoch.total"]
+        if total.dim() == 1:  # each rank's running loss sum: this rank's, or their mean under another world size
+            total = total[distributed.rank()] if len(total) == distributed.world_size() else total.mean()
+        cursor = {"perm": tensors["epoch.perm"], "total": total, "batch": pos["batch"], "n_batches": pos["n_batches"]}
         return list(pos["epoch_losses"]), pos["epoch"], cursor

@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import re
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .configs import add_options, argument_type, build, flag
 from .data import BENCHMARKS, DATASETS, SCENARIOS
 from .errors import ConfigError, LifelongError
@@ -32,7 +33,9 @@ from .registry import Registry
 from .report import write_report
 from .runlog import check_tensorboard
 from .strategies import STRATEGIES, hyper_parameters
-from .suite import Outcome, run_suite
+from .experiment.tune import load_spec, tune
+from .experiment.tune import table as tune_table
+from .suite import Outcome, run_suite, run_suite_ray
 from .tables import text_table
 from .suite import load as load_suite
 from .transfer.adaptation import ADAPTATIONS, DOMAINS
@@ -48,6 +51,12 @@ class Parser(argparse.ArgumentParser):
 def _threads(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of CPU threads >= 1, got {text!r}")
+    return int(text)
+
+
+def _nproc(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, got {text!r}")
     return int(text)
 
 
@@ -89,13 +98,28 @@ def _add_experiment(sub: Any, experiment: type[Experiment]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per record on stdout, with "
                    f"{', '.join(experiment.record_keys)}")
     p.add_argument("--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
-                   help="CPU threads for PyTorch (default: PyTorch's, one per core); e.g. 1 for each of two commands "
-                   "sharing two cores")
+                   help="CPU threads for PyTorch (default: PyTorch's, one per core; under torchrun or --nproc, 1 per "
+                   "process); e.g. 1 for each of two commands sharing two cores. Under torchrun or --nproc, the N "
+                   "processes on a machine share them: each gets max(1, threads // N)")
+    p.add_argument("--nproc", type=_nproc, metavar="N", help="train data-parallel in N processes on this machine: "
+                   "runs this command again under `torchrun --standalone --nproc-per-node N` (gloo on cpu, NCCL on "
+                   "cuda); --batch-size stays the global batch, of which each process trains on its share; rank 0 "
+                   "alone writes and prints. Default 1: in this process")
     if experiment.command == "run":
         p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard under --out (needs "
                        "tensorboard)")
     if experiment.options_registry is not None:
         _add_method_options(p, experiment, experiment.options_registry)
+
+
+def _add_ray_options(p: argparse.ArgumentParser, what: str) -> None:
+    bench = what == "the points"
+    p.add_argument("--ray", nargs="?", const="", default=None if bench else "", metavar="ADDRESS",
+                   help=(f"run {what} as Ray tasks: " if bench else f"run {what} ") + "on the Ray cluster at ADDRESS "
+                   "(e.g. auto), or on a local Ray of all cores if none is given (needs ray: pip install "
+                   "'lifelong[ray]')")
+    p.add_argument("--gpu-share", type=float, default=1.0, metavar="F", help=f"with Ray, the share of a GPU each of "
+                   f"{what} on cuda takes (default 1; 0.5: two per GPU)")
 
 
 def parser() -> Parser:
@@ -111,14 +135,24 @@ def parser() -> Parser:
     p_bench.add_argument("--out", type=Path, help="root folder of the run folders (default: the suite's `out`)")
     p_bench.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     p_bench.add_argument("--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
-                         help="CPU threads for PyTorch (default: PyTorch's, one per core)")
+                         help="CPU threads for PyTorch (default: PyTorch's, one per core; with --ray: 1 per point)")
+    _add_ray_options(p_bench, "the points")
+    p_tune = sub.add_parser("tune", help="hyper-parameter search over `run` options with Ray Tune, selected on "
+                            "held-out training data; writes the best as a `run --config` file")
+    p_tune.add_argument("spec", type=Path, help="SPEC file (YAML: base, search, samples, searcher, metric, "
+                        "scheduler, concurrent, out; see docs/distributed.md)")
+    p_tune.add_argument("--out", type=Path, help="folder of best.yaml and the trials table (default: the SPEC's `out`)")
+    p_tune.add_argument("--threads", type=_threads, metavar="N", default=1,
+                        help="CPU threads of each trial (default 1)")
+    _add_ray_options(p_tune, "the trials")
     p_report = sub.add_parser("report", help="Markdown + HTML report (tables, plots) from run folders")
     p_report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run folders, or folders holding them")
     p_report.add_argument("--out", type=Path, help="report folder (default: DIR/report of the first DIR)")
     return top
 
 
-CONTROL = ("command", "config", "out", "overwrite", "resume", "json", "threads", "tensorboard")  # not config keys
+CONTROL = ("command", "config", "out", "overwrite", "resume", "json", "threads", "tensorboard",
+           "nproc")  # not config keys
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -166,33 +200,80 @@ def _one_line_warnings() -> Iterator[None]:
     """Warnings (a damaged checkpoint passed over, another thread count on resume, a folder that cannot
     be locked) as one line each, without a source excerpt."""
     with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *_, **__: print(f"lifelong: warning: {message}", file=sys.stderr)
+        warnings.showwarning = _show_warning
         yield
+
+
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    if _speaks():
+        print(f"lifelong: warning: {message}", file=sys.stderr)
+
+
+def _speaks() -> bool:
+    """Whether this process prints errors and warnings: one started by torchrun does only as rank 0 (the
+    ranks meet the same ones; rank 0 says them once), from its start on, before it joins the group."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _claim(args: argparse.Namespace, kind: type[Experiment], tensorboard: bool, held: contextlib.ExitStack) -> None:
+    """Hold the run folder (--out, or the --resume DIR in `args.out`) for this process until `held` closes,
+    and check it: a --resume DIR must hold an unfinished run of this command, an --out no unfinished one
+    unless overwriting."""
+    if args.resume:
+        held.enter_context(exclusive(args.resume))
+        resumable(args.resume, kind.config_class, kind.command)  # again, now that no other process can write there
+    else:
+        held.enter_context(claim_out_dir(args.out, args.overwrite, kind.marker))
+        if args.out:
+            check_unfinished(args.out, args.overwrite, kind.command)
+    if tensorboard:
+        if not args.out:
+            raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
+        check_tensorboard()
+
+
+def _rank0_decides(check: Callable[[], None], device: torch.device) -> bool:
+    """Run `check` on rank 0 alone (in one process: here) and tell every rank whether it passed. Rank 0
+    raises its error once the others know; they return False and stop without a word."""
+    passed = torch.ones(1, device=device)
+    error = None
+    if distributed.is_main():
+        try:
+            check()
+        except Exception as err:  # noqa: BLE001 - re-raised below, once the other ranks are told
+            error = err
+            passed.zero_()
+    distributed.broadcast([passed])
+    if error is not None:
+        raise error
+    return bool(passed.item())
 
 
 def execute(args: argparse.Namespace) -> int:
     """Any computing command: build and check its config, claim --out (or hold the --resume folder),
-    run its experiment (one JSON line per record with --json), write the run folder, show the table."""
+    run its experiment (one JSON line per record with --json), write the run folder, show the table.
+    Started by torchrun, every rank runs this after joining the process group (`distributed`): rank 0
+    alone claims the folder, writes and prints; the others exit quietly (2) if it refuses the folder."""
     kind = EXPERIMENTS[args.command]
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
+    device = distributed.local_device(torch.device(config.device))
+    distributed.init(device)
+    rank0 = distributed.is_main()
     experiment = kind(config)
     tensorboard = getattr(args, "tensorboard", False)
-    with exclusive(args.resume) if args.resume else claim_out_dir(args.out, args.overwrite, kind.marker):
-        if args.resume:
-            args.out = args.resume
-            resumable(args.out, kind.config_class, kind.command)  # again, now that no other process can write there
-        elif args.out:
-            check_unfinished(args.out, args.overwrite, kind.command)
-        if tensorboard:
-            if not args.out:
-                raise ConfigError("--tensorboard writes its logs under --out: add --out DIR")
-            check_tensorboard()
-        emit = (lambda rec: print(json.dumps(experiment.json_record(rec)), flush=True)) if args.json else None
+    if args.resume:
+        args.out = args.resume
+    with contextlib.ExitStack() as held:
+        if not _rank0_decides(lambda: _claim(args, kind, tensorboard, held), device):
+            return 2
+        emit = (lambda rec: print(json.dumps(experiment.json_record(rec)), flush=True)) if args.json and rank0 else None
         records = experiment.execute(out=args.out, resume=bool(args.resume), on_record=emit,
-                                     progress=sys.stderr.isatty())
+                                     progress=sys.stderr.isatty() and rank0)
         if args.out:
             experiment.write(args.out, records, **({"tensorboard": True} if tensorboard else {}))
+    if not rank0:
+        return 0
     if not args.json:
         print(experiment.title(records))
         header, rows = experiment.table(records)
@@ -219,10 +300,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
             o.status) or f"{o.headline}  {o.seconds:.1f} s"
         tqdm.write(f"[{i}/{n}] {o.point.path.relative_to(suite.out)}: {what}", file=sys.stdout)
 
-    outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
+    if args.ray is None:
+        outcomes = run_suite(suite, progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
+    else:
+        outcomes = run_suite_ray(suite, args.ray or None, getattr(args, "threads", 1), args.gpu_share,
+                                 progress=sys.stderr.isatty(), tensorboard=args.tensorboard, on_outcome=show)
     ran, busy = (sum(o.status == status for o in outcomes) for status in ("ran", "busy"))
     print(f"{ran} run(s) done, {n - ran - busy} skipped" + (f", {busy} left to the other process(es)" if busy else "")
           + f"; report: lifelong report {suite.out}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec, args.out)
+    print(f"tune {args.spec}: trials of {', '.join(spec.search)} into {spec.out}/", flush=True)
+    trials = tune(spec, args.ray or None, args.threads, args.gpu_share)
+    print(text_table(*tune_table(spec, trials)))
+    print(f"best (*) on the validation hold-out; the final run on the test split: "
+          f"lifelong run --config {spec.out / 'best.yaml'}")
     return 0
 
 
@@ -282,26 +377,77 @@ def message(err: LifelongError, command: str | None) -> str:
     return re.sub(r"`([a-z_]+)`", lambda m: known.get(m[1], m[0]), text)
 
 
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """The command line without its --nproc option (written --nproc N or --nproc=N, or abbreviated as
+    argparse allows, e.g. --npr N)."""
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            out += [token, *tokens]
+            break
+        name = token.split("=", 1)[0]
+        if len(name) > 3 and "--nproc".startswith(name):
+            if "=" not in token:
+                next(tokens, None)
+            continue
+        out.append(token)
+    return out
+
+
+def spawn(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`--nproc N`: check the configuration here (a mistake is one line, before any process starts),
+    then run the same command line without --nproc in N processes under `python -m torch.distributed.run
+    --standalone --nproc-per-node N -m lifelong ...`; returns its exit code."""
+    if distributed.launched():
+        raise ConfigError("--nproc starts torchrun itself: leave it out under torchrun", "nproc")
+    with warnings.catch_warnings():  # rank 0 gives them
+        warnings.simplefilter("ignore")
+        (resume_config(args) if args.resume else build_config(args)).validate()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "lifelong", *_without_nproc(argv)]
+    env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's default, without its banner saying so
+    with subprocess.Popen(cmd, env=env) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # torchrun stops its processes on the same Ctrl-C, or on SIGTERM
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+            raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     before = torch.get_num_threads()
-    torch.set_num_threads(getattr(args, "threads", before))
+    threads = getattr(args, "threads", None)  # shared by the processes torchrun started on this machine
+    torch.set_num_threads(before if threads is None else max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    joined = torch.distributed.is_initialized()  # a process group that the caller set up is left to them
     try:
+        if getattr(args, "nproc", None) is not None and (args.nproc > 1 or distributed.launched()):
+            with _one_line_warnings():
+                return spawn(args, sys.argv[1:] if argv is None else argv)
         commands: dict[str, Callable[[argparse.Namespace], int]] = {
-            **{name: execute for name in EXPERIMENTS}, "list": cmd_list, "bench": cmd_bench, "report": cmd_report}
+            **{name: execute for name in EXPERIMENTS}, "list": cmd_list, "bench": cmd_bench, "tune": cmd_tune,
+            "report": cmd_report}
         if args.command not in commands:
             parser().print_help()
             return 2
         with _one_line_warnings():
             return commands[args.command](args)
     except LifelongError as err:
-        print(f"lifelong: error: {message(err, args.command)}", file=sys.stderr)
+        if _speaks():
+            print(f"lifelong: error: {message(err, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lifelong: interrupted", file=sys.stderr)
+        if _speaks():
+            print("lifelong: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader left, as in `lifelong list | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 0
     finally:
         torch.set_num_threads(before)  # for callers of `main` in the same process
+        if not joined:
+            distributed.shutdown()

@@ -26,8 +26,7 @@ def correct(predict: Predict, split: Split, task_id: int, stream: Stream, device
     correctly; task-incremental streams mask other tasks' outputs."""
     rows = distributed.shard(torch.arange(len(split), device=split.y.device))
     count = torch.zeros((), dtype=torch.long, device=device)
-    for idx in rows.split(batch_size):
-        x, y = split.batch(idx)
+    for x, y in split.batches(rows.split(batch_size)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         t = torch.full_like(y, task_id)
         out = stream.mask(predict(x, t), t)

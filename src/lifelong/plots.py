@@ -52,20 +52,34 @@ def _finish(fig: Figure, ax: Axes, own: bool, title: str) -> Figure:
     return fig
 
 
+MAX_LABELLED = 12  # tasks up to which a matrix shows each cell's value and the curves a legend entry per task
+
+
+def _task_ticks(ax: Axes, t: int, x: bool = True, y: bool = False) -> None:
+    """At most about MAX_LABELLED task ticks per axis."""
+    ticks = range(0, t, max(1, -(-t // MAX_LABELLED)))
+    if x:
+        ax.set_xticks(ticks)
+    if y:
+        ax.set_yticks(ticks)
+
+
 def plot_matrix(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> Figure:
-    """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %."""
+    """Heat map of R[i, j] (rows: after training task i; columns: tested on task j), in %. Each cell
+    shows its value up to MAX_LABELLED tasks; longer streams keep the figure at that size, colours only."""
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
-    fig, ax_ = new_figure((1.0 + 0.6 * t, 0.8 + 0.6 * t), ax)
+    side = 0.6 * min(t, MAX_LABELLED)
+    fig, ax_ = new_figure((1.0 + side, 0.8 + side), ax)
     im = ax_.imshow(m, vmin=0, vmax=100, cmap="viridis")
-    for i in range(t):
-        for j in range(t):
-            ax_.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                     color="white" if m[i, j] < 60 else "black")
+    if t <= MAX_LABELLED:
+        for i in range(t):
+            for j in range(t):
+                ax_.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                         color="white" if m[i, j] < 60 else "black")
     ax_.set_xlabel("tested on task j")
     ax_.set_ylabel("after training task i")
-    ax_.set_xticks(range(t))
-    ax_.set_yticks(range(t))
+    _task_ticks(ax_, t, x=True, y=True)
     ax_.set_title(f"accuracy (%) {title}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax_, fraction=0.046)
     if ax is None:
@@ -74,16 +88,18 @@ def plot_matrix(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> F
 
 
 def plot_curves(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> Figure:
-    """Accuracy on each task (one line per task) as training moves through the stream."""
+    """Accuracy on each task (one line per task) as training moves through the stream; the legend names
+    each task up to MAX_LABELLED tasks, and only the mean beyond."""
     m = np.asarray(matrix, dtype=float) * 100
     t = len(m)
     fig, ax_ = new_figure((5, 3.2), ax)
     for j in range(t):
-        ax_.plot(range(j, t), m[j:, j], marker="o", label=f"task {j}")
+        ax_.plot(range(j, t), m[j:, j], marker="o" if t <= MAX_LABELLED else None,
+                 label=f"task {j}" if t <= MAX_LABELLED else None)
     ax_.plot(range(t), [m[i, : i + 1].mean() for i in range(t)], "k--", label="mean (seen)")
     ax_.set_xlabel("after training task")
     ax_.set_ylabel("test accuracy (%)")
-    ax_.set_xticks(range(t))
+    _task_ticks(ax_, t)
     return _finish(fig, ax_, ax is None, title)
 
 

@@ -35,27 +35,34 @@ folder (`Experiment.write`); an unfinished one continues at record granularity.
 Several `lifelong bench` processes on one machine may run the same suite at once: each holds the point
 it runs (`files.exclusive`) and passes over the points the others hold, so together they share the
 work (on a network file system, where folders cannot be locked, run one bench per suite folder).
+
+`run_suite_ray` (`lifelong bench SUITE --ray [ADDRESS]`) runs the points as Ray tasks instead, on a local Ray
+or a cluster, into the same folders: a point whose worker dies is run again and resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import sys
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from .configs import build
 from .data import BENCHMARKS
-from .errors import ConfigError, FolderBusy
+from .errors import ConfigError, FolderBusy, LifelongError
 from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys, make_strategy
+from .experiment.cluster import gpu_request, ray_session
+from .extras import need
 from .files import exclusive, read_yaml
 from .strategies import STRATEGIES, hyper_parameters
 
@@ -283,16 +290,27 @@ def _run_point(point: Point, tensorboard: bool) -> Outcome:
     return Outcome(point, "ran", records[0].get("acc"), time.perf_counter() - start, experiment.headline(records))
 
 
-def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
-              on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Run every unfinished point in order, each into its own folder; finished ones are skipped."""
-    todo = {id(p): not finished(p) for p in suite.points}  # config clashes fail before any training
+def _todo(suite: Suite) -> dict[int, bool]:
+    """Whether each point (by id) is still to run; config clashes and folders that cannot be written fail
+    here, before any training."""
+    todo = {id(p): not finished(p) for p in suite.points}
     for p in suite.points:
         if todo[id(p)]:  # a file in the way, no permission; not "finished": another bench may finish it now
             check_out_dir(p.path, overwrite=True)
+    return todo
+
+
+def _bar(suite: Suite, progress: bool) -> tqdm:
+    return tqdm(total=len(suite.points), disable=not progress, file=sys.stderr, unit="run",
+                desc=f"suite {Path(suite.name).stem}", dynamic_ncols=True)
+
+
+def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
+              on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run every unfinished point in order, each into its own folder; finished ones are skipped."""
+    todo = _todo(suite)
     outcomes = []
-    with tqdm(total=len(suite.points), disable=not progress, file=sys.stderr, unit="run",
-              desc=f"suite {Path(suite.name).stem}", dynamic_ncols=True) as bar:
+    with _bar(suite, progress) as bar:
         for point in suite.points:
             if not todo[id(point)]:
                 outcome = Outcome(point, "skipped")
@@ -303,3 +321,65 @@ def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
             if on_outcome is not None:
                 on_outcome(outcome)
     return outcomes
+
+
+RAY_RETRIES = 3  # times Ray runs a point again whose worker died; each try resumes from the point's checkpoint
+
+
+def _ray_point(point: Point, threads: int, tensorboard: bool) -> tuple[str, float | None, float, str]:
+    """One point in a Ray worker, with `threads` CPU threads: `_run_point`'s outcome as plain values."""
+    torch.set_num_threads(threads)
+    outcome = _run_point(point, tensorboard)
+    return outcome.status, outcome.acc, outcome.seconds, outcome.headline
+
+
+def run_suite_ray(suite: Suite, address: str | None = None, threads: int = 1, gpu_share: float = 1.0,
+                  progress: bool = False, tensorboard: bool = False,
+                  on_outcome: Callable[[Outcome], None] | None = None, retries: int = RAY_RETRIES) -> list[Outcome]:
+    """`run_suite` with every unfinished point a Ray task (`lifelong bench --ray`): on the cluster at
+    `address`, or on a local Ray started for the suite (`experiment.cluster.ray_session`). Each point takes
+    `threads` CPUs (and torch threads) and, where it runs on cuda, `gpu_share` of a GPU; Ray runs as many at
+    once as the cluster has room for. The points write their own folders as the local bench does (on a
+    cluster of several machines, `out` must be a folder every machine sees at the same path). A point
+    whose worker dies (killed, out of memory, its machine lost) is run again up to `retries` times and
+    resumes from its newest checkpoint (`experiment.run(..., resume=True)`), so it gives the same matrix.
+    The `LIFELONG_*` environment variables of this process are passed on to the points. `on_outcome`
+    is called as points finish; the outcomes are returned in the suite's order."""
+    need("ray", "ray")  # before any folder is made
+    todo = _todo(suite)
+    outcomes = {id(p): Outcome(p, "skipped") for p in suite.points if not todo[id(p)]}
+    env = {k: v for k, v in os.environ.items() if k.startswith("LIFELONG_")}
+    options = {"num_cpus": threads, "max_retries": retries, "retry_exceptions": False} | (
+        {"runtime_env": {"env_vars": env}} if env else {})
+    with ray_session(address) as ray, _bar(suite, progress) as bar:
+        remote = ray.remote(_ray_point)
+        pending = {remote.options(**options, **gpu_request(getattr(p.config, "device", "cpu"), gpu_share)).remote(
+            replace(p, path=p.path.resolve()), threads, tensorboard): p
+            for p in suite.points if todo[id(p)]}
+
+        def done(outcome: Outcome) -> None:
+            outcomes[id(outcome.point)] = outcome
+            bar.update(1)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        for outcome in list(outcomes.values()):
+            done(outcome)
+        try:
+            while pending:
+                [ref], _ = ray.wait(list(pending), num_returns=1)
+                point = pending.pop(ref)
+                try:
+                    done(Outcome(point, *ray.get(ref)))
+                except ray.exceptions.RayTaskError as err:  # the point raised: as the local bench, stop there
+                    if isinstance(err.cause, LifelongError):
+                        raise err.cause from None
+                    raise
+                except ray.exceptions.RayError as err:  # its worker died `retries` + 1 times, or Ray lost it
+                    raise LifelongError(f"{point.path}: Ray could not finish it ({type(err).__name__}: "
+                                        f"{str(err).strip().splitlines()[0]}): run the bench again to resume it "
+                                        "from its checkpoint") from None
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+    return [outcomes[id(p)] for p in suite.points]

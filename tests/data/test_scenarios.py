@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lifelong.data import (
-    BENCHMARKS, Dataset, Split, Stream, arrays, benchmark, from_tasks, permuted, rotate, rotated, split,
+    BENCHMARKS, Split, Stream, arrays, benchmark, from_tasks, permuted, rotate, rotated, split,
 )
 from lifelong.errors import ConfigError, DataError
 
@@ -155,13 +155,14 @@ def test_permuted_domain(digits_ds):
     perms = s.info["permutations"]
     assert len(perms) == 4 and perms[0] == list(range(64))
     base = s[0]
-    assert torch.equal(base.train.x, digits_ds.train.x) and torch.equal(base.test.x, digits_ds.test.x)
+    assert torch.equal(base.train.inputs(), digits_ds.train.x) and torch.equal(base.test.inputs(), digits_ds.test.x)
     for t, task in enumerate(s):
         assert sorted(perms[t]) == list(range(64))
         p = torch.tensor(perms[t])
-        assert task.train.x.shape == digits_ds.train.x.shape
-        assert torch.equal(task.train.x.flatten(1), base.train.x.flatten(1)[:, p])
-        assert torch.equal(task.test.x.flatten(1), base.test.x.flatten(1)[:, p])
+        assert task.train.x is digits_ds.train.x and task.test.x is digits_ds.test.x  # shared, not copied
+        assert task.train.inputs().shape == digits_ds.train.x.shape
+        assert torch.equal(task.train.inputs().flatten(1), digits_ds.train.x.flatten(1)[:, p])
+        assert torch.equal(task.test.inputs().flatten(1), digits_ds.test.x.flatten(1)[:, p])
         assert torch.equal(task.train.y, digits_ds.train.y) and torch.equal(task.test.y, digits_ds.test.y)
         assert task.units == list(range(10)) and task.classes == list(range(10))
     assert perms[1] != perms[2] and perms[1] != list(range(64))
@@ -186,7 +187,7 @@ def test_permuted_seed(digits_ds):
     a, b, c = permuted(digits_ds, 3, seed=1), permuted(digits_ds, 3, seed=1), permuted(digits_ds, 3, seed=2)
     assert a.info["permutations"] == b.info["permutations"]
     assert a.info["permutations"][1:] != c.info["permutations"][1:]
-    assert torch.equal(a[2].train.x, b[2].train.x)
+    assert torch.equal(a[2].train.inputs(), b[2].train.inputs())
 
 
 def test_permuted_valid_fraction(tagged_ds):
@@ -204,10 +205,10 @@ def test_rotated_angles_and_identity(digits_ds):
     s = rotated(digits_ds, 5)
     assert s.info["angles"] == [0.0, 36.0, 72.0, 108.0, 144.0]
     assert s.scenario == "domain" and s.n_outputs == 10 and len(s) == 5
-    torch.testing.assert_close(s[0].train.x, digits_ds.train.x, rtol=0, atol=1e-5)
-    torch.testing.assert_close(s[0].test.x, digits_ds.test.x, rtol=0, atol=1e-5)
-    torch.testing.assert_close(s[1].test.x, rotate(digits_ds.test.x, 36.0))
-    assert (s[2].test.x - digits_ds.test.x).abs().max() > 0.1
+    torch.testing.assert_close(s[0].train.inputs(), digits_ds.train.x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(s[0].test.inputs(), digits_ds.test.x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(s[1].test.inputs(), rotate(digits_ds.test.x, 36.0))
+    assert (s[2].test.inputs() - digits_ds.test.x).abs().max() > 0.1
     for task in s:
         assert torch.equal(task.train.y, digits_ds.train.y)
 
@@ -215,7 +216,7 @@ def test_rotated_angles_and_identity(digits_ds):
 def test_rotated_explicit_angles_and_errors(digits_ds):
     s = rotated(digits_ds, 2, degrees=[0, 90], scenario="task")
     assert s.info["angles"] == [0.0, 90.0] and s.n_outputs == 20
-    torch.testing.assert_close(s[1].test.x, torch.rot90(digits_ds.test.x, 1, (2, 3)), rtol=0, atol=1e-5)
+    torch.testing.assert_close(s[1].test.inputs(), torch.rot90(digits_ds.test.x, 1, (2, 3)), rtol=0, atol=1e-5)
     with pytest.raises(DataError, match="3 angles given for 2 tasks"):
         rotated(digits_ds, 2, degrees=[0, 10, 20])
     flat = arrays(np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32), np.arange(20) % 2)
@@ -252,15 +253,6 @@ def test_rotate_matches_rot90_and_is_invertible():
 def test_rotate_needs_4d():
     with pytest.raises(DataError, match="N, C, H, W"):
         rotate(torch.zeros(5, 5), 10)
-
-
-def test_transformed_needs_in_memory_inputs(tmp_path):
-    from lifelong.data.images import LazyImages
-
-    lazy = Split(LazyImages(["a.png", "b.png"], (4, 4), True), torch.tensor([0, 1]))
-    ds = Dataset("lazy", lazy, lazy, ["a", "b"], (1, 4, 4))
-    with pytest.raises(DataError, match="in-memory"):
-        permuted(ds, 2)
 
 
 # --------------------------------------------------------------------------- from_tasks

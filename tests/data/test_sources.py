@@ -494,10 +494,12 @@ def test_fashion_mnist_from_small_idx_files(tmp_path):
     assert torch.equal(ds.test.y, torch.from_numpy(data["t10k-labels-idx1-ubyte"]).long())
     pixels = torch.from_numpy(data["train-images-idx3-ubyte"]).float() / 255
     expected = (pixels - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
-    torch.testing.assert_close(ds.train.x[:, 0], expected)
+    assert ds.train.x.dtype == torch.uint8  # stored as they come, converted per batch
+    assert torch.equal(ds.train.x[:, 0], torch.from_numpy(data["train-images-idx3-ubyte"]))
+    torch.testing.assert_close(ds.train.inputs()[:, 0], expected)
     raw = fashion_mnist(root=tmp_path / "fm", normalize=False)
-    torch.testing.assert_close(raw.test.x[:, 0], torch.from_numpy(data["t10k-images-idx3-ubyte"]).float() / 255)
-    assert float(raw.train.x.min()) >= 0 and float(raw.train.x.max()) <= 1
+    torch.testing.assert_close(raw.test.inputs()[:, 0], torch.from_numpy(data["t10k-images-idx3-ubyte"]).float() / 255)
+    assert float(raw.train.inputs().min()) >= 0 and float(raw.train.inputs().max()) <= 1
 
 
 def test_fashion_mnist_env_var(tmp_path, monkeypatch):
@@ -545,5 +547,5 @@ def test_real_fashion_mnist():
     assert sorted(ds.train.y.unique().tolist()) == list(range(10))
     assert sorted(ds.test.y.unique().tolist()) == list(range(10))
     assert torch.bincount(ds.test.y).tolist() == [1000] * 10
-    assert abs(float(ds.train.x.mean()) - FASHION_MNIST_MEAN) < 1e-3
-    assert abs(float(ds.train.x.std()) - FASHION_MNIST_STD) < 1e-3
+    assert abs(float(ds.train.inputs().mean()) - FASHION_MNIST_MEAN) < 1e-3
+    assert abs(float(ds.train.inputs().std()) - FASHION_MNIST_STD) < 1e-3

@@ -36,8 +36,9 @@ def test_loss_is_the_papers_on_task_incremental_streams(digits, cls):
     copy = Buffer.from_state(der.memory.state_dict())
     x, y = stream[2].train.batch(torch.arange(32))
     t = torch.full_like(y, 2)
+    der.batch(x, y, t)  # draws the memory batch for the step
     extra = der.loss(stream.mask(der.model(x), t), x, y, t)
-    m = copy.sample(16)  # the batch the loss drew
+    m = copy.sample(16)  # the batch the step drew
     h = der.model(m.x)
     mse = (h - m.logits)[stream.masks[m.t]].pow(2).mean()
     expect = 0.7 * mse + der.beta * F.cross_entropy(stream.mask(h, m.t), m.y)

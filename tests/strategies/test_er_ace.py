@@ -8,24 +8,28 @@ from lifelong.memory import Buffer
 from lifelong.strategies import ERACE, Naive
 
 from ..conftest import small_mlp
+from .steps import in_step
 
 
 def test_loss_is_asymmetric_cross_entropy_plus_replay(digits):
     stream = ll.data.split(digits, n_tasks=5, scenario="class", seed=0)
     ace = ERACE(buffer_size=100, replay_batch_size=16)
-    ace.attach(ll.Trainer(small_mlp(stream), ace), stream)
+    trainer = ll.Trainer(small_mlp(stream), ace)
+    ace.attach(trainer, stream)
     for task in stream.tasks[:3]:  # classes 0-5 seen and stored
         ace.before_task(task)
         x, y = task.train.batch(torch.arange(64))
         t = torch.full_like(y, task.id)
-        ace.task_loss(ace.model(x), x, y, t, F.cross_entropy)
-        ace.loss(ace.model(x), x, y, t)
+        in_step(trainer, x, y, t)
+        ace.batch(x, y, t)
     ace.before_task(stream[3])
     x, y = stream[3].train.batch(torch.arange(20))  # task 3's classes (units 6 and 7) arrive
     x, y = x[y == 6], y[y == 6]  # one class only: unit 7 stays unseen
     copy = Buffer.from_state(ace.memory.state_dict())
     out = ace.model(x)
     t = torch.full_like(y, 3)
+    in_step(trainer, x, y, t)
+    ace.batch(x, y, t)  # C_in, the replayed samples, the batch into the memory
     total = ace.task_loss(out, x, y, t, F.cross_entropy) + ace.loss(out, x, y, t)
     keep = torch.arange(10) >= 6  # the present class and those never seen; seen, absent ones leave
     m = copy.sample(16)
@@ -37,16 +41,21 @@ def test_first_task_is_plain_cross_entropy_and_only_fills_the_memory(digits):
     """The paper's Algorithm and both reference codes mask and replay from the second task on."""
     stream = ll.data.split(digits, n_tasks=5, scenario="class", seed=0)
     ace = ERACE(buffer_size=100, replay_batch_size=16)
-    ace.attach(ll.Trainer(small_mlp(stream), ace), stream)
+    trainer = ll.Trainer(small_mlp(stream), ace)
+    ace.attach(trainer, stream)
     ace.before_task(stream[0])
     for start in (0, 32):
         x, y = stream[0].train.batch(torch.arange(start, start + 32))
         out, t = ace.model(x), torch.zeros_like(y)
+        in_step(trainer, x, y, t)
+        ace.batch(x, y, t)
         assert torch.equal(ace.task_loss(out, x, y, t, F.cross_entropy), F.cross_entropy(out, y))
         assert ace.loss(out, x, y, t) is None
     assert len(ace.memory) == 64
     ace.before_task(stream[1])
     x, y = stream[1].train.batch(torch.arange(32))
+    in_step(trainer, x, y, torch.ones_like(y))
+    ace.batch(x, y, torch.ones_like(y))
     assert ace.loss(ace.model(x), x, y, torch.ones_like(y)) is not None
 
 
@@ -75,6 +84,9 @@ def test_bad_sizes_are_config_errors(kwargs):
 class SubtractedCE(ERACE):
     """ER-ACE as it was written before the `task_loss` hook: the Trainer's cross-entropy over all
     logits, plus logsumexp over C_in minus logsumexp over all logits, plus the replay loss."""
+
+    def batch(self, x, y, t):
+        return x, y, t
 
     def task_loss(self, out, x, y, t, criterion):
         return criterion(out, y)

@@ -7,6 +7,7 @@ import lifelong as ll
 from lifelong.strategies import LaMAML, Naive, Replay
 
 from ..conftest import small_mlp
+from .steps import in_step
 
 
 def attached(digits_stream, first_order=False, inner_steps=2, **options):
@@ -118,6 +119,7 @@ def test_replay_batch_defaults_to_the_trainer_batch_as_replay(digits_stream):
     strategy.attach(trainer, digits_stream)
     x, y = digits_stream[0].train.batch(torch.arange(trainer.batch_size))
     t = torch.zeros(len(y), dtype=torch.long)
+    in_step(trainer, x, y, t)
     strategy.batch(x, y, t)  # fills the memory (200 samples)
     strategy.batch(x, y, t)
     assert strategy.replay_batch_size == Replay().replay_batch_size == trainer.batch_size

@@ -6,6 +6,7 @@ import lifelong as ll
 from lifelong.strategies import MER, Naive
 
 from ..conftest import small_mlp
+from .steps import in_step
 
 
 def attached(stream, **options):
@@ -49,8 +50,10 @@ def test_update_is_within_and_across_batch_reptile_over_sgd_steps(digits_stream)
 def test_batches_mix_incoming_rows_first_with_fresh_memory_samples(digits_stream):
     strategy = attached(digits_stream, batches=3, replay_batch_size=4, buffer_size=50)
     x, y, t = rows(digits_stream, torch.arange(8))
+    in_step(strategy.trainer, x, y, t)
     strategy.batch(x, y, t)
     assert [len(b[0]) for b in strategy.reptile_batches] == [8, 8, 8]  # empty memory: b alone, s times
+    in_step(strategy.trainer, x[:2], y[:2], t[:2])
     strategy.batch(x[:2], y[:2], t[:2])
     for bx, _, _ in strategy.reptile_batches:  # the paper's loop with --batch-size 1 is B_i = {(x, y)} ∪ k-1 samples
         assert len(bx) == 6 and torch.equal(bx[:2], x[:2])

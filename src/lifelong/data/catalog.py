@@ -8,6 +8,7 @@ that a model is fed inputs scaled as in training); shifted variants of a data se
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def select_classes(data: Dataset, classes: Sequence[int], name: str | None = Non
 
     def cut(part: Split) -> Split:
         sub = part.subset(torch.isin(part.y, torch.tensor(list(classes))).nonzero().flatten())
-        return Split(sub.x, relabel[sub.y])
+        return dataclasses.replace(sub, y=relabel[sub.y])
 
     return Dataset(name or data.name, cut(data.train), cut(data.test), [data.class_names[k] for k in classes],
                    data.input_shape)

@@ -109,13 +109,12 @@ class EpisodeSampler:
                  seed: int = 0, rotations: int = 1) -> None:
         check_counts(ways=ways, shots=shots, queries=queries)
         pool = Split.cat([data.train, data.test]) if isinstance(data, Dataset) else data
-        if not isinstance(pool.x, Tensor):
-            raise DataError("episodes are drawn from in-memory tensors; this data set is loaded lazily")
-        check_rotations(rotations, tuple(pool.x.shape[1:]))
+        self.shape = tuple(pool.x.shape[1:])
+        check_rotations(rotations, self.shape)
         if ways > len(classes) * rotations:
             raise ConfigError(f"{ways}-way episodes need at least {ways} classes, this pool has {len(classes)} "
                               f"({list(classes)}): lower `ways` or give the pool more classes (`classes`)", "ways")
-        self.x, self.ways, self.shots, self.queries, self.rotations = pool.x, ways, shots, queries, rotations
+        self.pool, self.ways, self.shots, self.queries, self.rotations = pool, ways, shots, queries, rotations
         self.classes = [int(c) for c in classes]
         index = [(pool.y == c).nonzero().flatten() for c in self.classes]
         counts = torch.tensor([len(i) for i in index])
@@ -141,11 +140,11 @@ class EpisodeSampler:
         keys.masked_fill_(torch.arange(self.index.shape[1]) >= self.counts[ways].unsqueeze(-1), 2.0)
         pick = keys.topk(k, dim=-1, largest=False).indices  # k distinct real samples per way
         rows = self.index[ways.unsqueeze(-1), pick]  # (n, N, k) sample indices
-        x = self.x[rows]
+        x = self.pool.batch(rows.flatten())[0].view(*rows.shape, *self.shape)
         if self.rotations > 1:
             x = rotate(x.flatten(0, 1), turns.flatten()).view_as(x)
         labels = torch.arange(n_way).view(1, n_way, 1)
-        shape = self.x.shape[1:]
+        shape = self.shape
         return Episodes(x[:, :, : self.shots].reshape(n, -1, *shape),
                         labels.expand(n, n_way, self.shots).reshape(n, -1),
                         x[:, :, self.shots :].reshape(n, -1, *shape),

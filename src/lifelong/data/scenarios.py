@@ -10,17 +10,17 @@ Class order, permutations and angles come from the seed and are recorded in `Str
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from ..errors import DataError
 from .sources import check_arrays
 from .stream import SCENARIOS, Dataset, Split, Stream, Task, stratified_split
+from .transforms import Permute, Rotate, Transform, then
 
 
 def _check_scenario(scenario: str) -> None:
@@ -72,7 +72,7 @@ def split(
             if len(idx) == 0:
                 raise DataError(f"task {t} (classes {group}) has no samples in {dataset.name}")
             sub = part.subset(idx)
-            parts.append(Split(sub.x, position[sub.y] - offset))
+            parts.append(dataclasses.replace(sub, y=position[sub.y] - offset))
         train, valid = _valid(parts[0], valid_fraction, seed)
         tasks.append(Task(t, train, parts[1], group, [u - offset for u in units], valid))
         start += len(group)
@@ -82,23 +82,26 @@ def split(
     return Stream(tasks, scenario, n_out, dataset.input_shape, f"split-{dataset.name}", info)
 
 
+def _through(part: Split, offset: int, fn: Transform) -> Split:
+    """`part`'s samples seen through `fn` after its own transform, labels shifted by `offset`."""
+    return Split(part.x, part.y + offset if offset else part.y, then(part.transform, fn))
+
+
 def _transformed(
     dataset: Dataset, n_tasks: int, scenario: str, seed: int, valid_fraction: float, kind: str,
-    transforms: list, info: dict,
+    transforms: list[Transform], info: dict,
 ) -> Stream:
-    """Tasks that all hold every class, each seeing the inputs through its own transform."""
+    """Tasks that all hold every class, each seeing the inputs through its own transform, applied per
+    batch: every task shares the data set's tensors (and one validation cut), so memory does not grow
+    with the number of tasks."""
     _check_scenario(scenario)
-    for part in (dataset.train, dataset.test):
-        if not isinstance(part.x, Tensor):
-            raise DataError(f"{kind} tasks need in-memory inputs; {dataset.name} is loaded lazily")
     c = dataset.num_classes
+    train, valid = _valid(dataset.train, valid_fraction, seed)
     tasks = []
     for t, fn in enumerate(transforms):
         offset = 0 if scenario == "domain" else t * c
-        train = Split(fn(dataset.train.x), dataset.train.y + offset)
-        test = Split(fn(dataset.test.x), dataset.test.y + offset)
-        train, valid = _valid(train, valid_fraction, seed)
-        tasks.append(Task(t, train, test, list(range(c)), list(range(offset, offset + c)), valid))
+        tasks.append(Task(t, _through(train, offset, fn), _through(dataset.test, offset, fn), list(range(c)),
+                          list(range(offset, offset + c)), _through(valid, offset, fn) if valid is not None else None))
     n_out = c if scenario == "domain" else n_tasks * c
     return Stream(tasks, scenario, n_out, dataset.input_shape, f"{kind}-{dataset.name}", {"kind": kind, **info})
 
@@ -112,26 +115,8 @@ def permuted(
     d = math.prod(dataset.input_shape)
     g = torch.Generator().manual_seed(seed)
     perms = [torch.arange(d)] + [torch.randperm(d, generator=g) for _ in range(n_tasks - 1)]
-
-    def apply(perm: Tensor):
-        return lambda x: x.flatten(1)[:, perm].reshape(x.shape)
-
     return _transformed(dataset, n_tasks, scenario, seed, valid_fraction, "permuted",
-                        [apply(p) for p in perms], {"permutations": [p.tolist() for p in perms]})
-
-
-def rotate(x: Tensor, degrees: float, chunk: int = 8192) -> Tensor:
-    """Rotate a batch of images (N, C, H, W) about their centre; pixels from outside repeat the border."""
-    if x.ndim != 4:
-        raise DataError(f"rotation needs images (N, C, H, W), got shape {tuple(x.shape)}")
-    a = math.radians(degrees)
-    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]], dtype=x.dtype)
-    out = torch.empty_like(x)
-    for i in range(0, len(x), chunk):
-        xb = x[i : i + chunk]
-        grid = F.affine_grid(theta.expand(len(xb), 2, 3), list(xb.shape), align_corners=False)
-        out[i : i + chunk] = F.grid_sample(xb, grid, padding_mode="border", align_corners=False)
-    return out
+                        [Permute(p) for p in perms], {"permutations": [p.tolist() for p in perms]})
 
 
 def rotated(
@@ -154,7 +139,7 @@ def rotated(
         if len(angles) != n_tasks:
             raise DataError(f"{len(angles)} angles given for {n_tasks} tasks")
     return _transformed(dataset, n_tasks, scenario, seed, valid_fraction, "rotated",
-                        [lambda x, a=a: rotate(x, a) for a in angles], {"angles": angles})
+                        [Rotate(a) for a in angles], {"angles": angles})
 
 
 def _as_split(part: Split | tuple, what: str) -> Split:
@@ -197,7 +182,7 @@ def from_tasks(tasks: Sequence[Dataset | tuple], scenario: str = "class", name: 
         classes = torch.unique(torch.cat([train.y, test.y])).tolist()
         shift = offset if scenario == "task" else 0
         width = max(classes) + 1
-        train, test = Split(train.x, train.y + shift), Split(test.x, test.y + shift)
+        train, test = dataclasses.replace(train, y=train.y + shift), dataclasses.replace(test, y=test.y + shift)
         out.append(Task(t, train, test, classes, [k + shift for k in classes]))
         offset += width
     n_out = offset if scenario == "task" else max(max(task.units) for task in out) + 1

@@ -17,6 +17,7 @@ from ..errors import DataError
 from ..extras import need
 from .idx import read_idx
 from .stream import Dataset, Split, stratified_split
+from .transforms import Scale
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -51,8 +52,9 @@ def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dat
     """Fashion-MNIST (Xiao et al. 2017): 60k/10k 28x28 grey images, 10 classes.
 
     Looks in `root`, else `$LIFELONG_DATA/fashion-mnist`, `~/.cache/lifelong/fashion-mnist`,
-    `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`). Pixels are scaled to
-    [0, 1] and, with `normalize`, standardised with the training set's mean and std.
+    `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`). Pixels are kept as uint8
+    (N, 1, 28, 28); each batch is scaled to [0, 1] and, with `normalize`, standardised with the training
+    set's mean and std (the splits' `Scale` transform).
     """
     candidates = [Path(root)] if root is not None else fashion_mnist_dirs()
     for folder in candidates:
@@ -77,14 +79,15 @@ def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dat
         if y.max() >= 10:
             raise DataError(f"Fashion-MNIST {split} labels in {folder} go up to {y.max()}, expected 0..9")
 
+    scale = Scale(255.0, FASHION_MNIST_MEAN, FASHION_MNIST_STD) if normalize else Scale(255.0)
+
     def images(a: np.ndarray) -> Tensor:
-        x = torch.from_numpy(a).float().div_(255.0).unsqueeze(1)
-        return x.sub_(FASHION_MNIST_MEAN).div_(FASHION_MNIST_STD) if normalize else x
+        return torch.from_numpy(a).unsqueeze(1)
 
     return Dataset(
         "fmnist",
-        Split(images(arrays["x_train"]), torch.from_numpy(arrays["y_train"]).long()),
-        Split(images(arrays["x_test"]), torch.from_numpy(arrays["y_test"]).long()),
+        Split(images(arrays["x_train"]), torch.from_numpy(arrays["y_train"]).long(), scale),
+        Split(images(arrays["x_test"]), torch.from_numpy(arrays["y_test"]).long(), scale),
         list(FASHION_MNIST_CLASSES),
         (1, 28, 28),
     )

@@ -1,9 +1,11 @@
 """Tasks and streams: the tensors every other part of the library trains on.
 
-A split's inputs are a tensor (in memory, on the training device when they fit) or a lazily
-loaded collection (`LazyInputs`, e.g. an image folder) that loads a batch when indexed; labels are
-always an int64 tensor. Code above `data/` only uses `Split.batch`, `Split.subset` and `Split.cat`,
-so it never needs to know which one it has.
+A split's inputs are a tensor (in memory as they come, e.g. uint8 images, on the training device when
+they fit) or a lazily loaded collection (`LazyInputs`, e.g. an image folder) that loads a batch when
+indexed; labels are always an int64 tensor. A split's `transform` (`transforms`) turns each batch into
+the float inputs the model sees: a permuted or rotated task shares its data set's tensors. Code above
+`data/` only uses `Split.batch`, `Split.batches`, `Split.subset` and `Split.cat` (`Split.inputs` for small
+sets needed at once), so it never needs to know which one it has.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import DataError
+from .transforms import Transform
 
 SCENARIOS = {
     "class": "class-incremental: one head over all classes, no task id at test time",
@@ -26,7 +30,9 @@ SCENARIOS = {
 
 @runtime_checkable
 class LazyInputs(Protocol):
-    """Inputs kept on disk: `load(idx)` returns a float tensor batch, `subset(idx)` a smaller view."""
+    """Inputs kept on disk: `load(idx)` returns a tensor batch, `subset(idx)` a smaller view. An optional
+    `batches(chunks)` yields the batches of a sequence of index tensors in order (e.g. decoded in worker
+    processes)."""
 
     shape: tuple[int, ...]
 
@@ -42,41 +48,129 @@ class LazyInputs(Protocol):
 Inputs = Tensor | LazyInputs
 
 
+def _load(x: Inputs, transform: Transform | None, idx: Tensor) -> Tensor:
+    xb = x[idx] if isinstance(x, Tensor) else x.load(idx)
+    return transform(xb) if transform is not None else xb
+
+
+def _to(x: Inputs, device: torch.device | str) -> Inputs:
+    """In-memory inputs on `device`; a tensor that several splits share (a permuted stream's images) is
+    moved only once. Inputs loaded from disk stay where they are."""
+    if isinstance(x, Concat):
+        return x.to(device)
+    if not isinstance(x, Tensor) or x.device == torch.device(device):
+        return x
+    moved = _MOVED.setdefault(x, {})
+    if str(device) not in moved:
+        moved[str(device)] = x.to(device)
+    return moved[str(device)]
+
+
+_MOVED: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
 @dataclass
 class Split:
-    """Inputs `x` and int64 labels `y` of one part (train, test or validation) of a task."""
+    """Inputs `x` and int64 labels `y` of one part (train, test or validation) of a task.
+
+    `x` holds the inputs as stored (uint8 images, say); `transform`, when given, turns each batch into
+    what the model sees (`Split.batch`), so `x` is not the model's input: read it through `batch`,
+    `batches` or `inputs`."""
 
     x: Inputs
     y: Tensor
+    transform: Transform | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.x[idx] if isinstance(self.x, Tensor) else self.x.load(idx)
-        return x, self.y[idx]
+        """The inputs (transformed) and labels of the samples `idx`."""
+        return _load(self.x, self.transform, idx), self.y[idx]
 
     def batches(self, chunks: Iterable[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
-        """`batch(idx)` for each index tensor of `chunks` in turn (the training loop's batches)."""
-        for idx in chunks:
-            yield self.batch(idx)
+        """`batch(idx)` for each index tensor of `chunks` in turn (the training loop's batches). Lazy
+        inputs with worker processes (`image_folder(workers=N)`) decode them in parallel, reading
+        `chunks` ahead."""
+        many = getattr(self.x, "batches", None) if not isinstance(self.x, Tensor) else None
+        if many is None:
+            for idx in chunks:
+                yield self.batch(idx)
+            return
+        chunks = list(chunks)
+        for idx, xb in zip(chunks, many(chunks)):
+            yield (self.transform(xb) if self.transform is not None else xb), self.y[idx]
+
+    def inputs(self) -> Tensor:
+        """Every input, transformed, as one tensor: for small sets that are needed at once (features,
+        few-shot pools), never for a whole training stream."""
+        if isinstance(self.x, Tensor) and self.transform is None:
+            return self.x
+        return self.batch(torch.arange(len(self), device=self.y.device))[0]
 
     def subset(self, idx: Tensor) -> Split:
         x = self.x[idx] if isinstance(self.x, Tensor) else self.x.subset(idx)
-        return Split(x, self.y[idx])
+        return Split(x, self.y[idx], self.transform)
 
     def to(self, device: torch.device | str) -> Split:
-        x = self.x.to(device) if isinstance(self.x, Tensor) else self.x
-        return Split(x, self.y.to(device))
+        transform = self.transform.to(device) if self.transform is not None else None
+        return Split(_to(self.x, device), self.y.to(device), transform)
 
     @staticmethod
     def cat(splits: Sequence[Split]) -> Split:
-        first = splits[0].x
-        if isinstance(first, Tensor):
-            x: Inputs = torch.cat([s.x for s in splits])  # type: ignore[misc]
-        else:
-            x = first.cat([s.x for s in splits[1:]])  # type: ignore[misc]
-        return Split(x, torch.cat([s.y for s in splits]))
+        """The samples of `splits` in order. Splits that share one transform are concatenated as stored;
+        others (the tasks of a permuted stream) become a `Concat` that loads each part's rows through its
+        own transform, so nothing is converted or copied up front."""
+        first = splits[0]
+        y = torch.cat([s.y for s in splits])
+        if all(s.transform is first.transform for s in splits):
+            if all(isinstance(s.x, Tensor) for s in splits):
+                return Split(torch.cat([s.x for s in splits]), y, first.transform)  # type: ignore[misc]
+            if all(type(s.x) is type(first.x) and not isinstance(s.x, Concat) for s in splits):
+                rest = [s.x for s in splits[1:]]
+                return Split(first.x.cat(rest), y, first.transform)  # type: ignore[union-attr, arg-type]
+        return Split(Concat([(s.x, s.transform) for s in splits]), y)
+
+
+class Concat:
+    """Several splits' inputs as one, each part loaded through its own transform (`Split.cat`); `rows`
+    (when given) are the positions in the concatenation that this view holds, in order."""
+
+    def __init__(self, parts: Sequence[tuple[Inputs, Transform | None]], rows: Tensor | None = None) -> None:
+        self.parts = list(parts)
+        self.starts = torch.tensor([0] + [len(x) for x, _ in self.parts]).cumsum(0)
+        self.rows = rows
+        n = len(rows) if rows is not None else int(self.starts[-1])
+        self.shape: tuple[int, ...] = (n, *self.parts[0][0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def load(self, idx: Tensor) -> Tensor:
+        rows = idx if self.rows is None else self.rows[idx]
+        part = torch.bucketize(rows, self.starts.to(rows.device), right=True) - 1
+        out: Tensor | None = None
+        for k in part.unique().tolist():
+            where = (part == k).nonzero().flatten()
+            x, transform = self.parts[k]
+            xb = _load(x, transform, rows[where] - int(self.starts[k]))
+            if out is None:
+                out = xb.new_empty((len(rows), *xb.shape[1:]))
+            out[where] = xb
+        if out is None:  # no rows
+            x, transform = self.parts[0]
+            return _load(x, transform, rows)
+        return out
+
+    def subset(self, idx: Tensor) -> Concat:
+        return Concat(self.parts, idx if self.rows is None else self.rows[idx])
+
+    def cat(self, others: Sequence[Concat]) -> Concat:
+        return Concat([(c, None) for c in (self, *others)])
+
+    def to(self, device: torch.device | str) -> Concat:
+        parts = [(_to(x, device), t.to(device) if t is not None else None) for x, t in self.parts]
+        return Concat(parts, self.rows.to(device) if self.rows is not None else None)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .. import __version__
+from .. import __version__, distributed
 from ..checkpoint import States
 from ..errors import ConfigError, LifelongError
 from ..files import atomic_write_json, exclusive
@@ -37,6 +37,7 @@ def environment() -> dict[str, Any]:
     return {
         "lifelong": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "platform": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "world_size": distributed.world_size(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
@@ -45,7 +46,13 @@ def begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutra
     """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
     check that the `command` run started in `checkpoints` has this configuration (the `neutral` keys,
     which change no result, aside) and warn if PyTorch now uses another number of CPU threads, which
-    can change the last bits of the results."""
+    can change the last bits of the results. Under data-parallel training rank 0 alone writes, and every
+    rank waits for it here, so that none reads a file that rank 0 is deleting."""
+    _begin_run(checkpoints, config, resume, command, neutral)
+    distributed.barrier()
+
+
+def _begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutral: tuple[str, ...]) -> None:
     info = _run_file(checkpoints) if resume else None
     if info is not None:
         theirs = dataclasses.asdict(_stored(info, checkpoints, type(config), command))
@@ -59,6 +66,13 @@ def begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutra
             warnings.warn(f"{checkpoints.parent} was started with {info['threads']} CPU thread(s) and continues "
                           f"with {torch.get_num_threads()}: sums may round differently from an uninterrupted run; "
                           f"pass --threads {info['threads']} for identical results", stacklevel=2)
+        if info.get("world_size", 1) != distributed.world_size():
+            warnings.warn(f"{checkpoints.parent} was started in {info['world_size']} data-parallel process(es) and "
+                          f"continues in {distributed.world_size()}: sums may round differently from an "
+                          f"uninterrupted run; resume with --nproc {info['world_size']} for identical results",
+                          stacklevel=2)
+        return
+    if not distributed.is_main():
         return
     for pattern in ("*.record.json", "*.records.json"):
         for path in checkpoints.glob(pattern):
@@ -68,6 +82,7 @@ def begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutra
     checkpoints.mkdir(parents=True, exist_ok=True)
     atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__, "command": command,
                                                  "threads": torch.get_num_threads(),
+                                                 "world_size": distributed.world_size(),
                                                  "config": dataclasses.asdict(config)})
 
 
@@ -217,8 +232,10 @@ class Experiment:
     def execute(self, out: Path | None = None, resume: bool = False, on_record: Callable[[Record], None] | None = None,
                 progress: bool = False) -> list[Record]:
         """Every unit's records, in order; with `out`, finished units are kept under `out`/checkpoints and,
-        with `resume`, read back instead of run again."""
+        with `resume`, read back instead of run again. Under torchrun, every rank runs this (after joining
+        the process group) and rank 0 alone writes."""
         self.config.validate()
+        distributed.init(torch.device(self.config.device))
         self.preflight()
         store = out / "checkpoints" if out is not None else None
         if store is not None:
@@ -239,13 +256,16 @@ class Experiment:
                 for rec in make():
                     done.append(rec)
                     emit(rec)
-                if path is not None:
+                if path is not None and distributed.is_main():
                     atomic_write_json(path, done)
             records += done
         return records
 
     def write(self, out: Path, records: list[Record], plots: bool = True) -> None:
-        """The plots, config.json, then results.json last (its presence marks the run as finished)."""
+        """The plots, config.json, then results.json last (its presence marks the run as finished); on
+        rank 0 only under data-parallel training."""
+        if not distributed.is_main():
+            return
         if plots:
             self.plots(out, records)
         self.write_results(out, records)

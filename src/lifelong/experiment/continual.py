@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 
+from .. import distributed
+from ..checkpointing import Callback
 from ..configs import check_types, option, whole
 from ..data import BENCHMARKS, SCENARIOS, Split, Stream, benchmark
 from ..errors import ConfigError, LifelongError
@@ -29,7 +31,7 @@ from .base import RESULTS_SCHEMA, Experiment, Record, begin_run
 FREEZE = ("none", "backbone")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
-               "train_seconds", "samples_per_second", "peak_rss_mb")
+               "train_seconds", "samples_per_second", "peak_rss_mb", "world_size", "batch_size")
 
 
 @dataclass
@@ -143,7 +145,8 @@ def make_stream(config: RunConfig, seed: int) -> Stream:
 
 
 def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: Result) -> dict[str, Any]:
-    """One (strategy, seed) run as a flat, JSON-ready dictionary."""
+    """One (strategy, seed) run as a flat, JSON-ready dictionary; `batch_size` is the global batch (each
+    of the `world_size` data-parallel processes trains on its share of it)."""
     m = result.metrics
     return {
         "strategy": spec, "benchmark": config.benchmark, "scenario": result.stream["scenario"], "seed": seed,
@@ -154,11 +157,13 @@ def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: 
         "metrics": m, "reference": result.reference, "losses": result.losses,
         "task_seconds": result.task_seconds, "eval_seconds": result.eval_seconds,
         "samples_seen": result.samples_seen, "options": strategy.options(), "stream": result.stream,
+        "world_size": distributed.world_size(), "batch_size": config.batch_size,
     }
 
 
 def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = False, checkpoints: Path | None = None, resume: bool = False) -> list[dict[str, Any]]:
+        progress: bool = False, checkpoints: Path | None = None, resume: bool = False,
+        callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
     """Fit every (strategy, seed) of `config` in turn; returns one record per fit. With
     `checkpoints`, each fit keeps its latest checkpoint there as `<strategy>-seed<seed>`, its resumable
     states in `<strategy>-seed<seed>.resume/` and, once finished, its record in
@@ -168,8 +173,13 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
     not redone, an interrupted one continues from its newest intact state (on the CPU, the records'
     accuracy matrices are identical to those of an uninterrupted run). A run of another configuration
     (`checkpoint_every` aside) or of another lifelong version is refused. Without `resume`, what an
-    earlier run left in `checkpoints` is deleted."""
+    earlier run left in `checkpoints` is deleted. Under torchrun every rank calls this: each fit trains
+    data-parallel (`distributed`), rank 0 alone writes, and all read the same files when resuming.
+    `callbacks` go to every fit's Trainer (`lifelong tune`
+    reports each task's accuracies through one)."""
     config.validate()
+    device = distributed.local_device(resolve_device(config.device))
+    distributed.init(device)
     if config.checkpoint_every and checkpoints is None:
         raise ConfigError("`checkpoint_every` saves the states in the run folder: give it one (`out`)",
                           "checkpoint_every")
@@ -194,7 +204,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
             try:
                 model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
                                   if config.backbone is None else
-                                  load_backbone(config.backbone, stream.input_shape, stream.n_outputs, config.device),
+                                  load_backbone(config.backbone, stream.input_shape, stream.n_outputs, device),
                                   config.head)
                 as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
             except ValueError as err:
@@ -202,13 +212,13 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
             strategy = make_strategy(spec, config.strategy_options, config.shared_options())
             trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                               optimizer=config.optimizer, momentum=config.momentum,
-                              weight_decay=config.weight_decay, seed=seed, device=config.device,
+                              weight_decay=config.weight_decay, seed=seed, device=device,
                               progress=progress, label=f"{spec} seed {seed}",
                               checkpoint=checkpoints / name if checkpoints else None,
-                              checkpoint_every=config.checkpoint_every)
+                              checkpoint_every=config.checkpoint_every, callbacks=callbacks)
             rec = record(config, spec, seed, strategy, trainer.fit(stream, resume=resume))
             rec |= {"optimizer": trainer.optimizer_name, "lr": trainer.lr}
-            if done is not None and trainer.states is not None:
+            if done is not None and trainer.states is not None and distributed.is_main():
                 atomic_write_json(done, rec)
                 trainer.states.clear()  # the record replaces them
             records.append(rec)
@@ -268,7 +278,10 @@ class RunExperiment(Experiment):
 def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], tensorboard: bool = False,
                   plots: bool = True) -> None:
     """config.json, plots, CSV logs (and TensorBoard), then results.json last (its presence marks the
-    run as finished). `lifelong report` re-plots any run folder, so suites skip the per-run plots."""
+    run as finished). `lifelong report` re-plots any run folder, so suites skip the per-run plots. Under
+    data-parallel training, on rank 0 only."""
+    if not distributed.is_main():
+        return
     by_strategy: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_strategy.setdefault(rec["strategy"], []).append(rec)

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import distributed
 from ..configs import check_types, option, whole
 from ..data import dataset
 from ..errors import ConfigError
 from ..models import MODELS
+from ..models.saved import model_path
 from ..transfer.pretrain import pretrain, save_pretrained
 from .base import Experiment, Record, Unit
 
@@ -56,7 +58,8 @@ class PretrainExperiment(Experiment):
         c = self.config
         model, rec = pretrain(c.benchmark, c.model, hidden=c.hidden, seed=c.seed, epochs=c.epochs, lr=c.lr,
                               batch_size=c.batch_size, device=c.device, progress=progress)
-        yield {"benchmark": c.benchmark, "model": c.model, **rec, "saved": str(save_pretrained(out, model, rec))}
+        saved = save_pretrained(out, model, rec) if distributed.is_main() else model_path(out)  # rank 0 writes
+        yield {"benchmark": c.benchmark, "model": c.model, **rec, "saved": str(saved)}
 
     def title(self, records: list[Record]) -> str:
         r, c = records[0], self.config

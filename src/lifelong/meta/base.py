@@ -15,6 +15,11 @@ Running statistics are dropped (`torch.func.replace_all_batch_norm_modules_`), a
 reference MAML code, which always used batch statistics. This is transductive at meta-test time
 (query predictions see the query batch's statistics), the protocol of the MAML paper; the library's
 `conv4` and `resnet18` have BatchNorm (mlp and cnn none).
+
+Under data-parallel training (`lifelong.distributed`) every rank draws the same meta-batch, computes the
+meta-loss of its share of the episodes (`shard`; the baselines' pretraining: of the samples) and the
+meta-gradients are averaged over the ranks before the outer step (`MetaLearner.descend`), so N ranks step
+as one process with the whole meta-batch; scoring shards the episodes and gathers the per-episode results.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 from tqdm import tqdm
 
+from .. import distributed
 from ..data.episodes import Episodes
 from ..errors import ConfigError, TrainingError
 from .tasks import TaskSet
@@ -62,6 +68,20 @@ def sgd_step(params: Params, grads: Params, lr: float, first_order: bool) -> Par
     return {k: v - lr * (grads[k].detach() if first_order else grads[k]) for k, v in params.items()}
 
 
+def shard(episodes: Episodes) -> Episodes:
+    """This rank's share of the episodes of a meta-batch every rank drew (all of them in one process)."""
+    return Episodes(*(distributed.shard(t) for t in episodes)) if distributed.active() else episodes
+
+
+def global_mean(value: Tensor, rows: int, total: int) -> Tensor:
+    """The mean over all ranks' `total` rows of a mean `value` over this rank's `rows` (`value` in one process)."""
+    if not distributed.active():
+        return value
+    weighted = (value * rows if rows else torch.zeros_like(value)).reshape(1)
+    distributed.all_reduce_sum([weighted])
+    return weighted[0] / total
+
+
 def check_positive(name: str, whole: tuple[str, ...] = (), **values: float) -> None:
     """Raise ConfigError unless each value is a positive number (a whole number for the names in `whole`)."""
     for arg, v in values.items():
@@ -79,6 +99,7 @@ class MetaLearner:
     summary: ClassVar[str] = ""
     classification_only: ClassVar[bool] = False
     classification_defaults: ClassVar[dict[str, Any]] = {}  # hyper-parameters that differ for classification
+    optimizer: torch.optim.Optimizer  # the outer optimiser, of the learners that `descend`
 
     def __init__(self, model: nn.Module, tasks: TaskSet) -> None:
         if self.classification_only and tasks.kind != "classification":
@@ -95,8 +116,24 @@ class MetaLearner:
         return dict(self.model.named_parameters())
 
     def meta_step(self, batch: Any) -> Tensor:
-        """One outer update from a batch of `draw`; returns its (detached) loss."""
+        """One outer update from a batch of `draw` (the same on every rank); returns its (detached) loss."""
         raise NotImplementedError
+
+    def descend(self, loss_of: Callable[[Any], Tensor], batch: Any, rows: int, total: int) -> Tensor:
+        """A step of `self.optimizer` on the mean loss `loss_of(batch)`; returns the loss (detached). Under
+        data-parallel training `batch` is this rank's `rows` of the `total` rows (episodes or samples) of the
+        meta-batch: the gradients are averaged over the ranks, weighted by their rows, and the loss returned
+        is the mean over all of them."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if rows:  # a rank's share of a meta-batch smaller than the world is empty
+            loss = loss_of(batch)
+            loss.backward()
+        else:
+            loss = torch.zeros((), device=next(self.model.parameters()).device)
+        if distributed.active():
+            distributed.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], rows)
+        self.optimizer.step()
+        return global_mean(loss.detach(), rows, total)
 
     def predict(self, episodes: Episodes, steps: int) -> Tensor:
         """Outputs on each query set after adapting to its support set, shape (B, Q, outputs)."""
@@ -119,6 +156,7 @@ class MetaLearner:
         tell iterations apart. `self.selection` records the curve, (iteration, accuracy or minus the
         MSE, loss) triples, and the iteration kept."""
         self.model.train()
+        distributed.broadcast([*self.model.parameters(), *self.model.buffers()])  # one start on every rank
         device = next(self.model.parameters()).device
         losses = torch.zeros(iterations, device=device)  # read back once, at the end
         valid = valid.to(device) if valid is not None else None
@@ -161,13 +199,15 @@ class MetaLearner:
 
 def per_task(learner: MetaLearner, episodes: Episodes, steps: int, batch: int) -> tuple[Tensor, Tensor]:
     """The query accuracy (regression: MSE) and loss of each episode after `steps` adaptation steps, in
-    eval mode, `batch` episodes at a time; on the CPU."""
+    eval mode, `batch` episodes at a time; on the CPU. Under data-parallel training each rank adapts to its
+    share of the episodes and every rank gets the results of all of them."""
     learner.model.eval()
     device = next(learner.model.parameters()).device
     metric, loss = [], []
+    mine = shard(episodes)
     with torch.no_grad():  # torch.func.grad inside `predict` still computes its gradients
-        for i in range(0, len(episodes.yq), batch):
-            ep = Episodes(*(t[i:i + batch] for t in episodes)).to(device)
+        for i in range(0, len(mine.yq), batch):
+            ep = Episodes(*(t[i:i + batch] for t in mine)).to(device)
             out = learner.predict(ep, steps)
             if learner.tasks.kind == "regression":
                 metric.append((out - ep.yq).pow(2).flatten(1).mean(1).cpu())
@@ -176,7 +216,11 @@ def per_task(learner: MetaLearner, episodes: Episodes, steps: int, batch: int) -
                 metric.append((out.argmax(-1) == ep.yq).float().mean(1).cpu())
                 loss.append(F.cross_entropy(out.flatten(0, 1), ep.yq.flatten(), reduction="none")
                             .view_as(ep.yq).mean(1).cpu())
-    return torch.cat(metric), torch.cat(loss)
+    if not distributed.active():
+        return torch.cat(metric), torch.cat(loss)
+    both = torch.stack([torch.cat(metric), torch.cat(loss)], 1) if metric else torch.zeros(0, 2)
+    both = distributed.all_gather_rows(both.to(device)).cpu()  # on the device: NCCL gathers CUDA tensors
+    return both[:, 0], both[:, 1]
 
 
 def meta_test_episodes(tasks: TaskSet, n: int) -> tuple[Episodes, Tensor | None]:

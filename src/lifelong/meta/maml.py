@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from ..data.episodes import Episodes
-from .base import MetaLearner, Params, adapt_and_predict, check_positive, inner_loop, sgd_step
+from .base import MetaLearner, Params, adapt_and_predict, check_positive, inner_loop, sgd_step, shard
 from .tasks import TaskSet
 
 
@@ -73,11 +73,8 @@ class MAML(MetaLearner):
         return vmap(one, in_dims=(None, 0, 0, 0, 0))(self.adapted(), *episodes).mean()
 
     def meta_step(self, episodes: Episodes) -> Tensor:
-        loss = self.meta_loss(episodes)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        mine = shard(episodes)
+        return self.descend(self.meta_loss, mine, len(mine.yq), len(episodes.yq))
 
     def predict(self, episodes: Episodes, steps: int) -> Tensor:
         return adapt_and_predict(self, self.adapted(), episodes, steps, self.inner_lr)

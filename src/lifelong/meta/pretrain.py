@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .. import distributed
 from ..data.episodes import Episodes, rotate
 from ..errors import ConfigError
 from .anil import head_name
@@ -69,12 +70,8 @@ class Finetune(MetaLearner):
         return x.to(device), y.to(device)
 
     def meta_step(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        x, y = batch
-        loss = self.loss(self.model(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        x, y = (distributed.shard(t) for t in batch)  # this rank's share of the samples every rank drew
+        return self.descend(lambda xy: self.loss(self.model(xy[0]), xy[1]), (x, y), len(y), len(batch[1]))
 
     def new_head(self) -> Params:
         """A zero head with one output per way (regression: one), by parameter name."""

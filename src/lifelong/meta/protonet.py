@@ -25,7 +25,7 @@ from torch.func import vmap
 
 from ..data.episodes import Episodes
 from ..models import CONTRACT, pre_logits
-from .base import MetaLearner, check_positive
+from .base import MetaLearner, check_positive, shard
 from .tasks import TaskSet
 
 
@@ -58,11 +58,12 @@ class ProtoNet(MetaLearner):
         return vmap(one)(episodes.xs, episodes.ys, episodes.xq)
 
     def meta_step(self, episodes: Episodes) -> Tensor:
-        loss = F.cross_entropy(self.logits(episodes).flatten(0, 1), episodes.yq.flatten())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        mine = shard(episodes)
+        return self.descend(self.query_loss, mine, len(mine.yq), len(episodes.yq))
+
+    def query_loss(self, episodes: Episodes) -> Tensor:
+        """The mean query cross-entropy of the episodes (every episode has as many queries)."""
+        return F.cross_entropy(self.logits(episodes).flatten(0, 1), episodes.yq.flatten())
 
     def predict(self, episodes: Episodes, steps: int) -> Tensor:
         return self.logits(episodes)

@@ -23,8 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from .. import distributed
 from ..data.episodes import Episodes
-from .base import MetaLearner, adapt_and_predict, check_positive, inner_loop
+from .base import MetaLearner, adapt_and_predict, check_positive, global_mean, inner_loop, shard
 from .tasks import TaskSet
 
 
@@ -43,20 +44,34 @@ class Reptile(MetaLearner):
         self.inner_lr, self.inner_steps, self.meta_lr, self.meta_batch = inner_lr, inner_steps, meta_lr, meta_batch
 
     def meta_step(self, episodes: Episodes) -> Tensor:
-        model, loss = self.model, self.loss
-        x, y = torch.cat([episodes.xs, episodes.xq], 1), torch.cat([episodes.ys, episodes.yq], 1)
+        """Under data-parallel training each rank adapts to its share of the episodes and the mean moves
+        (W_i - phi) are averaged over the ranks, weighted by their episodes (they travel as the gradients)."""
+        model, loss, mine = self.model, self.loss, shard(episodes)
+        x, y = torch.cat([mine.xs, mine.xq], 1), torch.cat([mine.ys, mine.yq], 1)
         phi = {k: v.detach() for k, v in self.params().items()}
 
         def one(xt: Tensor, yt: Tensor) -> tuple[dict[str, Tensor], Tensor]:
             w = inner_loop(model, phi, xt, yt, loss, self.inner_steps, self.inner_lr, True)
             return w, loss(functional_call(model, w, (xt,)), yt)
 
-        w, task_losses = vmap(one)(x, y)
+        params = self.params()
+        mean_loss = torch.zeros((), device=x.device)
+        for p in params.values():
+            p.grad = None
+        if len(x):  # a rank's share of a meta-batch smaller than the world is empty
+            w, task_losses = vmap(one)(x, y)
+            mean_loss = task_losses.mean().detach()
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.grad = w[k].mean(0) - p
+        distributed.average_gradients(list(model.parameters()), len(x))
         epsilon = self.meta_lr * (1.0 - self.progress)
         with torch.no_grad():
-            for k, p in self.params().items():
-                p.add_(w[k].mean(0) - p, alpha=epsilon)
-        return task_losses.mean().detach()
+            for p in params.values():
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=epsilon)
+                p.grad = None
+        return global_mean(mean_loss, len(x), len(episodes.yq))
 
     def predict(self, episodes: Episodes, steps: int) -> Tensor:
         return adapt_and_predict(self, self.params(), episodes, steps, self.inner_lr)

@@ -15,6 +15,11 @@ data when the task ends, so the reference batch holds past tasks only (the paper
 Hyper-parameters: `buffer_size` (total over tasks; the paper stores a fixed number of samples per
 task), `replay_batch_size` (the size of the reference batch, a random subset of the memory; 128
 here, the Trainer's batch size). A-GEM has no other hyper-parameter.
+
+Data-parallel training: every rank holds the same memory (filled from the same data with the same
+generator) and draws the same reference batch; each computes g_ref on its share of it and the shares'
+gradients are all-reduced (`Rehearsal.replay_gradient`), so with the averaged g every rank applies the
+same projection.
 """
 
 from __future__ import annotations
@@ -50,9 +55,7 @@ class AGEM(Rehearsal):
         if not memory.filled:
             return
         params = [p for p in self.model.parameters() if p.requires_grad]
-        raw = torch.autograd.grad(self.replay_loss(memory.sample(self.replay_batch_size)), params,
-                                  allow_unused=True)
-        ref = [torch.zeros_like(p) if r is None else r for p, r in zip(params, raw)]
+        ref = self.replay_gradient(memory.sample(self.replay_batch_size), params)
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         for p, g in zip(params, project(grads, ref)):
             p.grad = g

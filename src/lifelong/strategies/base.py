@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .. import distributed
 from ..checkpoint import strip_prefix
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..data import Stream, Task
+    from ..data import Split, Stream, Task
     from ..training import Trainer
 
 TASK_BASED = frozenset({"task", "domain", "class"})  # "task-free" too: no task boundary is given to the learner
@@ -112,6 +113,17 @@ class Strategy:
 
     def children(self) -> Iterator[Strategy]:
         yield self
+
+
+@torch.no_grad()
+def gathered_outputs(forward: Callable[[Tensor], Tensor], split: Split, device: torch.device,
+                     batch_size: int) -> Tensor:
+    """`forward` of every input of `split`, in order, in batches of `batch_size` moved to `device` (no
+    gradient; the caller sets eval mode). Under data-parallel training each rank computes its share of
+    the rows and the shares are gathered, so every rank holds the same whole at 1/N of the cost."""
+    rows = distributed.shard(torch.arange(len(split), device=split.y.device))
+    parts = [forward(split.batch(idx)[0].to(device)) for idx in rows.split(batch_size)]  # (an empty share: 1)
+    return distributed.all_gather_rows(torch.cat(parts))
 
 
 def hyper_parameters(cls: type[Strategy]) -> dict[str, inspect.Parameter]:

@@ -19,6 +19,10 @@ grown yet). Those are stored as NaN ("no value") and left out of the squared err
 averaged over the stored units; the CE term masks per task id. With a plain linear head in class- or
 domain-incremental streams every unit is regressed on (the dark knowledge of other classes).
 
+Data-parallel training: every rank draws the same memory batch for the whole global batch and computes
+the terms on its share of it (`Rehearsal.loss_share`); the global batch enters every rank's memory
+with its logits gathered from the ranks (`distributed.all_gather_rows`, in the batch's order).
+
 Hyper-parameters: `buffer_size`, `replay_batch_size`, `alpha`, `beta`. The paper tunes them per
 benchmark; for Seq-MNIST with 500 samples (SGD) its best are alpha = 1.0 (DER) and alpha = 1.0,
 beta = 0.5 (DER++). The defaults are those values; a sweep on validation data held out of
@@ -30,6 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .. import distributed
+from ..memory import Samples
 from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
 
@@ -40,6 +46,8 @@ class DER(Rehearsal):
     name = "der"
     summary = "dark experience replay: match stored logits of memory samples (Buzzega et al. 2020)"
     beta: float = 0.0  # DER++'s label term
+    replayed: Samples | None = None  # the step's memory batch, drawn for the whole global batch
+    stored_logits: Tensor | None = None  # the logits of this rank's rows of the step's batch, for the memory
     scenarios = TASK_BASED | {"task-free"}  # general continual learning: no task boundary (the paper's setting)
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128, alpha: float = 1.0) -> None:
@@ -47,19 +55,36 @@ class DER(Rehearsal):
         check_non_negative(self, alpha=alpha)
         self.buffer_size, self.replay_batch_size, self.alpha = buffer_size, replay_batch_size, alpha
 
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        memory = self.memory
+        self.replayed = memory.sample(self.replay_batch_size) if memory.filled else None
+        self.stored_logits = None
+        return x, y, t
+
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        memory, extra = self.memory, None
-        if memory.filled:
-            m = memory.sample(self.replay_batch_size)
-            assert m.logits is not None
-            h = self.model(m.x)
-            known = ~m.logits.isnan()
-            extra = self.alpha * torch.where(known, h - m.logits, 0.0).pow(2).sum() / known.sum().clamp(min=1)
-            if self.beta:
-                extra = extra + self.beta * self.trainer.criterion(self.stream.mask(h, m.t), m.y)
-        z = out.detach()
-        memory.add(x, y, t, logits=z.masked_fill(z == torch.finfo(z.dtype).min, torch.nan))
-        return extra
+        z = out[: len(self.trainer.batch_index)].detach()  # the logits of this rank's rows of the global batch
+        self.stored_logits = z.masked_fill(z == torch.finfo(z.dtype).min, torch.nan)
+        if self.replayed is None:
+            return None
+        m, weight = self.loss_share(self.replayed)
+        if not len(m.y):
+            return None
+        assert m.logits is not None and self.replayed.logits is not None
+        h = self.model(m.x)
+        known = ~m.logits.isnan()
+        count = (~self.replayed.logits.isnan()).sum().clamp(min=1)  # the stored units of all replayed samples
+        extra = self.alpha * torch.where(known, h - m.logits, 0.0).pow(2).sum() / count
+        if self.beta:
+            share = len(m.y) / len(self.replayed.y)
+            extra = extra + self.beta * self.trainer.criterion(self.stream.mask(h, m.t), m.y) * share
+        return extra * weight
+
+    def after_step(self) -> None:
+        """The global batch enters the memory with the logits it was trained with (all ranks' rows, gathered)."""
+        z = self.stored_logits
+        if z is None:  # this rank's share of the batch was empty: the Trainer ran no `loss`
+            z = torch.zeros(0, self.stream.n_outputs, dtype=next(self.model.parameters()).dtype, device=self.device)
+        self.memory.add(*self.trainer.global_batch(), logits=distributed.all_gather_rows(z))
 
 
 class DERpp(DER):

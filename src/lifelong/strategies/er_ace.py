@@ -17,6 +17,10 @@ Class-incremental streams, with or without task boundaries: with a task id (task
 (domain-IL) the logits of old classes are not in competition with the new ones and ER-ACE reduces to
 ER (`replay`), so the Trainer refuses those (`scenarios`). Hyper-parameters: `buffer_size`,
 `replay_batch_size` (128, the Trainer's batch size: as many replayed as incoming samples, as in the paper).
+
+Data-parallel training: C_in is taken from the whole global batch (`Trainer.global_batch`), which also
+enters every rank's memory; the replayed samples are drawn alike on every rank and each computes the
+replay term on its share (`Rehearsal.loss_share`).
 """
 
 from __future__ import annotations
@@ -53,21 +57,30 @@ class ERACE(Rehearsal):
     def before_task(self, task: Task) -> None:
         self.first = task.id == 0
 
+    def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """C_in (the classes of the whole global batch, so every rank agrees), the replayed samples, and
+        the global batch into the memory."""
+        gx, gy, gt = self.trainer.global_batch()
+        self.present = torch.zeros_like(self.seen).index_fill_(0, gy, True)
+        self.seen |= self.present
+        memory = self.memory
+        self.replayed = None if self.first else memory.sample(self.replay_batch_size)
+        memory.add(gx, gy, gt)
+        return x, y, t
+
     def task_loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor,
                   criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         """CE_{C_in}: the criterion over the classes present in the batch and those never seen."""
-        present = torch.zeros_like(self.seen).index_fill_(0, y, True)
-        self.seen |= present
         if self.first:
             return criterion(out, y)
-        keep = present | ~self.seen
+        keep = self.present | ~self.seen
         return criterion(out.masked_fill(~keep, torch.finfo(out.dtype).min), y)
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
-        memory = self.memory
-        extra = None if self.first else self.replay_loss(memory.sample(self.replay_batch_size))
-        memory.add(x, y, t)
-        return extra
+        if self.replayed is None:
+            return None
+        m, weight = self.loss_share(self.replayed)
+        return self.replay_loss(m) * (len(m.y) / len(self.replayed.y)) * weight if len(m.y) else None
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "seen": self.seen} if self.buffer else {}

@@ -7,14 +7,16 @@ parameters θ*_k and stored with them; while later tasks are learnt, the loss be
 
 (the penalty is added to the loss, never to the model's output). F_k is the mean over the task's
 samples of the per-sample squared gradient of log p(y | x) (see `importance.fisher_diagonal`),
-computed with the model in eval mode after training, not from batch gradients before it.
+computed with the model in eval mode after training, not from batch gradients before it. Under
+data-parallel training each rank sums over its share of the samples and the sums are all-reduced
+(`QuadraticPenalty.task_mean`), so every rank holds the same F and θ*.
 """
 
 from __future__ import annotations
 
 from ..data import Task
 from ..errors import ConfigError
-from .importance import fisher_diagonal
+from .importance import fisher_sums
 from .penalty import QuadraticPenalty
 
 
@@ -50,8 +52,8 @@ class EWC(QuadraticPenalty):
         return self.lam / 2
 
     def estimate(self, task: Task) -> dict:
-        x, y, t = self.task_data(task, self.samples)
-        return fisher_diagonal(self.model, x, y, t, self.stream.mask, self.fisher, self.method)
+        return self.task_mean(task, self.samples, lambda x, y, t: fisher_sums(
+            self.model, x, y, t, self.stream.mask, self.fisher, self.method))
 
     def after_task(self, task: Task) -> None:
         self.consolidate(self.estimate(task), self.parameters_now(), keep_old_anchors=True)

@@ -18,12 +18,18 @@ Trainer's optimiser, learning rate and batch size (the paper: SGD, lr 0.05 with 
 0.0005, batch 16), clipping the gradient's norm at `clip` as the authors' code does.
 Hyper-parameters: `buffer_size` k (the paper's MNIST runs use 300-4400; 500 here, this project's
 benchmark), `epochs` (128 for the paper's MNIST runs), `clip` (10.0 in the authors' code; 0: off).
+
+Data-parallel training: every rank fills the same memory (the same data, the same generator) and
+retrains through `Trainer.train`, which shards it; the re-initialised parameters are broadcast from
+rank 0 (the global random generator may have drifted between ranks, e.g. with dropout on shares of
+different sizes), and the gradient is clipped after it is averaged, so the ranks stay identical.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .. import distributed
 from ..data import Split, Stream, Task
 from .replay import Rehearsal, check_non_negative, check_whole
 
@@ -51,6 +57,7 @@ class GDumb(Rehearsal):
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
                 reset()
+        distributed.broadcast([*self.model.parameters(), *self.model.buffers()])  # one fresh start on every rank
         m = self.memory.stored()
         self.trainer.train(Split(m.x, m.y), m.t, self.epochs, f"gdumb memory after task {task.id + 1}")
 

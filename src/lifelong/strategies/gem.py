@@ -25,6 +25,10 @@ pass (`is_grads_batched`: a vmap over the t per-task losses), not from t separat
 Memory: an equal quota per task (`per_task`), filled with a random sample of each task's training
 data when the task ends. Hyper-parameters: `buffer_size` (total; the paper stores 256 samples per
 task), `margin` (gamma; 0.5 in the paper's experiments).
+
+Data-parallel training: every rank holds the same memory (filled from the same data with the same
+generator); each computes G on its share of it and the shares' G are all-reduced (`memory_gradients`),
+so with the averaged g every rank solves the same QP and applies the same projection.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import distributed
 from ..data import Task
-from .replay import Rehearsal, check_non_negative, check_whole
+from .replay import Rehearsal, check_non_negative, check_whole, each
 
 if TYPE_CHECKING:
     from ..data import Stream
@@ -89,15 +94,21 @@ class GEM(Rehearsal):
         self.tasks_done = 0
 
     def memory_gradients(self, params: list[Tensor]) -> Tensor:
-        """(t, p): row k is the gradient of the mean loss on task k's memory."""
+        """(t, p): row k is the gradient of the mean loss on task k's memory. Under data-parallel training
+        each rank computes the rows on its share of the memory (each sample's loss divided by its task's
+        count in the whole memory) and the rows are summed over the ranks: the same G on every rank."""
         m, t = self.stored, self.tasks_done
-        ce = F.cross_entropy(self.stream.mask(self.model(m.x), m.t), m.y, reduction="none")
-        weight = F.one_hot(m.t, t).T.to(ce.dtype)
-        losses = (weight / weight.sum(1, keepdim=True).clamp(min=1)) @ ce
+        counts = F.one_hot(m.t, t).T.sum(1, keepdim=True)  # each task's samples in the whole memory
+        mine = each(m, distributed.shard)
+        ce = F.cross_entropy(self.stream.mask(self.model(mine.x), mine.t), mine.y, reduction="none")
+        weight = F.one_hot(mine.t, t).T.to(ce.dtype)
+        losses = (weight / counts.to(ce.dtype).clamp(min=1)) @ ce
         eye = torch.eye(t, dtype=losses.dtype, device=losses.device)
         rows = torch.autograd.grad(losses, params, grad_outputs=eye, is_grads_batched=True, allow_unused=True)
-        return torch.cat([(torch.zeros(t, p.numel(), device=p.device) if r is None else r.reshape(t, -1))
-                          for p, r in zip(params, rows)], 1)
+        G = torch.cat([(torch.zeros(t, p.numel(), device=p.device) if r is None else r.reshape(t, -1))
+                       for p, r in zip(params, rows)], 1)
+        distributed.all_reduce_sum([G])
+        return G
 
     def after_backward(self) -> None:
         if self.tasks_done == 0:

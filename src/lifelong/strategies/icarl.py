@@ -23,6 +23,10 @@ Scenarios: class-incremental (as in the paper) and task-incremental (the nearest
 the task's classes). Domain-incremental streams share labels across tasks, so there are no "new" and
 "old" classes to distil between: the Trainer refuses them (`scenarios`). Hyper-parameter: `buffer_size` K
 (2000 in the paper's CIFAR-100 experiments; 500 here, this project's benchmark).
+
+Data-parallel training: each rank computes the features of its share of the task's samples and the
+shares are gathered (`gathered_outputs`), so every rank herds the same exemplars into the same memory;
+the class means come from that memory, the same on every rank.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from torch import Tensor, nn
 from ..checkpoint import strip_prefix
 from ..data import Split, Stream, Task
 from ..models import check_contract, pre_logits
+from .base import gathered_outputs
 from .replay import Rehearsal, check_whole
 
 if TYPE_CHECKING:
@@ -118,8 +123,7 @@ class ICaRL(Rehearsal):
     def after_task(self, task: Task) -> None:
         self.model.eval()
         train, step = task.train, self.trainer.eval_batch_size
-        chunks = torch.arange(len(train), device=train.y.device).split(step)
-        phi = torch.cat([self.features(train.batch(i)[0].to(self.device)) for i in chunks])
+        phi = gathered_outputs(self.features, train, self.device, step)  # each rank its share, gathered
         y = train.y.to(self.device)
         idx, real = herding(phi, y, y.unique(), -(-self.buffer_size // int(self.seen.sum())))
         x, labels = train.batch(idx[real].to(train.y.device))  # class by class, each in herding order

@@ -151,6 +151,28 @@ def grad_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Obj
     return out
 
 
+def fisher_sums(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, mask: Callable[[Tensor, Tensor], Tensor],
+                kind: str = "empirical", method: str = "auto", chunk: int = 1024) -> dict[str, Tensor]:
+    """The per-sample squared gradients of the log-likelihood summed over the samples (`fisher_diagonal`
+    without the division by their number): sums over shards of the samples add up to the whole's."""
+    def nll(logits: Tensor, labels: Tensor, tasks: Tensor) -> Tensor:
+        return F.cross_entropy(mask(logits, tasks), labels, reduction="none")
+
+    if kind == "empirical":
+        return grad_stats(model, x, y, t, nll, "square", method=method, chunk=chunk)
+    if kind != "expected":
+        raise ValueError(f"fisher must be 'empirical' or 'expected', got {kind!r}")
+    with torch.no_grad(), eval_mode(model):
+        probs = torch.cat([torch.softmax(mask(model(x[i : i + chunk]), t[i : i + chunk]), 1)
+                           for i in range(0, max(len(x), 1), chunk)])  # (one empty batch for no samples)
+    total = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+    for c in (probs.sum(0) > 0).nonzero().flatten().tolist():
+        part = grad_stats(model, x, torch.full_like(y, c), t, nll, "square", weights=probs[:, c],
+                          method=method, chunk=chunk)
+        total = {k: total[k] + v for k, v in part.items()}
+    return total
+
+
 def fisher_diagonal(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, mask: Callable[[Tensor, Tensor], Tensor],
                     kind: str = "empirical", method: str = "auto", chunk: int = 1024) -> dict[str, Tensor]:
     """Diagonal Fisher information, the mean over samples of per-sample squared gradients of the
@@ -160,20 +182,5 @@ def fisher_diagonal(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, mask: Cal
     model's predictive distribution, sum_c p(c | x_n) (∂ log p(c | x_n) / ∂θ)^2 (one pass per class
     with non-zero probability). `mask` applies the scenario's output mask (task-incremental heads).
     """
-    def nll(logits: Tensor, labels: Tensor, tasks: Tensor) -> Tensor:
-        return F.cross_entropy(mask(logits, tasks), labels, reduction="none")
-
-    if kind == "empirical":
-        total = grad_stats(model, x, y, t, nll, "square", method=method, chunk=chunk)
-    elif kind == "expected":
-        with torch.no_grad(), eval_mode(model):
-            probs = torch.cat([torch.softmax(mask(model(x[i : i + chunk]), t[i : i + chunk]), 1)
-                               for i in range(0, len(x), chunk)])
-        total = {}
-        for c in (probs.sum(0) > 0).nonzero().flatten().tolist():
-            part = grad_stats(model, x, torch.full_like(y, c), t, nll, "square", weights=probs[:, c],
-                              method=method, chunk=chunk)
-            total = part if not total else {k: total[k] + v for k, v in part.items()}
-    else:
-        raise ValueError(f"fisher must be 'empirical' or 'expected', got {kind!r}")
+    total = fisher_sums(model, x, y, t, mask, kind, method, chunk)
     return {k: v / len(x) for k, v in total.items()}

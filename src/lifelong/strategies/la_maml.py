@@ -35,6 +35,10 @@ Avalanche's LaMAMLPlugin and the paper's MNIST runs), `replay_batch_size` 128 (t
 batch, as Replay: b_m is then half memory, half current data; the paper's 10 matched its 10-sample
 batches), `clip_norm` 1.0 (the authors' La-MAML runs, `--grad_clip_norm 1.0`), `average_meta_loss`
 False (Algorithm 1), `first_order` False.
+
+Data-parallel training: the inner loop's steps are sequential and the meta-gradient flows through them,
+so every rank computes the whole update on the whole global batch (`Trainer.global_batch`) and the same
+replayed samples: the ranks stay identical and step as one process, but La-MAML gains no speed from them.
 """
 
 from __future__ import annotations
@@ -94,9 +98,9 @@ class LaMAML(Rehearsal):
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         memory = self.memory
         m = memory.sample(self.replay_batch_size) if memory.filled else None
-        self.incoming = (x, y, t)
-        self.mixed = (x, y, t) if m is None else (torch.cat([x, m.x]), torch.cat([y, m.y]), torch.cat([t, m.t]))
-        memory.add(x, y, t)
+        gx, gy, gt = self.incoming = self.trainer.global_batch()  # every rank updates on the whole global batch
+        self.mixed = self.incoming if m is None else (torch.cat([gx, m.x]), torch.cat([gy, m.y]), torch.cat([gt, m.t]))
+        memory.add(gx, gy, gt)
         return x, y, t
 
     def _loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor, t: Tensor) -> Tensor:

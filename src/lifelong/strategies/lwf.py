@@ -11,7 +11,10 @@ earlier classes (class-incremental), or all outputs (domain-incremental: old and
 No data is stored. As in the paper's Algorithm 1 (Y_o ← CNN(X_n, θ_s, θ_o) before training), the
 teacher's outputs on the task's training inputs are recorded once, in large no-grad batches, and looked
 up by sample index at every step (a fixed teacher in eval mode gives each input the same outputs in
-every epoch); rows a `batch` hook appends (replayed samples) go through the teacher at the step.
+every epoch); rows a `batch` hook appends (replayed samples) go through the teacher at the step. Under
+data-parallel training each rank records its share of the outputs and the shares are gathered
+(`gathered_outputs`); the distillation term is a mean over each rank's rows, so the Trainer's averaged
+gradient is the whole batch's.
 
 Warm-up (Section 3, "we first freeze θ_s and θ_o and train θ_n to convergence"), off by default: with
 `warmup=E`, each task after the first begins with E epochs that train only the new task's output units
@@ -32,9 +35,8 @@ from ..checkpoint import strip_prefix
 from ..data import Split, Task
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
-from ..models import forward_all
 from ..models.heads import grow_heads, output_layer
-from .base import Strategy
+from .base import Strategy, gathered_outputs
 
 
 class LwF(Strategy):
@@ -116,7 +118,7 @@ class LwF(Strategy):
         if data is None:
             return self.teacher(x)
         if self._recorded is None or self._recorded[0] is not data:
-            self._recorded = (data, forward_all(self.teacher, data, trainer.device, trainer.eval_batch_size))
+            self._recorded = (data, gathered_outputs(self.teacher, data, trainer.device, trainer.eval_batch_size))
         old = self._recorded[1][idx.to(self._recorded[1].device)]
         return old if len(x) == len(idx) else torch.cat([old, self.teacher(x[len(idx):])])
 

@@ -45,6 +45,6 @@ class MAS(QuadraticPenalty):
         return (logits * seen[t]).pow(2).sum(1)
 
     def after_task(self, task: Task) -> None:
-        x, y, t = self.task_data(task, self.samples)
-        total = grad_stats(self.model, x, y, t, self._squared_norm, "abs", method=self.method)
-        self.consolidate({k: v / len(x) for k, v in total.items()}, self.parameters_now(), keep_old_anchors=False)
+        omega = self.task_mean(task, self.samples, lambda x, y, t: grad_stats(
+            self.model, x, y, t, self._squared_norm, "abs", method=self.method))
+        self.consolidate(omega, self.parameters_now(), keep_old_anchors=False)

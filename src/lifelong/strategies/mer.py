@@ -32,6 +32,10 @@ memory), `replay_batch_size` 128 (the Trainer's default batch, as Replay), `batc
 chosen on a validation split of Split Fashion-MNIST's training data (grid alpha in {0.03, 0.1}, beta
 in {0.1, 0.3, 1}; `benchmarks/meta_continual.py select`, docs/meta.md): the paper's per-sample values
 (alpha 0.03-0.1, beta 0.01-0.03) barely move the weights once a step averages a 64-sample chunk.
+
+Data-parallel training: the batches B_i are cut from the whole global batch (`Trainer.global_batch`) and
+the same replayed samples on every rank; each inner SGD step takes the gradient on this rank's share
+of its chunk and averages it over the ranks (`_sgd_step`), so every rank takes the same steps.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .. import distributed
 from .la_maml import split_batch
 from .base import TASK_BASED
 from .replay import Rehearsal, check_non_negative, check_whole
@@ -65,21 +70,32 @@ class MER(Rehearsal):
 
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         memory = self.memory
-        self.reptile_batches = [(x, y, t)] * self.batches
+        gx, gy, gt = incoming = self.trainer.global_batch()  # B_i is cut from the whole global batch
+        self.reptile_batches = [incoming] * self.batches
         if memory.filled:
             samples = [memory.sample(self.replay_batch_size) for _ in range(self.batches)]
-            self.reptile_batches = [(torch.cat([x, m.x]), torch.cat([y, m.y]), torch.cat([t, m.t])) for m in samples]
-        memory.add(x, y, t)
+            self.reptile_batches = [(torch.cat([gx, m.x]), torch.cat([gy, m.y]), torch.cat([gt, m.t]))
+                                    for m in samples]
+        memory.add(gx, gy, gt)
         return x, y, t
 
-    def _sgd_step(self, params: list[Tensor], x: Tensor, y: Tensor, t: Tensor) -> None:
-        loss = self.trainer.criterion(self.stream.mask(self.model(x), t), y)
-        with torch.no_grad():
+    def _sgd_step(self, params: list[nn.Parameter], x: Tensor, y: Tensor, t: Tensor) -> None:
+        """One SGD step on the chunk (x, y, t): each rank takes the gradient on its share of the chunk and
+        the gradients are averaged over the ranks (`distributed.average_gradients`), so all take the same step."""
+        x, y, t = (distributed.shard(v) for v in (x, y, t))
+        if len(y):
+            loss = self.trainer.criterion(self.stream.mask(self.model(x), t), y)
             for p, g in zip(params, torch.autograd.grad(loss, params, materialize_grads=True)):
-                p.sub_(self.lr * g)
+                p.grad = g
+        distributed.average_gradients(params, len(y))
+        with torch.no_grad():
+            for p in params:
+                if p.grad is not None:
+                    p.sub_(self.lr * p.grad)
+                p.grad = None
 
     def after_backward(self) -> None:
-        params: list[Tensor] = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in self.model.parameters() if p.requires_grad]
         for p in params:
             p.grad = None  # MER makes its own update: the Trainer's optimiser step skips every parameter
         start = [p.detach().clone() for p in params]

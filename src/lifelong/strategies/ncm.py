@@ -7,18 +7,23 @@ exp(-1/2 ||f(x) - mu_c||^2), with mu_c the mean feature of class c, so the logit
 backbone is never trained: use a pretrained one (`lifelong run --backbone PATH`).
 Each task's training samples pass once through it (features computed once) and update the running
 sums and counts of their classes; a class not yet seen is never predicted. No hyper-parameters.
+Data-parallel training: each rank computes the features of its share of the task's samples, the shares
+are gathered in order (`gathered_outputs`) and every rank makes the same update, so the statistics
+are the same on every rank and equal to one process's (SLDA's recursion depends on the order).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..models import check_contract, extract, pre_logits
-from .base import Strategy
+from ..models import check_contract, pre_logits
+from .base import Strategy, gathered_outputs
+from .importance import eval_mode
 
 if TYPE_CHECKING:
     from ..data import Stream, Task
@@ -41,9 +46,12 @@ class NCM(Strategy):
         return []  # no gradient training: after_task reads the task's data once
 
     def after_task(self, task: Task) -> None:
-        data, size = extract(self.model, task.train), self.trainer.eval_batch_size
-        for i in range(0, len(data), size):  # the samples in the task's order, as a stream
-            self.update(data.x[i : i + size], data.y[i : i + size])
+        model, dev, size = self.model, self.trainer.device, self.trainer.eval_batch_size
+        with eval_mode(model):
+            z = gathered_outputs(functools.partial(pre_logits, model), task.train, dev, 256)  # `extract`'s batches
+        y = task.train.y.to(dev)
+        for i in range(0, len(y), size):  # the samples in the task's order, as a stream
+            self.update(z[i : i + size], y[i : i + size])
 
     def update(self, z: Tensor, y: Tensor) -> None:
         """Add the features `z` of samples of classes `y` to the running sums and counts."""

@@ -22,6 +22,11 @@ loss or gradient terms would be dropped).
 Hyper-parameters: `inner_lr` beta 0.03 (the authors' `update_lr` in khurramjaved96/mrcl),
 `inner_steps` 5 (as La-MAML's), `buffer_size` 200 and `replay_batch_size` 128 (as La-MAML's and
 MER's, so the three compare with ER at one memory), `first_order` False.
+
+Data-parallel training: the head's online steps are sequential and the meta-gradient flows through
+them, so every rank computes the meta-gradient on the whole global batch (`Trainer.global_batch`) and
+the same replayed samples, in place of the Trainer's averaged gradient: the ranks stay identical and
+step as one process, but OML gains no speed from them.
 """
 
 from __future__ import annotations
@@ -73,9 +78,9 @@ class OML(Rehearsal):
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         memory = self.memory
         m = memory.sample(self.replay_batch_size) if memory.filled else None
-        self.incoming = (x, y, t)
+        self.incoming = self.trainer.global_batch()  # every rank meta-learns on the whole global batch
         self.replayed = None if m is None else (m.x, m.y, m.t)
-        memory.add(x, y, t)
+        memory.add(*self.incoming)
         return x, y, t
 
     def _loss(self, z: Tensor, head: list[Tensor], y: Tensor, t: Tensor) -> Tensor:

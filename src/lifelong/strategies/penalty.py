@@ -16,11 +16,13 @@ fraction of the cost. The logged training loss is therefore the task's loss; `pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .. import distributed
 from ..checkpoint import strip_prefix
 from ..data import Task
 from .base import Strategy
@@ -99,13 +101,19 @@ class QuadraticPenalty(Strategy):
         self.const = float(state.get("const", 0.0))
         self._named = None
 
-    def task_data(self, task: Task, samples: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(x, y, task ids) of `task`'s training data on the training device: all of it, or
-        `samples` of it drawn with the trainer's seed."""
+    def task_mean(self, task: Task, samples: int, sums: Callable[[Tensor, Tensor, Tensor], dict[str, Tensor]]
+                  ) -> dict[str, Tensor]:
+        """The mean over `task`'s training samples (all of them, or `samples` drawn with the trainer's
+        seed) of a per-sample statistic, given `sums(x, y, task ids)` of it over a batch, per parameter.
+        Under data-parallel training each rank sums over its share of the samples, the sums are
+        all-reduced and divided by the whole count, so every rank holds the same mean."""
         n = len(task.train)
         idx = torch.arange(n)
         if 0 < samples < n:
             idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.trainer.seed))[:samples].sort().values
+        count, idx = len(idx), distributed.shard(idx)
         x, y = task.train.batch(idx.to(task.train.y.device))
         dev = self.trainer.device
-        return x.to(dev), y.to(dev), torch.full((len(y),), task.id, device=dev)
+        total = sums(x.to(dev), y.to(dev), torch.full((len(y),), task.id, device=dev))
+        distributed.all_reduce_sum(total.values())
+        return {k: v / count for k, v in total.items()}

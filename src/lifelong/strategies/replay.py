@@ -12,15 +12,25 @@ Hyper-parameters: `buffer_size` (the paper studies tiny memories, 1-5 samples pe
 this project's benchmark), `replay_batch_size` (the paper uses 10, equal to its stream batch size;
 128 here, equal to the Trainer's default batch, so a step sees twice the samples), `policy`
 (`reservoir` as in the paper, or `class_balanced` / `per_task`, see `lifelong.memory`).
+
+Data-parallel training (`lifelong.distributed`): every rank holds the same whole memory (not a
+reservoir of its own shard), updated from the whole global batch (`Trainer.global_batch`) with the
+same generator, so every rank makes the same update; replayed samples are drawn alike on every rank
+for the whole global batch, and each rank trains on its share of them. N ranks then step as one
+process with the global batch. (Per-rank reservoirs of 1/N of the memory would each sample a
+different 1/N of the stream, and a rank's replay batch would come from its own reservoir: not the
+single-process algorithm, and the ranks' states would differ.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from .. import distributed
 from ..checkpoint import strip_prefix
 from ..configs import whole_numbers
 from ..errors import ConfigError
@@ -43,6 +53,11 @@ def check_non_negative(strategy: Strategy, **values: object) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
             raise ConfigError(f"`{arg}` of {strategy.name} must be a number >= 0, got {v!r}",
                               f"{strategy.name}.{arg}")
+
+
+def each(m: Samples, f: Callable[[Tensor], Tensor]) -> Samples:
+    """`f` applied to every tensor of the samples `m` (their logits too, if stored)."""
+    return Samples(f(m.x), f(m.y), f(m.t), None if m.logits is None else f(m.logits))
 
 
 class Rehearsal(Strategy):
@@ -73,6 +88,35 @@ class Rehearsal(Strategy):
     def replay_loss(self, m: Samples) -> Tensor:
         return self.trainer.criterion(self.stream.mask(self.model(m.x), m.t), m.y)
 
+    def loss_share(self, m: Samples) -> tuple[Samples, float]:
+        """This rank's share of the replay samples `m` (drawn alike on every rank for the whole global
+        batch) for a term that `loss` adds, and the weight that makes the term right. Only ranks holding
+        rows of the global batch run `loss` (the Trainer skips an empty share), so the samples are split
+        among those; the Trainer averages the ranks' gradients weighted by their rows (n_r of the global
+        batch's B), so the term, a sum over the share divided by the count of all of `m`, is multiplied by
+        B / n_r. Exact unless another strategy of a Compose appends rows to the batch. In one process: `m`
+        and 1."""
+        trainer, rank = self.trainer, distributed.rank()
+        holders = min(distributed.world_size(), len(trainer.global_index))
+
+        def part(v: Tensor) -> Tensor:
+            return v.tensor_split(holders)[rank] if rank < holders else v[:0]
+
+        return each(m, part), len(trainer.global_index) / max(len(trainer.batch_index), 1)
+
+    def replay_gradient(self, m: Samples, params: Sequence[Tensor]) -> list[Tensor]:
+        """The gradient of `replay_loss` over all of `m` (samples drawn alike on every rank), the same on
+        every rank: each computes it on its share of `m`, weighted by the share's fraction of the rows, and
+        the results are summed over the ranks. For `after_backward`, which every rank runs."""
+        share = each(m, distributed.shard)
+        raw: list[Tensor | None] = [None] * len(params)
+        if len(share.y):
+            raw = list(torch.autograd.grad(self.replay_loss(share) * (len(share.y) / len(m.y)), params,
+                                           allow_unused=True))
+        grads = [torch.zeros_like(p) if r is None else r for p, r in zip(params, raw)]
+        distributed.all_reduce_sum(grads)
+        return grads
+
     def state_dict(self) -> dict[str, Any]:
         return {f"buffer.{k}": v for k, v in self.buffer.state_dict().items()} if self.buffer else {}
 
@@ -100,7 +144,8 @@ class Replay(Rehearsal):
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         memory = self.memory
         m = memory.sample(self.replay_batch_size) if memory.filled else None
-        memory.add(x, y, t)
+        memory.add(*self.trainer.global_batch())
         if m is None:
             return x, y, t
-        return torch.cat([x, m.x]), torch.cat([y, m.y]), torch.cat([t, m.t])
+        mine = each(m, distributed.shard)  # this rank's share of the replayed rows
+        return torch.cat([x, mine.x]), torch.cat([y, mine.y]), torch.cat([t, mine.t])

@@ -19,6 +19,10 @@ so each step costs one subtraction and one multiply-add against the previous ste
 reference: the parameter's `.grad` is replaced by a new tensor (g plus the surrogate's gradient, which
 is computed anyway; a copy of g in the first task), so g itself stays untouched. No copy of θ per step
 and no `after_step` hook.
+
+Data-parallel training needs nothing more: `add_grad` runs after the Trainer has averaged the
+gradients over the ranks, so g(t) is the global batch's gradient, and the parameters move alike on
+every rank: every rank accumulates the same ω and holds the same Ω and θ̃.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..data import Dataset, Split, dataset
 from ..errors import ConfigError, DataError
 from ..models import build, extract
+from .features import extract_sharded
 from .finetune import finetune
 from .l2sp import L2SP
 from .lpft import lp_ft
@@ -61,7 +62,7 @@ def source_mean(model: nn.Module, meta: dict[str, Any], cut: int, seed: int, n: 
                           "save it with `lifelong pretrain` or leave out ncm")
     train = dataset(meta["source"]).train
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
-    return extract(model, train.subset(idx), cut=cut).x.mean(0)
+    return extract_sharded(model, train.subset(idx), cut=cut).x.mean(0)
 
 
 def fit_method(method: str, source: nn.Module, meta: dict[str, Any], target: Dataset, idx: Tensor,

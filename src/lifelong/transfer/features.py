@@ -21,6 +21,11 @@ pre_logits=True)`: any model of that contract works, timm's included), or its tr
 (`transfer_cut` modules below the top of its backbone: for the image CNN its convolutional trunk; see
 `models.extract`) unless `cut` says otherwise. The trained head replaces the model's classifier (on
 that layer) and the backbone is left frozen (`freeze_backbone`).
+
+Under data-parallel training (`lifelong.distributed`) each rank extracts the features of its share of the
+samples and every rank gathers all of them (`extract_sharded`); the heads are then fitted identically on
+every rank: "linear" through the Trainer (which shards its batches), the probes and "ncm" on the whole
+cached features, the same arithmetic on every rank.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import Dataset, Features, from_tasks
+from .. import distributed
+from ..data import Dataset, Features, Split, from_tasks
 from ..errors import ConfigError
 from ..extras import need
 from ..models import CL2N, Net, as_backbone, extract, mlp
@@ -61,13 +67,22 @@ def transfer_cut(model: nn.Module, cut: int | None = None) -> int:
     return int(getattr(model, "transfer_cut", 0)) if cut is None else cut
 
 
+def extract_sharded(model: nn.Module, split: Split, batch_size: int = 256, cut: int = 0) -> Features:
+    """`models.extract`; under data-parallel training each rank extracts its share of the rows of `split`
+    and the features of all of them are gathered on every rank."""
+    if not distributed.active():
+        return extract(model, split, batch_size, cut)
+    part = extract(model, split.subset(distributed.shard(torch.arange(len(split)))), batch_size, cut)
+    return Features(distributed.all_gather_rows(part.x), split.y.to(part.x.device))
+
+
 def cache(model: nn.Module, data: Dataset, batch_size: int = 256, cut: int | None = None
           ) -> tuple[Features, Features, float]:
     """The backbone's features of `data`'s train and test splits (`cut` modules below its top, see
     `models.extract`; None: the model's transfer layer), computed once; and the seconds taken."""
     cut = transfer_cut(model, cut)
     t0 = time.perf_counter()
-    train, test = extract(model, data.train, batch_size, cut), extract(model, data.test, batch_size, cut)
+    train, test = (extract_sharded(model, split, batch_size, cut) for split in (data.train, data.test))
     return train, test, time.perf_counter() - t0
 
 

@@ -47,8 +47,8 @@ def test_fmnist_pair_uses_disjoint_halves_and_shifted_test_sets():
     assert not any(row.numpy().tobytes() in seen for row in plain_target.train.x.flatten(1))
     full = fashion_mnist()
     assert torch.equal(source.test.x, full.test.x)
-    assert torch.allclose(target.test.x, rotate(full.test.x, 30.0))
-    assert torch.allclose(target.train.x, rotate(plain_target.train.x, 30.0))
+    assert torch.allclose(target.test.x, rotate(full.test.inputs(), 30.0))
+    assert torch.allclose(target.train.x, rotate(plain_target.train.inputs(), 30.0))
 
 
 def test_mnist1d_generation_settings_are_checked():

@@ -16,6 +16,14 @@ With `progressive`, the weight grows as λ_p = λ · (2 / (1 + exp(−10 p)) −
 training done (Ganin et al. 2016, γ = 10), which silences the noisy early-training term. The
 position in that schedule (the step count) and the target generator are part of the strategy's state,
 so a fit resumed from a checkpoint continues the schedule instead of restarting it at zero.
+
+Under data-parallel training (`lifelong.distributed`) the target rows are drawn for the whole global
+batch, identically on every rank, and each rank appends its share (`distributed.shard`), so the ranks
+together see what one process sees. A term that is a mean over the rows (DANN's, `shardable`) is computed
+by each rank on its rows and the gradients' average makes the whole; a statistic of the whole batch (MMD,
+CORAL, JMMD) is computed by every rank on the whole batch's features (`pooled`: the other ranks' rows
+gathered as constants, its own with their gradient), scaled so that the ranks' averaged gradients are its
+gradient. A last batch with fewer rows than ranks skips such a term (a rank without rows cannot gather).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from ... import distributed
 from ...errors import ConfigError
 from ...strategies import Strategy
 
@@ -46,13 +55,14 @@ class Adaptation(Strategy):
     the dotted name of the module whose output is aligned (None: the classifier's input)."""
 
     option_names = {"lam": "lambda"}
+    shardable = False  # the term is a mean over the batch's rows (each rank computes its share), not a statistic
 
     def __init__(self, lam: float = 1.0, progressive: bool = False, layer: str | None = None) -> None:
         if not (lam >= 0 and math.isfinite(lam)):
             raise ConfigError(f"{self.name}'s weight `lam` must be a number >= 0, got {lam!r}", f"{self.name}.lam")
         self.lam, self.progressive, self.layer = lam, progressive, layer
         self.target: Tensor | None = None
-        self.steps, self.total_steps, self.n_source = 0, 1, 0
+        self.steps, self.total_steps, self.n_source, self.n_global = 0, 1, 0, 0
         self._features: Tensor | None = None
         self._hook: torch.utils.hooks.RemovableHandle | None = None
 
@@ -134,18 +144,39 @@ class Adaptation(Strategy):
         self.total_steps = self.trainer.epochs * math.ceil(len(task.train) / self.trainer.batch_size)
 
     def batch(self, x: Tensor, y: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The source batch, then as many target inputs labelled IGNORE (no part of the cross-entropy)."""
+        """The source batch, then as many target inputs labelled IGNORE (no part of the cross-entropy); under
+        data-parallel training, this rank's share of the target rows drawn for the whole global batch."""
         assert self.target is not None
-        idx = torch.randint(len(self.target), (len(x),), generator=self.generator).to(self.target.device)
         self.n_source = len(x)
+        self.n_global = len(self.trainer.global_index) if distributed.active() else len(x)
+        idx = distributed.shard(torch.randint(len(self.target), (self.n_global,), generator=self.generator))
+        idx = idx.to(self.target.device)
         return torch.cat([x, self.target[idx]]), torch.cat([y, torch.full_like(y, IGNORE)]), torch.cat([t, t])
 
     def loss(self, out: Tensor, x: Tensor, y: Tensor, t: Tensor) -> Tensor | None:
         f, n = self._features, self.n_source
         assert f is not None
-        if n < 2:  # covariances and discriminator batches need two samples
+        if self.n_global < 2:  # covariances and discriminator batches need two samples
             return None
-        return self.term(f[:n], f[n:], self.weight())
+        if not distributed.active() or self.shardable:
+            return self.term(f[:n], f[n:], self.weight())
+        if self.n_global < distributed.world_size():  # some rank has no rows to join `pooled` with
+            return None
+        # the Trainer weighs this rank's gradient by its rows, n of n_global: scaled back, the sum is the term's
+        return self.term(*self.pooled(f), self.weight()) * (self.n_global / n)
+
+    def pooled(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The source rows and the target rows of `z` (rows of this step's forward pass: [source; target]);
+        under data-parallel training, of the whole global batch: the other ranks' rows gathered (constants),
+        this rank's own keeping their gradient."""
+        n = self.n_source
+        if not distributed.active():
+            return z[:n], z[n:]
+        sizes = [len(c) for c in torch.arange(self.n_global).tensor_split(distributed.world_size())]
+        blocks = list(distributed.all_gather_rows(z.detach()).split([2 * s for s in sizes]))
+        blocks[distributed.rank()] = z
+        return (torch.cat([b[:s] for b, s in zip(blocks, sizes)]),
+                torch.cat([b[s:] for b, s in zip(blocks, sizes)]))
 
     def after_step(self) -> None:
         self.steps += 1

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ... import distributed
 from ...checkpoint import strip_prefix
 from ...errors import ConfigError
 from ...models import mlp
@@ -75,6 +76,7 @@ class DANN(Adaptation):
 
     name = "dann"
     summary = "DANN: gradient reversal against a domain classifier (Ganin et al. 2016)"
+    shardable = True  # L_d is a mean over the rows: each rank's share, the gradients averaged
 
     def __init__(self, lam: float = 0.3, progressive: bool = True, hidden: Sequence[int] = (100,),
                  layer: str | None = None) -> None:
@@ -104,6 +106,8 @@ class DANN(Adaptation):
 
     def after_step(self) -> None:
         super().after_step()
+        assert self.adversary is not None
+        distributed.average_gradients(list(self.adversary.parameters()), self.n_source)  # as the Trainer's
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

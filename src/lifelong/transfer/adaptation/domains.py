@@ -92,8 +92,7 @@ for _name, _domain, _what in [
 
 def _shifted(data: Dataset, train: Split, name: str, domain: Domain) -> Dataset:
     def apply(split: Split, part: int) -> Split:
-        assert isinstance(split.x, Tensor)
-        return Split(domain.shift(split.x, part), split.y) if domain.shift is not None else split
+        return Split(domain.shift(split.inputs(), part), split.y) if domain.shift is not None else split
 
     return Dataset(name, apply(train, 0), apply(data.test, 1), data.class_names, data.input_shape)
 

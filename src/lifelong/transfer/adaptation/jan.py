@@ -59,5 +59,5 @@ class JAN(Adaptation):
         self.jmmd = JMMD()
 
     def term(self, fs: Tensor, ft: Tensor, weight: float) -> Tensor:
-        logits, n = self.trainer.logits, len(fs)  # the one forward pass over [source; target]
-        return weight * self.jmmd((fs, logits[:n]), (ft, logits[n:]))
+        ls, lt = self.pooled(self.trainer.logits)  # the one forward pass over [source; target]
+        return weight * self.jmmd((fs, ls), (ft, lt))

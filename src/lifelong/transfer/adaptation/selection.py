@@ -40,7 +40,8 @@ from torch import Tensor, nn
 from ...data import Split
 from ...data.stream import Inputs
 from ...extras import need
-from ...models import HasClassifier, extract, no_classifier
+from ...models import HasClassifier, no_classifier
+from ..features import extract_sharded
 from ...registry import Registry
 from .train import tensor_inputs
 
@@ -97,7 +98,7 @@ def ranked(entries: list[dict[str, Any]], score: Callable[[dict[str, Any]], floa
 
 def _features(model: nn.Module, x: Inputs) -> Tensor:
     """The pre-logits of `x` (the classifier's input, `models.extract`)."""
-    return extract(model, Split(x, torch.zeros(len(x), dtype=torch.long))).x
+    return extract_sharded(model, Split(x, torch.zeros(len(x), dtype=torch.long))).x
 
 
 def _logits(model: nn.Module, features: Tensor) -> Tensor:
@@ -113,20 +114,20 @@ def _probabilities(model: nn.Module, x: Inputs) -> Tensor:
 
 @SCORERS.register("source-acc", "accuracy on the held-out source split")
 def source_accuracy(model: nn.Module, data: SelectionData) -> float:
-    p = _probabilities(model, data.source_valid.x)
+    p = _probabilities(model, tensor_inputs(data.source_valid))
     return (p.argmax(1).cpu() == data.source_valid.y.cpu()).double().mean().item()
 
 
 @SCORERS.register("iwcv", "importance-weighted held-out source accuracy (Sugiyama et al. 2007)")
 def iwcv(model: nn.Module, data: SelectionData) -> float:
-    p = _probabilities(model, data.source_valid.x)
+    p = _probabilities(model, tensor_inputs(data.source_valid))
     correct = (p.argmax(1).cpu() == data.source_valid.y.cpu()).double()
     return (data.input_weights * correct).sum().item()
 
 
 @SCORERS.register("dev", "deep embedded validation: weighted source risk with a control variate (You et al. 2019)")
 def dev(model: nn.Module, data: SelectionData) -> float:
-    fv = _features(model, data.source_valid.x)
+    fv = _features(model, tensor_inputs(data.source_valid))
     w = density_ratio(_features(model, data.source_train), _features(model, data.target), fv)
     loss = F.cross_entropy(_logits(model, fv), data.source_valid.y.to(fv.device), reduction="none")
     weighted = w * loss.double().cpu()

@@ -17,11 +17,10 @@ from torch import Tensor, nn
 from ...data import Dataset, Features, Split, Stream, from_tasks
 from ...errors import ConfigError
 from ...evaluation import accuracy
-from ...models import extract
 from ...registry import Registry
 from ...strategies import Naive
 from ...training import Trainer
-from ..features import fit_head
+from ..features import extract_sharded, fit_head
 from .base import Adaptation
 from .coral import CORAL
 from .dann import DANN
@@ -59,7 +58,7 @@ def tensor_inputs(split: Split) -> Tensor:
     """The inputs of `split` as one tensor (what an adaptation method aligns with)."""
     if not isinstance(split.x, Tensor):
         raise ConfigError("domain adaptation needs in-memory inputs (tensors), not a lazily loaded image folder")
-    return split.x
+    return split.inputs()
 
 
 def tca_accuracy(model: nn.Module, source: Dataset, target: Dataset, tca: TCA, *, n_fit: int = 1000,
@@ -70,10 +69,10 @@ def tca_accuracy(model: nn.Module, source: Dataset, target: Dataset, tca: TCA, *
     embedding. Returns (target test accuracy, seconds)."""
     start = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
-    fs = extract(model, source.train).x.cpu()
-    ft = extract(model, target.train.subset(torch.randperm(len(target.train), generator=g)[:n_fit])).x.cpu()
+    fs = extract_sharded(model, source.train).x.cpu()
+    ft = extract_sharded(model, target.train.subset(torch.randperm(len(target.train), generator=g)[:n_fit])).x.cpu()
     tca.fit(fs[torch.randperm(len(fs), generator=g)[:n_fit]], ft)
-    zs, zt = tca.transform(fs), tca.transform(extract(model, target.test).x.cpu())
+    zs, zt = tca.transform(fs), tca.transform(extract_sharded(model, target.test).x.cpu())
     mean, std = zs.mean(0), zs.std(0).clamp_min(1e-12)
     _, acc, _ = fit_head(Features((zs - mean) / std, source.train.y),
                          Features((zt - mean) / std, target.test.y.cpu()), source.num_classes, head="logistic")
