@@ -2,6 +2,19 @@ import pytest
 import torch
 
 import lifelong as ll
+from lifelong.data import sources
+
+NO_FMNIST = "Fashion-MNIST is not installed here (`make data`, or its four IDX files in $LIFELONG_DATA/fashion-mnist)"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fmnist: needs Fashion-MNIST; skipped, saying so, where it is not installed")
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `fmnist` skip with NO_FMNIST where `fashion_mnist()` would find no data set."""
+    if item.get_closest_marker("fmnist") is not None and sources.fashion_mnist_files() is None:
+        pytest.skip(NO_FMNIST)
 
 
 @pytest.fixture(scope="session")

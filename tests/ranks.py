@@ -43,6 +43,17 @@ def torchrun(args: list[str], n: int = 2, timeout: float = 180, env: dict[str, s
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
 
 
+def start_retried(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    """`subprocess.run(cmd, capture_output=True, text=True, **kwargs)` for a command that launches torchrun,
+    run again once, with a warning, when a rank died of SIGABRT (torchrun's start-up abort on these
+    machines). The second result is returned as it is: a wrong result is never retried into a pass."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0 and "Signal 6 (SIGABRT)" in proc.stderr:
+        warnings.warn(f"a rank of `{' '.join(cmd[:6])} ...` aborted (SIGABRT); retrying once", stacklevel=2)
+        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    return proc
+
+
 def run_ranks(source: str, tmp_path: Path, n: int = 2, timeout: float = 180) -> list[Any]:
     """Each rank's `main()` result, in rank order (see the module docstring)."""
     script = tmp_path / "ranks_main.py"

@@ -126,3 +126,47 @@ def test_strip_prefix_inverts_split_state() -> None:
     assert set(tensors) == {"model.w", "model.b"} and values == {"n": 3}
     back = strip_prefix({**tensors, "other.w": torch.ones(1)}, "model.")
     assert set(back) == {"w", "b"} and torch.equal(back["w"], state["w"])
+
+
+def test_a_state_whose_json_was_edited_is_passed_over_then_refused(tmp_path):
+    """The digest covers the JSON (and through it the tensors' checksum): an edited value, a removed key or
+    a removed digest is caught, the state passed over for an older one, and, none left, refused."""
+    states = checkpoint.States(tmp_path / "s", "fit")
+    for i in range(3):
+        states.save({"x": torch.full((2,), float(i))}, {"i": i, "matrix": [[0.5]]}, base=1 if i == 2 else None)
+    paths = [tmp_path / "s" / f"state-0000000{n}.json" for n in (1, 2, 3)]
+    for path, change in zip(paths, [lambda v: v.pop("digest"), lambda v: v["values"].pop("matrix"),
+                                    lambda v: v["values"]["matrix"][0].__setitem__(0, 0.6)]):
+        info = json.loads(path.read_text())
+        change(info)
+        path.write_text(json.dumps(info, indent=1))
+    with pytest.warns(UserWarning) as caught, pytest.raises(ll.LifelongError) as refused:
+        states.latest()
+    altered, folder = "was altered (its digest does not match its contents)", tmp_path / "s"
+    assert [str(w.message) for w in caught] == [f"state {p} {altered}: resuming from an older state"
+                                                for p in paths[:0:-1]]  # none for the oldest: nothing older
+    assert str(refused.value) == (f"none of the 3 saved states in {folder} is intact (state {paths[2]} {altered}): "
+                                  f"start the run over from this fit's start by deleting that folder (`rm -r "
+                                  f"{folder}`) and resuming again")
+
+
+def test_a_checkpoint_json_is_sealed(digits_stream, tmp_path):
+    model = small_mlp(digits_stream)
+    checkpoint.save(tmp_path / "ck", model, EWC(), meta={"matrix": [[0.5]]})
+    path = tmp_path / "ck.json"
+    info = json.loads(path.read_text())
+    path.write_text(json.dumps({**info, "meta": {"matrix": [[0.6]]}}))
+    with pytest.raises(ll.LifelongError, match="ck.json was altered"):
+        checkpoint.load(tmp_path / "ck", model)
+    path.write_text(json.dumps({k: v for k, v in info.items() if k != "digest"}))  # as saved before digests
+    assert checkpoint.load(tmp_path / "ck", model) == {"matrix": [[0.5]]}
+
+
+def test_the_digest_is_that_of_the_canonical_json():
+    from lifelong.files import json_digest, seal, unsealed
+
+    value = {"b": (1, 2.5, float("nan")), "a": {3: "x"}}
+    assert json_digest(value) == json_digest(json.loads(json.dumps(value, indent=1)))
+    assert json_digest(value) != json_digest({**value, "b": [1, 2.25, float("nan")]})
+    assert unsealed(json.loads(json.dumps(seal(value)))) is None and unsealed(value).startswith("has no digest")
+    assert unsealed({**seal(value), "c": 1}) == "was altered (its digest does not match its contents)"

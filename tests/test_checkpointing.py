@@ -1,5 +1,7 @@
 """The state of a fit across kills: `Checkpointing` and the `PauseAt` kill point, on their own."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -109,3 +111,23 @@ def test_a_stream_stepped_with_fit_task_resumes_like_a_fit(held, digits, tmp_pat
     assert len(again.progress.matrix) == 1
     rows = [again.fit_task(task) for task in stream.tasks[len(again.progress.matrix):]]
     assert again.result().matrix == ref.matrix and rows == ref.matrix[1:] and again.result().losses == ref.losses
+
+
+@pytest.mark.parametrize("other", ["classes", "data", "model"])
+def test_the_states_of_another_stream_or_model_are_refused(digits, tmp_path, other):
+    """A resume from states saved for tasks of other classes (same sizes), other data (one pixel) or a
+    model with a frozen layer: each differs in what the setup records, and is refused naming it."""
+    stream = ll.data.split(digits, n_tasks=2, seed=0)
+    ll.Trainer(small_mlp(stream, hidden=(16,)), epochs=1, batch_size=64, checkpoint=tmp_path / "ck").fit(stream)
+    model = small_mlp(stream, hidden=(16,))
+    if other == "classes":
+        order = stream.info["class_order"]
+        stream = ll.data.split(digits, n_tasks=2, seed=0, class_order=[order[1], order[0], *order[2:]])
+    elif other == "data":
+        x = digits.train.x.clone()
+        x[0, 0] += 1.0
+        stream = ll.data.split(dataclasses.replace(digits, train=dataclasses.replace(digits.train, x=x)), 2, seed=0)
+    else:
+        next(model.parameters()).requires_grad_(False)
+    with pytest.raises(ll.ConfigError, match=f"saved by a fit with another {other} .*`rm -r "):
+        ll.Trainer(model, epochs=1, batch_size=64, checkpoint=tmp_path / "ck").fit(stream, resume=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from lifelong import cli
-from lifelong.configs import add_options, argument_type, boolean, build, check_types, flag, ints, option
+from lifelong.configs import (MAX_YAML_BYTES, add_options, argument_type, boolean, build, check_arguments,
+                              check_types, flag, ints, option, read_yaml)
 from lifelong.errors import ConfigError
 from lifelong.experiment import EXPERIMENTS, AdaptConfig, AdaptExperiment, CurveConfig, MetaConfig, RunConfig, run
 
@@ -100,6 +101,86 @@ def test_type_checks_name_the_field():
             check_types(bad)
     with pytest.raises(ConfigError, match="unknown config key 'stepz'"):
         build(Toy, {"stepz": 1})
+
+
+def test_type_checks_reach_into_lists_dicts_and_whole_numbers():
+    assert build(Toy, {"names": [["a"], ["b", "c"]]}).names == ["a", "b", "c"]  # a repeated flag's lists
+    for values in ({"names": ["a", ["b"]]}, {"names": [1, 2]}, {"names": [None]}, {"shots": [1.5]}):
+        with pytest.raises(ConfigError, match="wrong type"):
+            build(Toy, values)
+    with pytest.raises(ConfigError, match=r"config value steps: 99999999999999999999 is out of range"):
+        build(Toy, {"steps": 99999999999999999999})
+    with pytest.raises(ConfigError, match="wrong type"):  # strategy_options: dict[str, dict[str, Any]]
+        build(RunConfig, {"strategy_options": {1: {"lam": 1}}})
+    assert build(Toy, {"steps": 2**63 - 1, "rate": -(2**63)}).steps == 2**63 - 1
+    with pytest.raises(ConfigError, match="config value shots: expected whole numbers separated by commas, got ':'"):
+        build(Toy, {"shots": ":"})
+
+
+def test_method_arguments_are_checked_against_their_hints_or_defaults():
+    check_arguments(Method, {"lam": 2, "layer": None, "steps": 3, "gated": True, "hidden": [1, 2], "name": "y",
+                             "other": [1], "unknown": object()}, "method")
+    cases = [({"lam": "abc"}, "`lam` of method: 'abc' has the wrong type (expected float)"),
+             ({"gated": 1}, "`gated` of method: 1 has the wrong type (expected bool)"),
+             ({"hidden": [1, "x"]}, "`hidden` of method: [1, 'x'] has the wrong type"),
+             ({"hidden": "12"}, "`hidden` of method: '12' has the wrong type"),
+             ({"name": 5}, "`name` of method: 5 has the wrong type (expected str)"),
+             ({"steps": 2**64}, "`steps` of method: 18446744073709551616 is out of range")]
+    for values, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            check_arguments(Method, values, "method")
+        assert err.value.argument == f"method.{next(iter(values))}"
+
+
+def test_strategy_options_of_the_wrong_type_are_refused_before_the_strategy_is_made():
+    with pytest.raises(ConfigError, match="`lam` of ewc: 'abc' has the wrong type") as err:
+        RunConfig(strategy=["ewc"], strategy_options={"ewc": {"lam": "abc"}}).validate()
+    assert cli.message(err.value, "run").startswith("--ewc-lambda of ewc: 'abc'")
+    with pytest.raises(ConfigError, match="`lam` of coral: 'x' has the wrong type"):
+        AdaptConfig(method=["coral"], method_options={"coral": {"lam": "x"}}).validate()
+
+
+# --- YAML files: safe, small, no aliases, no duplicate keys ----------------------------------------
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{k}: &{k} [{', '.join([f'*{p}'] * 9)}]\n" for p, k in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text, message", [
+    (BOMB, "repeats the value of line 1 with a YAML alias (*name): aliases are refused"),
+    ("a: &x [1]\nb: *x\n", "repeats the value of line 1 with a YAML alias"),
+    ("a: &x [*x]\n", "YAML alias"),
+    ("epochs: 1\nlr: 0.1\nepochs: 2\n", "gives the key 'epochs' twice (line 3): keep one"),
+    ("ewc:\n  lam: 1\n  'lam': 2\n", "gives the key 'lam' twice"),
+    ("a: " + "[" * 40 + "]" * 40 + "\n", "nests values more than 32 levels deep"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ("a: !!python/object:os.system x\n", "not valid YAML: could not determine a constructor"),
+    ("a: [1\n", "not valid YAML: did not find expected ',' or ']' (line 2, column 1)"),
+])
+def test_hostile_yaml_is_refused_in_one_line(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"config file {path} ")) as err:
+        read_yaml(path, "config file")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_yaml_files_are_capped_and_utf8(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("a: [" + ",".join(["1"] * (MAX_YAML_BYTES // 2)) + "]\n")
+    with pytest.raises(ConfigError, match=f"suite file {big} is larger than 1 MB"):
+        read_yaml(big, "suite file")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("benchmark: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"tune spec {latin} is not UTF-8 text \\(byte 14\\): save it as UTF-8"):
+        read_yaml(latin, "tune spec")
+    fine = tmp_path / "fine.yaml"
+    fine.write_bytes("\ufeffa: &x [1]\n<<: {b: 2}\nb: caf\u00e9\n".encode())  # a BOM, an unused anchor, a merge
+    assert read_yaml(fine, "config file") == {"a": [1], "b": "caf\u00e9"}
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    assert read_yaml(tmp_path / "empty.yaml", "config file") is None
+    with pytest.raises(ConfigError, match="cannot read config file .*: Is a directory"):
+        read_yaml(tmp_path, "config file")
 
 
 # --- errors: the Python argument in the API, its flag on the command line -------------------------

@@ -2,6 +2,7 @@
 those another process holds."""
 
 import json
+import re
 
 import pytest
 
@@ -66,11 +67,30 @@ def test_default_scenario_folder_and_several_grids(tmp_path):
     ({"settings": {"epohcs": 3}}, "not a `lifelong run` option"),
     ({"strategies": ["naive", "naive"]}, "same run twice"),
     ({"scenarios": ["sideways"]}, "unknown scenario"),
+    ({"strategies": [{"ewc": {"lam": "abc"}}]}, "`lam` of ewc: 'abc' has the wrong type (expected float)"),
+    ({"strategies": [{"ewc+replay": {"replay": {"buffer_size": [1.5]}}}]}, "`buffer_size` of replay: 1.5 has"),
+    # counted before any point is made: a few lines asking for billions of runs do not hang
+    ({"seeds": 10**12}, "the seeds make 1000000000000 runs, more than a suite runs (10000)"),
+    ({"strategies": [{"ewc": {"lam": list(range(101)), "samples": list(range(1, 101))}}]},
+     "the option values of strategy 'ewc' make 10100 runs"),
+    ({"strategies": [{"ewc+replay": {"ewc": {"lam": list(range(101)), "samples": list(range(1, 101))}}}]},
+     "the option values of strategy 'ewc' make 10100 runs"),
+    ({"strategies": [{"ewc+replay": {"ewc": {"lam": list(range(101))},
+                                     "replay": {"buffer_size": list(range(1, 101))}}}]},
+     "the option values of strategy 'ewc+replay' make 10100 runs"),
+    ({"benchmarks": ["split-digits"] * 11, "strategies": [{"ewc": {"lam": list(range(1000))}}]},
+     "benchmarks x scenarios x strategies x seeds make 22000 runs"),
 ])
 def test_bad_suites_fail_before_any_training(tmp_path, over, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         parse(tiny_suite(**over), "s", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_sweep_of_another_command_is_counted_before_its_points_are_made(tmp_path):
+    with pytest.raises(ConfigError, match="the `transfer` sweep and seeds make 10100 runs, more than"):
+        parse({"grids": [{"command": "transfer", "sweep": {"steps": list(range(1, 101))}, "seeds": 101}]}, "s",
+              tmp_path)
 
 
 def test_suite_file_errors(tmp_path):

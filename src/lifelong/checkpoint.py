@@ -1,11 +1,13 @@
 """Checkpoints: tensors in safetensors, everything else in JSON, both written atomically.
 
 A checkpoint `NAME` is two files: `NAME.safetensors` (the model's state_dict under `model.` and the
-strategy's tensors under `strategy.`) and `NAME.json` (the strategy's other values, metadata, and the
-SHA-256 of the tensor file, so that a truncated or altered checkpoint is refused). Nothing is pickled.
+strategy's tensors under `strategy.`) and `NAME.json` (the strategy's other values, metadata, the
+SHA-256 of the tensor file, and a digest over the whole JSON with it: `files.seal`), so that a truncated,
+damaged or edited checkpoint is refused. Nothing is pickled.
 
 `States` keeps what a fit needs to resume after a crash: numbered generations of such pairs in a
 folder, so that a crash while one is written (or a damaged file) leaves an older intact one to use.
+The digests detect accidents and careless edits, not a deliberate forgery (docs/resume.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shlex
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +28,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from .errors import LifelongError
-from .files import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json, seal, unsealed
 
 
 class Stateful(Protocol):
@@ -61,30 +64,33 @@ def _serialise(tensors: dict[str, Tensor]) -> bytes:
 
 def save(path: str | Path, model: nn.Module, strategy: Stateful | None = None,
          meta: dict[str, Any] | None = None) -> None:
-    """Write `path`.safetensors then `path`.json (the JSON, written last, vouches for the tensors);
-    without `strategy`, the model alone."""
+    """Write `path`.safetensors then `path`.json (the JSON, written last and sealed, vouches for the
+    tensors); without `strategy`, the model alone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors, values = split_state(strategy.state_dict() if strategy is not None else {}, "strategy.")
     blob = _serialise({**{f"model.{k}": v for k, v in model.state_dict().items()}, **tensors})
     atomic_write_bytes(path.with_suffix(".safetensors"), blob)
-    atomic_write_json(path.with_suffix(".json"), {
+    atomic_write_json(path.with_suffix(".json"), seal({
         "format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "strategy_values": values,
         "meta": meta or {},
-    })
+    }))
 
 
 def load(path: str | Path, model: nn.Module, strategy: Stateful | None = None,
          device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Restore `model` (and `strategy`) from a checkpoint written by `save`; returns its metadata."""
+    """Restore `model` (and `strategy`) from a checkpoint written by `save`; returns its metadata. A
+    checkpoint whose JSON has no digest (saved before lifelong wrote one) is checked by its tensors' alone."""
     path = Path(path)
     try:
         info = json.loads(path.with_suffix(".json").read_text())
         blob = path.with_suffix(".safetensors").read_bytes()
     except (OSError, json.JSONDecodeError) as err:
         raise LifelongError(f"cannot read checkpoint {path}: {err}") from None
-    if info.get("format") != FORMAT:
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise LifelongError(f"{path}.json is not a lifelong checkpoint ({FORMAT})")
+    if "digest" in info and (why := unsealed(info)):
+        raise LifelongError(f"checkpoint {path}.json {why}: use an earlier checkpoint or start the run again")
     if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
         raise LifelongError(f"checkpoint {path}.safetensors is truncated or altered (checksum mismatch): "
                             "use an earlier checkpoint or start the run again")
@@ -126,11 +132,11 @@ def set_rng_state(generator: torch.Generator, tensors: dict[str, Tensor], values
 
 class States:
     """A fit's resumable states, numbered, in `folder`: `state-<n>.safetensors` and `state-<n>.json`
-    (the format, the tensors' SHA-256, an optional `base` and the values), each file written
-    atomically, the JSON last. A state saved inside a task names as `base` the state saved at the
-    task's start, which a resume needs too. Saving deletes states no longer needed: all but the two
-    newest, the two newest without a base, and the bases of those kept. `on_write`, if given, is
-    called with `<name>:write:<n>` between state n's tensors and its JSON (a test's kill point)."""
+    (the format, the tensors' SHA-256, an optional `base` and the values, sealed by a digest over all of
+    it: `files.seal`), each file written atomically, the JSON last. A state saved inside a task names as
+    `base` the state saved at the task's start, which a resume needs too. Saving deletes states no longer
+    needed: all but the two newest, the two newest without a base, and the bases of those kept. `on_write`,
+    if given, is called with `<name>:write:<n>` between state n's tensors and its JSON (a test's kill point)."""
 
     def __init__(self, folder: str | Path, name: str, on_write: Callable[[str], None] | None = None) -> None:
         self.folder, self.name, self.on_write = Path(folder), name, on_write
@@ -154,8 +160,8 @@ class States:
         atomic_write_bytes(tensor_path, blob)
         if self.on_write is not None:
             self.on_write(f"{self.name}:write:{n}")
-        atomic_write_json(json_path, {"format": STATE_FORMAT, "sha256": hashlib.sha256(blob).hexdigest(),
-                                      "base": base, "values": values})
+        atomic_write_json(json_path, seal({"format": STATE_FORMAT, "sha256": hashlib.sha256(blob).hexdigest(),
+                                           "base": base, "values": values}))
         self._prune([*numbers, n])
         return n
 
@@ -183,7 +189,8 @@ class States:
             path.unlink(missing_ok=True)
 
     def read(self, n: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """State n's tensors and values; LifelongError if it is unreadable, truncated or altered."""
+        """State n's tensors and JSON; LifelongError if either is unreadable, truncated or altered (the
+        JSON's digest covers its values and the tensors' SHA-256)."""
         tensor_path, json_path = self._paths(n)
         try:
             info = json.loads(json_path.read_text())
@@ -192,15 +199,17 @@ class States:
             raise LifelongError(f"cannot read state {json_path}: {err}") from None
         if not isinstance(info, dict) or info.get("format") != STATE_FORMAT:
             raise LifelongError(f"{json_path} is not a lifelong state ({STATE_FORMAT})")
+        if why := unsealed(info):
+            raise LifelongError(f"state {json_path} {why}")
         if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
             raise LifelongError(f"state {tensor_path} is truncated or altered (checksum mismatch)")
         return st_load(blob), info
 
     def latest(self) -> list[tuple[int, dict[str, Tensor], dict[str, Any]]]:
         """The newest intact state's (number, tensors, values), preceded by its base's if it has one;
-        [] if no state was saved. A damaged state (or one whose base is damaged) is passed over with a
-        warning; when every state is damaged, a LifelongError says to start over."""
-        numbers = self.numbers()
+        [] if no state was saved. A damaged or altered state (or one whose base is) is passed over with a
+        warning; when every state is, a LifelongError names the newest and says how to start over."""
+        numbers, failed = self.numbers(), None
         for n in reversed(numbers):
             try:
                 tensors, info = self.read(n)
@@ -210,12 +219,15 @@ class States:
                     base_tensors, base_info = self.read(base)
                     chain.insert(0, (base, base_tensors, base_info["values"]))
             except (LifelongError, KeyError, TypeError, ValueError) as err:
-                warnings.warn(f"{err}: resuming from an older state", stacklevel=2)
+                failed = failed or err
+                if n != numbers[0]:
+                    warnings.warn(f"{err}: resuming from an older state", stacklevel=2)
                 continue
             return chain
         if numbers:
-            raise LifelongError(f"none of the {len(numbers)} saved states in {self.folder} is intact: "
-                                "start the run over (--overwrite)")
+            raise LifelongError(f"none of the {len(numbers)} saved states in {self.folder} is intact ({failed}): "
+                                f"start the run over from this fit's start by deleting that folder (`rm -r "
+                                f"{shlex.quote(str(self.folder))}`) and resuming again")
         return []
 
     def clear(self) -> None:

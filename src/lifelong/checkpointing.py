@@ -15,23 +15,27 @@ write (a barrier in `restore`), so none ever sees a state that rank 0 is writing
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
-from . import distributed
+from . import __version__, distributed
 from .checkpoint import PAUSE_ENV, States, rng_state, set_rng_state, split_state, strip_prefix
 from .checkpoint import save as save_checkpoint
 from .errors import ConfigError
+from .files import json_digest
 
 if TYPE_CHECKING:
-    from .data import Task
+    from .data import Stream, Task
     from .training import Trainer
 
 Saved = tuple[int, dict[str, Tensor], dict[str, Any]]  # a state's number, tensors and values
@@ -116,6 +120,33 @@ class PauseAt(Callback):
         self.point(f"{self.fit}:task:{task.id}")
 
 
+def data_digest(stream: Stream) -> str:
+    """A SHA-256 (16 hex digits) of the data of every task: labels, and inputs as stored (a tensor shared
+    by several tasks, as in a permuted stream, is read once; inputs kept on disk, such as an image
+    folder's, count by their kind and shape, not their files' contents)."""
+    h, seen = hashlib.sha256(), set()
+    for task in stream:
+        for split in (task.train, task.test, task.valid):
+            for part in (split.x, split.y) if split is not None else ():
+                if not isinstance(part, Tensor):
+                    h.update(f"{type(part).__name__}{tuple(part.shape)}".encode())
+                elif id(part) not in seen:
+                    seen.add(id(part))
+                    flat = part.detach().cpu().contiguous().reshape(-1)
+                    h.update(f"{part.dtype}{tuple(part.shape)}".encode())
+                    h.update(flat.view(torch.uint8).numpy().data)
+                else:
+                    h.update(b"seen")
+    return h.hexdigest()[:16]
+
+
+def model_digest(model: nn.Module) -> str:
+    """A digest (16 hex digits) of `model`'s architecture: its state's names, shapes and types, and which
+    parameters are trained (a frozen backbone's are not)."""
+    return json_digest([[[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()],
+                        [k for k, p in model.named_parameters() if not p.requires_grad]])[:16]
+
+
 class Checkpointing(Callback):
     """Saves and restores a fit's state (see the module's docstring) for `fit(stream, resume=True)`: on
     the CPU, a resumed fit's result is identical to that of an uninterrupted one. A state saved inside a
@@ -132,6 +163,7 @@ class Checkpointing(Callback):
         self.states = States(f"{path}.resume", self.path.name, self.pause.point if self.pause else None)
         self.base: int | None = None  # the number of the state saved at the current task's start
         self.pending: Saved | None = None  # a state inside a task, for `resume_task`
+        self.fit: tuple[Stream, dict[str, Any]] | None = None  # the stream of the fit under way and its setup
 
     @property
     def wants_steps(self) -> bool:
@@ -161,14 +193,23 @@ class Checkpointing(Callback):
         self.base = self.states.save(*self.snapshot(trainer))
 
     def setup(self, trainer: Trainer) -> dict[str, Any]:
-        """What a saved state must agree on with the fit that resumes from it (as JSON reads it back)."""
-        s = trainer.stream
-        return json.loads(json.dumps({
-            "seed": trainer.seed, "epochs": trainer.epochs, "batch_size": trainer.batch_size, "lr": trainer.lr,
-            "optimizer": trainer.optimizer_name, "momentum": trainer.momentum, "weight_decay": trainer.weight_decay,
-            "strategy": [c.name for c in trainer.strategy.children()], "options": trainer.strategy.options(),
-            "stream": [s.name, s.scenario, len(s), s.n_outputs, [len(t.train) for t in s]],
-        }, default=str))
+        """What a saved state must agree on with the fit that resumes from it (as JSON reads it back): the
+        Trainer's settings, the strategy and its options, the stream (its tasks' classes, the class order,
+        permutations or angles drawn from the seed in `Stream.info`, the data: `data_digest`), the model's
+        architecture and the lifelong version. Computed once per fit of a stream."""
+        s = trainer.given
+        assert s is not None
+        if self.fit is None or self.fit[0] is not s:
+            self.fit = s, json.loads(json.dumps({
+                "lifelong": __version__, "seed": trainer.seed, "epochs": trainer.epochs,
+                "batch_size": trainer.batch_size, "lr": trainer.lr, "optimizer": trainer.optimizer_name,
+                "momentum": trainer.momentum, "weight_decay": trainer.weight_decay,
+                "strategy": [c.name for c in trainer.strategy.children()], "options": trainer.strategy.options(),
+                "stream": [s.name, s.scenario, len(s), s.n_outputs, [len(t.train) for t in s]],
+                "classes": [t.classes for t in s], "units": [t.units for t in s],
+                "stream_info": json_digest(s.info)[:16], "data": data_digest(s), "model": model_digest(trainer.model),
+            }, default=str))
+        return self.fit[1]
 
     def snapshot(self, trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """The model, strategy and random states, the counters and the results so far."""
@@ -217,10 +258,12 @@ class Checkpointing(Callback):
             return None
         n, tensors, values = chain[0]
         saved, ours = values["setup"], self.setup(trainer)
+        folder = self.states.folder
         for key, value in ours.items():
             if saved.get(key) != value:
-                raise ConfigError(f"the states in {self.states.folder} were saved by a fit with another {key} "
-                                  f"({saved.get(key)} there, {value} here): resume with the same setup, or start over")
+                raise ConfigError(f"the states in {folder} were saved by a fit with another {key} ({saved.get(key)} "
+                                  f"there, {value} here): resume with the same setup, or redo this fit from its start "
+                                  f"by deleting that folder (`rm -r {shlex.quote(str(folder))}`)")
         self._load(trainer, tensors, values)
         self.base, self.pending = n, chain[1] if len(chain) > 1 else None
         return Progress(**values["progress"])

@@ -22,11 +22,11 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, distributed
-from .configs import add_options, argument_type, build, flag
+from .configs import add_options, argument_type, build, flag, read_yaml
 from .data import BENCHMARKS, DATASETS, SCENARIOS
 from .errors import ConfigError, LifelongError
 from .experiment import EXPERIMENTS, Experiment, check_unfinished, claim_out_dir, resumable
-from .files import exclusive, read_yaml
+from .files import exclusive
 from .meta import META_BENCHMARKS, META_LEARNERS
 from .models import MODELS
 from .registry import Registry
@@ -37,6 +37,7 @@ from .experiment.tune import load_spec, tune
 from .experiment.tune import table as tune_table
 from .suite import Outcome, run_suite, run_suite_ray
 from .tables import text_table
+from .training import resolve_device
 from .suite import load as load_suite
 from .transfer.adaptation import ADAPTATIONS, DOMAINS
 
@@ -47,17 +48,30 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"lifelong: error: {message} (see `{self.prog} --help`)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # `--threads=--`: argparse drops the "--" and gives [] without calling the option's type
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
 
-def _threads(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of CPU threads >= 1, got {text!r}")
-    return int(text)
+
+PER_CORE = 4  # CPU threads or processes per core beyond which a machine only thrashes (or cannot start them)
 
 
-def _nproc(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, got {text!r}")
-    return int(text)
+def _count(what: str) -> Callable[[str], int]:
+    """The argparse type of --threads or --nproc: a whole number from 1 to PER_CORE per core."""
+    most = PER_CORE * (os.cpu_count() or 1)
+
+    def parse(text: str) -> int:
+        if not text.isdecimal() or not 1 <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what} >= 1 (at most {most}, {PER_CORE} "
+                                             f"per core), got {text!r}")
+        return int(text)
+
+    return parse
+
+
+_threads, _nproc = _count("CPU threads"), _count("processes")
 
 
 def method_options(experiment: type[Experiment]) -> dict[str, tuple[str, str, inspect.Parameter]]:
@@ -257,7 +271,7 @@ def execute(args: argparse.Namespace) -> int:
     kind = EXPERIMENTS[args.command]
     config = resume_config(args) if args.resume else build_config(args)
     config.validate()
-    device = distributed.local_device(torch.device(config.device))
+    device = distributed.local_device(resolve_device(config.device))
     distributed.init(device)
     rank0 = distributed.is_main()
     experiment = kind(config)
@@ -265,6 +279,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.resume:
         args.out = args.resume
     with contextlib.ExitStack() as held:
+        if args.out is not None and not args.out.exists() and rank0:  # made here: removed again if left empty
+            held.callback(_remove_if_empty, args.out)
         if not _rank0_decides(lambda: _claim(args, kind, tensorboard, held), device):
             return 2
         emit = (lambda rec: print(json.dumps(experiment.json_record(rec)), flush=True)) if args.json and rank0 else None
@@ -282,6 +298,11 @@ def execute(args: argparse.Namespace) -> int:
         if args.out:
             print(f"results written to {args.out}/")
     return 0
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 cmd_run = cmd_pretrain = cmd_transfer = cmd_meta = cmd_adapt = execute
@@ -377,6 +398,19 @@ def message(err: LifelongError, command: str | None) -> str:
     return re.sub(r"`([a-z_]+)`", lambda m: known.get(m[1], m[0]), text)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """--out and --resume must be paths the system can look up: a name over its file-name limit is one line."""
+    for option in ("out", "resume"):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        try:
+            path.exists()
+        except OSError as err:  # ENAMETOOLONG; exists() says False for a missing one
+            name = str(path) if len(str(path)) <= 60 else f"{str(path)[:57]}..."
+            raise ConfigError(f"--{option} {name}: {err.strerror}: choose another path") from None
+
+
 def _without_nproc(argv: Sequence[str]) -> list[str]:
     """The command line without its --nproc option (written --nproc N or --nproc=N, or abbreviated as
     argparse allows, e.g. --npr N)."""
@@ -425,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(before if threads is None else max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     joined = torch.distributed.is_initialized()  # a process group that the caller set up is left to them
     try:
+        _check_paths(args)
         if getattr(args, "nproc", None) is not None and (args.nproc > 1 or distributed.launched()):
             with _one_line_warnings():
                 return spawn(args, sys.argv[1:] if argv is None else argv)

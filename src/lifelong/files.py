@@ -1,8 +1,10 @@
-"""Atomic file writes (a reader sees the old file or the complete new one, never half of one), a
-folder held by one process at a time, and reading a YAML file with a one-line error."""
+"""Atomic file writes (a reader sees the old file or the complete new one, never half of one), sealed
+JSON (a digest over its canonical form, so that an edited file is told from the one written), a folder
+held by one process at a time (YAML files are read by `configs.read_yaml`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,25 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError, FolderBusy, StorageError
 
 try:
     import fcntl
 except ImportError:  # Windows: folders are not locked
     fcntl = None  # type: ignore[assignment]
-
-
-def read_yaml(path: str | Path, what: str) -> Any:
-    """The parsed YAML file at `path`; a missing or malformed file is a ConfigError naming `what`
-    ("config file", "suite file")."""
-    try:
-        return yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} {path} is not valid YAML: {str(err).splitlines()[0]}") from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -61,6 +50,31 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def json_digest(obj: Any) -> str:
+    """The SHA-256 of `obj` as canonical JSON: as JSON reads it back (tuples as lists, keys as strings,
+    what JSON cannot hold as its `str`), keys sorted, no spaces; so the object written and the one read
+    back have the same digest."""
+    text = json.dumps(json.loads(json.dumps(obj, default=str)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with the digest of its canonical JSON (`json_digest`) added under "digest"."""
+    return {**obj, "digest": json_digest(obj)}
+
+
+def unsealed(info: Any) -> str | None:
+    """None if `info` (a JSON object read back) holds under "digest" the digest of the rest of itself (a
+    file written by `seal` and not edited since), else why not, as words to follow the file's name. This
+    detects accidental and careless edits, not deliberate ones: whoever edits the file and writes the new
+    digest in it defeats it."""
+    if not isinstance(info, dict) or "digest" not in info:
+        return "has no digest (an earlier lifelong wrote it, or it was edited)"
+    if info["digest"] != json_digest({k: v for k, v in info.items() if k != "digest"}):
+        return "was altered (its digest does not match its contents)"
+    return None
 
 
 @contextmanager

@@ -3,7 +3,7 @@ folder per point, run one after another. A finished folder (it holds results.jso
 re-running a suite only does what is left; an unfinished one continues from its newest checkpoint
 (`experiment.run(..., resume=True)`; settings may set `checkpoint_every`).
 
-A suite file is YAML:
+A suite file is YAML (`configs.read_yaml`: no aliases, no key twice, at most 1 MB):
 
     out: runs/smoke                     # where the run folders go (`lifelong bench --out` wins)
     settings: {epochs: 1, hidden: [64]} # any `lifelong run` option except the grid's own keys
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import sys
@@ -57,19 +58,20 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .configs import build
+from .configs import build, read_yaml
 from .data import BENCHMARKS
 from .errors import ConfigError, FolderBusy, LifelongError
 from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys, make_strategy
 from .experiment.cluster import gpu_request, ray_session
 from .extras import need
-from .files import exclusive, read_yaml
+from .files import exclusive
 from .strategies import STRATEGIES, hyper_parameters
 
 GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
 GRID_BLOCK_KEYS = {"settings", "benchmarks", "scenarios", "strategies", "seeds"}
 COMMAND_BLOCK_KEYS = {"command", "settings", "sweep", "seeds"}  # a grid of another command's points
 SUITE_KEYS = GRID_BLOCK_KEYS | {"out", "grids"}
+MAX_POINTS = 10_000  # runs in one suite, counted before any is made: a few lines of YAML can ask for billions
 
 
 @dataclass
@@ -91,6 +93,13 @@ class Suite:
     points: list[Point]
 
 
+def _at_most(sizes: list[int], what: str, name: str) -> None:
+    """Refuse a grid of more than MAX_POINTS combinations (`sizes`: the length of each axis)."""
+    if math.prod(sizes) > MAX_POINTS:
+        raise ConfigError(f"suite {name}: {what} make {math.prod(sizes)} runs, more than a suite runs ({MAX_POINTS}): "
+                          "split it into several suites")
+
+
 def _list(value: Any, key: str, kind: type) -> list[Any]:
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
@@ -98,7 +107,7 @@ def _list(value: Any, key: str, kind: type) -> list[Any]:
     return values
 
 
-def _option_grid(name: str, options: Any) -> list[dict[str, Any]]:
+def _option_grid(name: str, options: Any, suite: str) -> list[dict[str, Any]]:
     """{arg: value or [values]} of one strategy -> every combination, with CLI aliases resolved."""
     if options is None:
         return [{}]
@@ -109,10 +118,11 @@ def _option_grid(name: str, options: Any) -> list[dict[str, Any]]:
     args = {alias.get(str(k).replace("-", "_"), str(k)): v if isinstance(v, list) else [v] for k, v in options.items()}
     if any(not v for v in args.values()):
         raise ConfigError(f"suite strategy {name!r}: an option has an empty list of values")
+    _at_most([len(v) for v in args.values()], f"the option values of strategy {name!r}", suite)
     return [dict(zip(args, combo)) for combo in itertools.product(*args.values())]
 
 
-def _strategy_variants(entry: Any) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+def _strategy_variants(entry: Any, suite: str) -> list[tuple[str, dict[str, dict[str, Any]]]]:
     """A `strategies:` entry -> [(spec, {name: options})], one per hyper-parameter combination."""
     if isinstance(entry, str):
         return [(entry, {})]
@@ -121,10 +131,11 @@ def _strategy_variants(entry: Any) -> list[tuple[str, dict[str, dict[str, Any]]]
     (spec, options), = entry.items()
     names = str(spec).split("+")
     if len(names) == 1:
-        return [(spec, {spec: o} if o else {}) for o in _option_grid(spec, options)]
+        return [(spec, {spec: o} if o else {}) for o in _option_grid(spec, options, suite)]
     if options is not None and (not isinstance(options, dict) or set(options) - set(names)):
         raise ConfigError(f"suite strategy {spec!r}: give options per part, as {{{names[0]}: {{option: value}}}}")
-    per_part = [[(n, o) for o in _option_grid(n, (options or {}).get(n))] for n in names]
+    per_part = [[(n, o) for o in _option_grid(n, (options or {}).get(n), suite)] for n in names]
+    _at_most([len(p) for p in per_part], f"the option values of strategy {spec!r}", suite)
     return [(spec, {n: o for n, o in combo if o}) for combo in itertools.product(*per_part)]
 
 
@@ -157,6 +168,7 @@ def _seeds(value: Any, name: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ConfigError(f"suite {name}: 'seeds' must be >= 1 or a list of seeds, got {value}")
+        _at_most([value], "the seeds", name)
         return list(range(value))
     return _list(value, "seeds", int)
 
@@ -164,7 +176,7 @@ def _seeds(value: Any, name: str) -> list[int]:
 def _command_grid(block: dict[str, Any], root: Path, name: str) -> list[Point]:
     """The points of a grid of another command: its settings x its sweep x seeds, each validated."""
     command = block["command"]
-    if command not in EXPERIMENTS:
+    if not isinstance(command, str) or command not in EXPERIMENTS:
         raise ConfigError(f"suite {name}: unknown command {command!r}: choose one of {', '.join(EXPERIMENTS)}")
     unknown = set(block) - COMMAND_BLOCK_KEYS
     if unknown:
@@ -175,12 +187,14 @@ def _command_grid(block: dict[str, Any], root: Path, name: str) -> list[Point]:
     settings = _settings(block.get("settings"), name, command)
     sweep = _settings(block.get("sweep"), name, command)
     values = {k: _list(v, f"sweep {k}", object) for k, v in sweep.items()}
+    seeds = _seeds(block.get("seeds", 1), name)
+    _at_most([*map(len, values.values()), len(seeds)], f"the `{command}` sweep and seeds", name)
     points = []
     for combo in itertools.product(*values.values()):
         swept = dict(zip(values, combo))
         label = re.sub(r"[^A-Za-z0-9._=,-]", "_", "-".join(
             f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in swept.items())) or "default"
-        for seed in _seeds(block.get("seeds", 1), name):
+        for seed in seeds:
             fields = {**settings, **swept, "seed": seed} | ({"seeds": 1} if "seeds" in keys else {})
             config = build(cls, fields)
             config.validate()
@@ -204,7 +218,10 @@ def _grid(block: dict[str, Any], settings: dict[str, Any], root: Path, name: str
     benchmarks = _list(block["benchmarks"], "benchmarks", str)
     scenarios = _list(block["scenarios"], "scenarios", str) if block.get("scenarios") is not None else [None]
     seeds = _seeds(block.get("seeds", 1), name)
-    strategies = [v for entry in _list(block["strategies"], "strategies", object) for v in _strategy_variants(entry)]
+    strategies = [v for entry in _list(block["strategies"], "strategies", object)
+                  for v in _strategy_variants(entry, name)]
+    _at_most([len(benchmarks), len(scenarios), len(strategies), len(seeds)], "benchmarks x scenarios x strategies x "
+             "seeds", name)
     points = []
     for bench, scenario, (spec, options), seed in itertools.product(benchmarks, scenarios, strategies, seeds):
         config = RunConfig(**settings, benchmark=bench, scenario=scenario, strategy=[spec],

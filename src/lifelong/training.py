@@ -45,7 +45,11 @@ def resolve_optimizer(strategy: Strategy, optimizer: str | OptimizerFactory | No
     sets its own rate, momentum and weight decay. A name, or none: the one given, else the strategy's own
     (a part's `default_optimizer`, e.g. HAT's SGD lr 0.05), else DEFAULT_OPTIMIZER; a strategy's rate
     goes with its own optimiser only. "adam-fused" is Adam with PyTorch's fused kernel (one kernel for
-    the whole update: faster on small models, equal up to rounding)."""
+    the whole update: faster on small models, equal up to rounding). `momentum` and `weight_decay` must be
+    finite and >= 0."""
+    for what, number in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not (number >= 0 and math.isfinite(number)):
+            raise ConfigError(f"`{what}` must be a finite number >= 0, got {number!r}", what)
     if callable(optimizer):
         for what, given in (("lr", lr is not None), ("momentum", momentum != 0), ("weight_decay", weight_decay != 0)):
             if given:
@@ -66,9 +70,21 @@ def resolve_optimizer(strategy: Strategy, optimizer: str | OptimizerFactory | No
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
+    """`device` as a torch.device that can train here (cpu, cuda, cuda:N, mps), else a ConfigError."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # "tpu", "", a number
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"`device` {device!r} is not one that trains: use cpu, cuda (cuda:N for the N-th GPU) or "
+                          "mps", "device")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("`device` is cuda but PyTorch sees no CUDA GPU here: use cpu", "device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"`device` is {device} but PyTorch sees {torch.cuda.device_count()} CUDA GPU(s) here "
+                          "(cuda:0 is the first)", "device")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("`device` is mps but PyTorch sees no Apple GPU here: use cpu", "device")
     return dev
 
 
@@ -119,9 +135,6 @@ class Trainer:
         self.strategy = strategy if strategy is not None else Naive()
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         whole_numbers({"epochs": epochs, "batch_size": batch_size, "eval_batch_size": eval_batch_size})
-        for name, number in (("momentum", momentum), ("weight_decay", weight_decay)):
-            if not number >= 0:
-                raise ConfigError(f"`{name}` must be >= 0, got {number!r}", name)
         self.optimizer_name, self.lr, self.optimizer_factory = resolve_optimizer(
             self.strategy, optimizer, lr, momentum, weight_decay)
         if checkpoint_every and checkpoint is None:

@@ -5,6 +5,7 @@ byte for byte as it was."""
 import errno
 import gzip
 import os
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -181,10 +182,12 @@ def test_bad_values(capsys, keep, argv, message):
     (["--model", "resnet18", "--benchmark", "split-mnist1d"], {"model": "resnet18", "benchmark": "split-mnist1d"},
      "does not fit"),
 ])
-def test_refused_once_the_run_starts(capsys, tmp_path, argv, config, message):
-    """Found when the model or strategy meets the stream, after --out was set up (see docs/errors.md)."""
+def test_refused_where_the_model_or_strategy_meets_the_stream(capsys, keep, tmp_path, argv, config, message):
+    """Found by building the model and strategy for the stream before anything is written (`keep` checks the
+    finished run under --overwrite; a new folder gets no unfinished run that could never resume)."""
+    assert message in cli(capsys, "run", *TINY, *argv, "--out", keep, "--overwrite")
     assert message in cli(capsys, "run", *TINY, *argv, "--out", tmp_path / "new")
-    assert not (tmp_path / "new" / "results.json").exists()
+    assert not (tmp_path / "new" / "checkpoints").exists()
     with pytest.raises(ConfigError, match=message):
         run(RunConfig(**{"benchmark": "split-digits", "n_tasks": 2, "hidden": [16], **config}))
 
@@ -357,3 +360,66 @@ def test_report_of_nothing_or_damaged(capsys, tmp_path, keep):
     assert "cannot read results file" in cli(capsys, "report", tmp_path / "bad")
     with pytest.raises(LifelongError):
         write_report([tmp_path / "bad"], tmp_path / "rep")
+
+
+# --- checked before anything is written (issue 23) -------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0, got -1.0"),
+    (["--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, got inf"),
+    (["--momentum", "-1", "--optimizer", "sgd"], "--momentum must be a finite number >= 0, got -1.0"),
+    (["--momentum", "nan"], "--momentum must be a finite number >= 0, got nan"),
+    (["--strategy", "ewc,ewc"], "--strategy lists 'ewc' twice"),
+    (["--strategy", "ewc", "--ewc-lambda", "-1"], "--ewc-lambda"),
+    (["--benchmark", "permuted-digits", "--class-order", "0,1,2,3,4,5,6,7,8,9"],
+     "--class-order orders the classes of split benchmarks; this one is permuted"),
+    (["--class-order", "0,1,2,3"], "class_order must list all 10 classes of digits once, got 4"),
+    (["--hidden", "2000000000"], "with --hidden [2000000000] does not fit in memory (it asked for"),
+    (["--strategy", "hat", "--scenario", "task", "--weight-decay", "0.1"], "which weight decay would undo"),
+    (["--strategy", "ewc+oml"], "oml updates the weights from its own loss"),
+])
+def test_checked_before_anything_is_written(capsys, keep, tmp_path, argv, message):
+    """Every run option is checked before the run folder is touched: with --overwrite the finished run
+    stays byte for byte (`keep`), and a new folder gets no checkpoints/run.json of a run that could never
+    resume."""
+    assert message in cli(capsys, "run", *TINY, *argv, "--out", keep, "--overwrite")
+    assert message in cli(capsys, "run", *TINY, *argv, "--out", tmp_path / "new")
+    assert not (tmp_path / "new" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("fields, error, message", [
+    ({"weight_decay": float("inf")}, ConfigError, "`weight_decay` must be a finite number >= 0"),
+    ({"momentum": float("nan")}, ConfigError, "`momentum` must be a finite number >= 0"),
+    ({"strategy": ["ewc", "naive", "ewc"]}, ConfigError, "`strategy` lists 'ewc' twice"),
+    ({"benchmark": "permuted-digits", "class_order": list(range(10))}, ConfigError, "`class_order` orders"),
+    ({"class_order": [3, 2, 1, 0]}, DataError, "missing \\[4, 5, 6, 7, 8, 9\\]"),
+])
+def test_api_checks_them_before_writing(tmp_path, fields, error, message):
+    with pytest.raises(error, match=message):
+        run(RunConfig(**{"benchmark": "split-digits", "n_tasks": 2, "hidden": [16], **fields}),
+            checkpoints=tmp_path / "checkpoints")
+    assert not (tmp_path / "checkpoints").exists()
+    with pytest.raises(ConfigError, match="finite"):
+        ll.Trainer(torch.nn.Linear(2, 2), weight_decay=float("inf"))
+
+
+def test_an_option_for_a_strategy_not_in_the_run_is_a_one_line_warning(capsys):
+    assert main(["run", *TINY, "--ewc-lambda", "3", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("lifelong: warning: ignoring the options for strategy 'ewc' (lam): it is not one of the run's "
+                   "strategies (naive)\n")
+    assert main(["run", *TINY[:-1], "ewc+replay", "--ewc-lambda", "3", "--json"]) == 0  # composed: used
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("stem, array, message", [
+    (FMNIST[1], (np.arange(20) % 10 - 1).astype(np.int16), "train labels in .* go down to -1, expected 0..9"),
+    (FMNIST[2], np.full((20, 28, 28), np.nan, np.float32), "test images in .* hold NaN or infinite values"),
+])
+def test_idx_values_that_would_train_on_garbage(capsys, fmnist_env, keep, stem, array, message):
+    from ..data.test_bad_data import idx as typed_idx
+
+    fmnist_folder(fmnist_env, **{stem: typed_idx(array)})
+    err = cli(capsys, "run", "--strategy", "naive", "--n-tasks", "2", "--out", keep, "--overwrite")
+    assert re.search(message, err), err

@@ -9,6 +9,7 @@ import pytest
 
 from lifelong.cli import _strategy_line, main
 from lifelong.experiment import EXPERIMENTS
+from lifelong.files import seal
 from lifelong.registry import Registry
 from lifelong.strategies import STRATEGIES
 
@@ -64,8 +65,8 @@ def test_config_out_json_and_resume(command, tmp_path, capsys):
         (out / "checkpoints" / f"{unfinished}.records.json").unlink()
     kept = sorted((out / "checkpoints").glob("*.records.json"))[0]
     marked = json.loads(kept.read_text())
-    marked[0]["train_seconds"] = -1.0
-    kept.write_text(json.dumps(marked))
+    marked["records"][0]["train_seconds"] = -1.0  # re-sealed, as only a deliberate edit would be
+    kept.write_text(json.dumps(seal({k: v for k, v in marked.items() if k != "digest"})))
     assert main([command, "--resume", str(out), "--json"]) == 0
     again = lines(capsys)
     assert any(r["train_seconds"] == -1.0 for r in again)  # read back

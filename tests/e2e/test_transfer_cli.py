@@ -72,6 +72,6 @@ def test_run_on_a_frozen_pretrained_backbone(saved, capsys):
     assert rows[1]["acc"] > rows[0]["acc"] + 0.3  # class-IL: a frozen-feature LDA does not forget
     assert all(torch.equal(v, load(saved).state_dict()[k]) for k, v in before.items())  # the file is untouched
     assert main([*args, "--strategy", "naive", "--freeze", "none"]) == 0
-    assert main(["run", "--benchmark", "split-fmnist", "--backbone", str(saved)]) == 2
+    assert main(["run", "--benchmark", "split-mnist1d", "--backbone", str(saved)]) == 2  # 40 inputs, not 64
     assert "shape" in capsys.readouterr().err
     assert main(["run", "--benchmark", "split-digits", "--backbone", str(saved / "nothing")]) == 2

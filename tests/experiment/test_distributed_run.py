@@ -16,7 +16,7 @@ import torch
 from lifelong.checkpoint import PAUSE_ENV
 from lifelong.cli import _without_nproc, main
 
-from ..ranks import run_ranks
+from ..ranks import run_ranks, start_retried
 
 # 2 strategies x 2 seeds of 5 tasks of ~290 samples: 9 steps of 32 per task; states every 4 steps
 RUN = ["run", "--benchmark", "split-digits", "--hidden", "32", "--batch-size", "32", "--strategy", "naive,ewc",
@@ -151,8 +151,8 @@ def test_a_killed_rank_resumes_on_every_rank_to_the_uninterrupted_results(two_ra
     """After `killed_run`, `lifelong run --nproc 2 --resume`: every rank restores the same state, and the
     results equal those of the uninterrupted 2-rank run, bit for bit."""
     out = killed_run(tmp_path)
-    resumed = subprocess.run([sys.executable, "-m", "lifelong", *RUN, "--nproc", "2", "--resume", str(out), "--json"],
-                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    resumed = start_retried([sys.executable, "-m", "lifelong", *RUN, "--nproc", "2", "--resume", str(out), "--json"],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     reference = runs(two_ranks[0]["run_dir"])
     rows = [json.loads(line) for line in resumed.stdout.splitlines()]

@@ -8,6 +8,7 @@ from torch import nn
 
 import lifelong as ll
 from lifelong.errors import ConfigError, LifelongError
+from lifelong.files import seal
 from lifelong.models import build, info, load, load_backbone, resnet18, save
 
 ARCH = {"model": "cnn", "input_shape": [1, 8, 8], "num_classes": 4, "hidden": [400, 400]}
@@ -81,8 +82,8 @@ def test_refuses_missing_altered_and_foreign_files(tmp_path):
 def test_wrong_architecture_is_a_clear_error(tmp_path):
     saved_cnn(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
-    meta["meta"]["architecture"]["num_classes"] = 3
-    (tmp_path / "model.json").write_text(json.dumps(meta))
+    meta["meta"]["architecture"]["num_classes"] = 3  # re-sealed: an edit the digest cannot see
+    (tmp_path / "model.json").write_text(json.dumps(seal({k: v for k, v in meta.items() if k != "digest"})))
     with pytest.raises(LifelongError, match="does not fit"):
         load(tmp_path)
 

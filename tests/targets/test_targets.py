@@ -78,7 +78,8 @@ def off_target(row: dict, acc: float) -> float:
 
 
 @pytest.mark.targets
-@pytest.mark.parametrize("row", rows(), ids=row_id)
+@pytest.mark.parametrize("row", [pytest.param(r, marks=[pytest.mark.fmnist] * ("fmnist" in r["benchmark"]))
+                                 for r in rows()], ids=row_id)
 def test_target(row):
     acc = fit(row)
     assert off_target(row, acc) <= 0, (

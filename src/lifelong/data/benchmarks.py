@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..registry import Registry
 from . import scenarios, sources
 from .stream import Dataset, Stream
@@ -30,6 +31,9 @@ class Benchmark:
         class_order: Sequence[int] | None = None,
         valid_fraction: float = 0.0,
     ) -> Stream:
+        if class_order is not None and self.kind != "split":
+            raise ConfigError(f"`class_order` orders the classes of split benchmarks; this one is {self.kind} (every "
+                              "task holds every class): leave it out", "class_order")
         data, n, sc = self.load(), n_tasks or self.n_tasks, scenario or self.scenario
         if self.kind == "split":
             return scenarios.split(data, n, sc, class_order, seed, valid_fraction)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class LazyImages:
                 if im.size != (w, h):
                     im = im.resize((w, h))
                 return np.asarray(im, dtype=np.float32).reshape(h, w, -1) / 255.0
-        except OSError as err:  # truncated or removed since image_folder checked its header
+        except (OSError, Image.DecompressionBombError) as err:  # truncated or replaced since image_folder checked it
             raise DataError(f"cannot read image {path}: {err}") from None
 
     def load(self, idx: Tensor) -> Tensor:
@@ -109,6 +110,9 @@ def image_folder(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"`workers` must be a whole number >= 0, got {workers!r}", "workers")
+    if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size)):
+        raise ConfigError(f"`size` must be (height, width) in whole pixels >= 1, got {size!r}", "size")
     Image = need("PIL.Image", "images")
     root = Path(path)
     if not root.is_dir():
@@ -117,6 +121,10 @@ def image_folder(
     class_names = sorted(p.name for p in parts[0].iterdir() if p.is_dir())
     if not class_names:
         raise DataError(f"{parts[0]} has no class sub-folders: expected {parts[0]}/<class name>/<image files>")
+    unseen = sorted({p.name for p in parts[-1].iterdir() if p.is_dir()} - set(class_names))
+    if unseen:
+        raise DataError(f"{parts[-1]} has classes that {parts[0]} has not ({', '.join(unseen[:5])}): no model "
+                        "trained there could predict them; add them to the training folder or remove them")
     splits: list[tuple[list[str], list[int]]] = []
     for part in parts:
         files, labels = [], []
@@ -131,8 +139,14 @@ def image_folder(
     for files, _ in splits:
         for f in files:
             try:
-                with Image.open(f) as im:
-                    im_size = (im.height, im.width)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(f) as im:
+                        im_size = (im.height, im.width)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise DataError(f"image {f} has more pixels than Pillow's decompression-bomb limit "
+                                f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}): shrink it, or raise "
+                                "that limit if you trust the file") from None
             except (Image.UnidentifiedImageError, OSError) as err:
                 raise DataError(f"cannot read image {f}: {err}") from None
             size = size or im_size

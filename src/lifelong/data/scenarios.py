@@ -58,6 +58,11 @@ def split(
         order = [int(k) for k in class_order]
         if len(set(order)) != len(order) or not all(0 <= k < c for k in order):
             raise DataError(f"class_order must list distinct class ids from 0 to {c - 1}, got {order}")
+        if len(order) != c:
+            missing = sorted(set(range(c)) - set(order))
+            raise DataError(f"class_order must list all {c} classes of {dataset.name} once, got {len(order)} "
+                            f"(missing {missing}): to train on fewer classes, select them first "
+                            "(`data.select_classes`)")
     _check_n_tasks(n_tasks, len(order), f"{len(order)} classes to split")
     groups = [g.tolist() for g in np.array_split(np.array(order), n_tasks)]
     position = torch.full((c,), -1, dtype=torch.long)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv as _csv
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -48,6 +49,16 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def fashion_mnist_files(root: str | Path | None = None) -> dict[str, Path] | None:
+    """The four IDX files of Fashion-MNIST in `root`, else in the first of `fashion_mnist_dirs()` that holds
+    all four (keys x_train, y_train, x_test, y_test); None if none does."""
+    for folder in [Path(root)] if root is not None else fashion_mnist_dirs():
+        paths = {k: _find_idx(folder, stem) for k, stem in _FMNIST_FILES.items()}
+        if all(paths.values()):
+            return paths  # type: ignore[return-value]
+    return None
+
+
 def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017): 60k/10k 28x28 grey images, 10 classes.
 
@@ -56,19 +67,16 @@ def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dat
     (N, 1, 28, 28); each batch is scaled to [0, 1] and, with `normalize`, standardised with the training
     set's mean and std (the splits' `Scale` transform).
     """
-    candidates = [Path(root)] if root is not None else fashion_mnist_dirs()
-    for folder in candidates:
-        paths = {k: _find_idx(folder, stem) for k, stem in _FMNIST_FILES.items()}
-        if all(paths.values()):
-            break
-    else:
-        where = ", ".join(str(c) for c in candidates)
+    paths = fashion_mnist_files(root)
+    if paths is None:
+        where = ", ".join(str(c) for c in ([Path(root)] if root is not None else fashion_mnist_dirs()))
         raise DataError(
             f"Fashion-MNIST not found in {where}: install it with `sudo apt-get install "
             "dataset-fashion-mnist` (or `make data`), or put the four IDX files in "
             "$LIFELONG_DATA/fashion-mnist"
         )
-    arrays = {k: read_idx(p) for k, p in paths.items()}  # type: ignore[arg-type]
+    folder = paths["x_train"].parent
+    arrays = {k: read_idx(p) for k, p in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
@@ -76,8 +84,17 @@ def fashion_mnist(root: str | Path | None = None, normalize: bool = True) -> Dat
                 f"Fashion-MNIST {split} files in {folder} have shapes {x.shape} and {y.shape}, "
                 "expected (N, 28, 28) images and N labels"
             )
-        if y.max() >= 10:
-            raise DataError(f"Fashion-MNIST {split} labels in {folder} go up to {y.max()}, expected 0..9")
+        if y.dtype.kind not in "iu":
+            raise DataError(f"Fashion-MNIST {split} labels in {folder} are {y.dtype} numbers, expected whole class "
+                            "ids 0..9: delete the file and reinstall it")
+        if len(y) and (y.min() < 0 or y.max() >= 10):
+            low = y.min() < 0
+            raise DataError(f"Fashion-MNIST {split} labels in {folder} go {'down' if low else 'up'} to "
+                            f"{y.min() if low else y.max()}, expected 0..9: delete the file and reinstall it")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(1))[0])
+            raise DataError(f"Fashion-MNIST {split} images in {folder} hold NaN or infinite values (first in image "
+                            f"{bad}): delete the file and reinstall it")
 
     scale = Scale(255.0, FASHION_MNIST_MEAN, FASHION_MNIST_STD) if normalize else Scale(255.0)
 
@@ -193,14 +210,18 @@ def csv(
     seed: int = 0,
 ) -> Dataset:
     """A data set from a CSV file with a header row: every column but `label_column` is a numeric
-    feature; labels may be any strings or numbers (sorted, then numbered 0..C-1)."""
+    feature. Labels may be any strings or numbers, sorted, then numbered 0..C-1: when every training label
+    is a number they are compared as numbers (`1`, `1.0` and `01` are one class, named `1`), else as text."""
     x, labels = _read_csv(Path(path), label_column)
+    numeric = all(_number(v) is not None for v in labels)
+    labels = [_class_name(v, numeric) for v in labels]
     names = sorted(set(labels), key=_label_key)
     ids = {name: i for i, name in enumerate(names)}
     y = np.array([ids[v] for v in labels], dtype=np.int64)
     if test_path is None:
         return arrays(x, y, class_names=names, test_fraction=test_fraction, seed=seed, name=Path(path).stem)
     xs, test_labels = _read_csv(Path(test_path), label_column)
+    test_labels = [_class_name(v, numeric) for v in test_labels]
     unknown = sorted(set(test_labels) - set(ids), key=_label_key)
     if unknown:
         raise DataError(f"{test_path}: labels {unknown[:5]} do not occur in the training file {path}")
@@ -208,42 +229,64 @@ def csv(
     return arrays(x, y, xs, ys, class_names=names, name=Path(path).stem)
 
 
-def _label_key(v: str) -> tuple[int, float | str]:
+def _number(v: str) -> float | None:
+    """The label as a finite number, or None if it is not one."""
     try:
-        return (0, float(v))
+        number = float(v)
     except ValueError:
-        return (1, v)
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _class_name(v: str, numeric: bool) -> str:
+    """A label as its class's name: a number in one spelling (`01`, `1.0` -> `1`), text as it is."""
+    number = _number(v) if numeric else None
+    if number is None:
+        return v
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _label_key(v: str) -> tuple[int, float, str]:
+    """Numbers first, by value (text breaks ties: `1` before `1.0`), then text."""
+    number = _number(v)
+    return (0, number, v) if number is not None else (1, 0.0, v)
 
 
 def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, list[str]]:
     try:
         with path.open(newline="") as f:
-            rows = [row for row in _csv.reader(f) if any(field.strip() for field in row)]
+            reader = _csv.reader(f)
+            rows = [(reader.line_num, row) for row in reader if any(field.strip() for field in row)]
     except OSError as err:
         raise DataError(f"cannot read CSV file {path}: {err.strerror}") from None
     except (UnicodeDecodeError, _csv.Error) as err:
         raise DataError(f"{path} is not a readable CSV text file: {err}") from None
     if len(rows) < 2:
         raise DataError(f"{path} has no data rows: it needs a header row and at least one sample")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
     if label_column not in header:
         raise DataError(f"{path} has no column {label_column!r} (columns: {', '.join(header[:10])}); "
                         "pass label_column=...")
+    if header.count(label_column) > 1:
+        raise DataError(f"{path} has {header.count(label_column)} columns named {label_column!r}: rename all but "
+                        "the labels' one")
     li = header.index(label_column)
     feats = [i for i in range(len(header)) if i != li]
     if not feats:
         raise DataError(f"{path} has no feature columns besides {label_column!r}")
     x = np.empty((len(rows) - 1, len(feats)), dtype=np.float32)
     labels = []
-    for r, row in enumerate(rows[1:], start=2):
+    for k, (line, row) in enumerate(rows[1:]):
         if len(row) != len(header):
-            raise DataError(f"{path}, line {r}: {len(row)} fields, the header has {len(header)}")
+            raise DataError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
         labels.append(row[li].strip())
+        if not labels[-1]:
+            raise DataError(f"{path}, line {line}: the {label_column!r} field is empty: every sample needs a label")
         for j, i in enumerate(feats):
             try:
-                x[r - 2, j] = float(row[i])
+                x[k, j] = float(row[i])
             except ValueError:
-                raise DataError(f"{path}, line {r}, column {header[i]!r}: {row[i]!r} is not a number") from None
+                raise DataError(f"{path}, line {line}, column {header[i]!r}: {row[i]!r} is not a number") from None
     return x, labels
 
 
@@ -258,6 +301,8 @@ def check_arrays(x: np.ndarray | Tensor, y: np.ndarray | Tensor, part: str) -> t
         raise DataError(f"{part} inputs must have shape (samples, features...), got {tuple(xt.shape)}")
     if len(xt) == 0:
         raise DataError(f"{part} inputs are empty")
+    if 0 in xt.shape[1:]:
+        raise DataError(f"{part} inputs have no features (shape {tuple(xt.shape)}): each sample needs at least one")
     if yt.ndim != 1:
         raise DataError(f"{part} labels must be a 1-D array, got shape {tuple(yt.shape)}")
     if len(xt) != len(yt):
@@ -270,6 +315,9 @@ def check_arrays(x: np.ndarray | Tensor, y: np.ndarray | Tensor, part: str) -> t
         raise DataError(f"{part} inputs hold NaN or infinite values (first at sample {bad}): clean or impute them")
     if yt.dtype.is_floating_point or yt.dtype == torch.bool or yt.dtype.is_complex:
         raise DataError(f"{part} labels must be integers 0..C-1, got dtype {yt.dtype}: map them to class ids")
+    if yt.dtype in (torch.uint32, torch.uint64) and int(yt.cpu().numpy().max()) > torch.iinfo(torch.int64).max:
+        raise DataError(f"{part} labels go up to {int(yt.cpu().numpy().max())} ({yt.dtype}), expected class ids "
+                        "0..C-1: map them to class ids")
     return xt, yt.long()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..configs import check_types, option, whole
+from ..configs import check_arguments, check_types, option, whole
 from ..data import Dataset, stratified_split
 from ..errors import ConfigError
 from ..metrics import mean_std
@@ -79,6 +79,7 @@ class AdaptConfig:
             if unknown:
                 first = sorted(unknown)[0]
                 raise ConfigError(f"method {name!r} has no option {first!r}", f"{name}.{first}")
+            check_arguments(ADAPTATIONS.get(name).factory, opts, name)
             make_method(self, name)  # bad values fail here, before any data is loaded
         whole(self, "seeds", "epochs", "batch_size")
 

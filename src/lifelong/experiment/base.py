@@ -4,7 +4,8 @@ table and a run folder.
 `Experiment`: the config's fields, with their help texts, are the command's options and config keys
 (`configs`); `execute` runs its units (resumable per unit), `write` writes the run folder (config.json,
 results.json of a versioned schema, plots). Here too: claiming and checking run folders, the
-`checkpoints/run.json` of a resumable run (`begin_run`, `resumable`), and `load_results`.
+`checkpoints/run.json` of a resumable run (`begin_run`, `resumable`), the sealed records of its finished
+units (`write_records`, `read_records`), and `load_results`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Collection, Iterator
@@ -26,11 +28,12 @@ import torch
 from .. import __version__, distributed
 from ..checkpoint import States
 from ..errors import ConfigError, LifelongError
-from ..files import atomic_write_json, exclusive
+from ..files import atomic_write_json, exclusive, json_digest, seal, unsealed
 from ..registry import Registry
 
 RESULTS_SCHEMA = "lifelong.results/1"  # `lifelong run`'s results.json
 RUN_FORMAT = "lifelong.run/1"
+RECORDS_FORMAT = "lifelong.records/1"
 
 
 def environment() -> dict[str, Any]:
@@ -42,18 +45,27 @@ def environment() -> dict[str, Any]:
     }
 
 
-def begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutral: tuple[str, ...] = ()) -> None:
-    """Write run.json for a new run (deleting an earlier run's states and records), or, resuming,
-    check that the `command` run started in `checkpoints` has this configuration (the `neutral` keys,
-    which change no result, aside) and warn if PyTorch now uses another number of CPU threads, which
-    can change the last bits of the results. Under data-parallel training rank 0 alone writes, and every
-    rank waits for it here, so that none reads a file that rank 0 is deleting."""
-    _begin_run(checkpoints, config, resume, command, neutral)
+def begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutral: tuple[str, ...] = ()) -> str:
+    """Write run.json (sealed: `files.seal`) and config.json (the configuration, for `--config`) for a new
+    run, deleting an earlier run's states and records; or, resuming, check that the `command` run started
+    in `checkpoints` has this configuration (the `neutral` keys, which change no result, aside) and warn if
+    PyTorch now uses another number of CPU threads, which can change the last bits of the results. Returns
+    the run's digest (`run_digest`), which its records carry. Under data-parallel training rank 0 alone
+    writes, and every rank waits for it here, so that none reads a file that rank 0 is deleting."""
+    digest = _begin_run(checkpoints, config, resume, command, neutral)
     distributed.barrier()
+    return digest
 
 
-def _begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutral: tuple[str, ...]) -> None:
-    info = _run_file(checkpoints) if resume else None
+def run_digest(config: dict[str, Any], command: str, neutral: tuple[str, ...]) -> str:
+    """The digest of what produces a run's results: the command, the lifelong version and the
+    configuration (as JSON, the `neutral` keys aside)."""
+    return json_digest({"command": command, "lifelong": __version__,
+                        "config": {k: v for k, v in config.items() if k not in neutral}})
+
+
+def _begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutral: tuple[str, ...]) -> str:
+    info = _run_file(checkpoints, command) if resume else None
     if info is not None:
         theirs = dataclasses.asdict(_stored(info, checkpoints, type(config), command))
         for key, value in json.loads(json.dumps(dataclasses.asdict(config))).items():
@@ -71,24 +83,35 @@ def _begin_run(checkpoints: Path, config: Any, resume: bool, command: str, neutr
                           f"continues in {distributed.world_size()}: sums may round differently from an "
                           f"uninterrupted run; resume with --nproc {info['world_size']} for identical results",
                           stacklevel=2)
-        return
+        return run_digest(info["config"], command, neutral)
+    mine = dataclasses.asdict(config)
     if not distributed.is_main():
-        return
+        return run_digest(mine, command, neutral)
     for pattern in ("*.record.json", "*.records.json"):
         for path in checkpoints.glob(pattern):
             path.unlink()
     for path in checkpoints.glob("*.resume"):
         States(path, path.stem).clear()
     checkpoints.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(checkpoints / "run.json", {"format": RUN_FORMAT, "lifelong": __version__, "command": command,
-                                                 "threads": torch.get_num_threads(),
-                                                 "world_size": distributed.world_size(),
-                                                 "config": dataclasses.asdict(config)})
+    atomic_write_json(checkpoints / "config.json", mine)
+    atomic_write_json(checkpoints / "run.json", seal({
+        "format": RUN_FORMAT, "lifelong": __version__, "command": command, "threads": torch.get_num_threads(),
+        "world_size": distributed.world_size(), "config": mine}))
+    return run_digest(mine, command, neutral)
 
 
-def _run_file(checkpoints: Path) -> dict[str, Any] | None:
+def start_over(checkpoints: Path, command: str) -> str:
+    """How to start the run in `checkpoints` over, as a command that works: with the configuration its
+    config.json keeps (written when it started), or, where there is none, with its options."""
+    out, config = shlex.quote(str(checkpoints.parent)), checkpoints / "config.json"
+    if config.is_file():
+        return f"start it over with `lifelong {command} --config {shlex.quote(str(config))} --out {out} --overwrite`"
+    return f"start it over with its options and `--out {out} --overwrite`"
+
+
+def _run_file(checkpoints: Path, command: str) -> dict[str, Any] | None:
     """The checked contents of `checkpoints`/run.json (None if there is none); ConfigError if it is
-    unreadable or was written by another version of lifelong."""
+    unreadable, was written by another version of lifelong, or was altered (its digest fails)."""
     path = checkpoints / "run.json"
     if not path.exists():
         return None
@@ -96,14 +119,37 @@ def _run_file(checkpoints: Path) -> dict[str, Any] | None:
         info = json.loads(path.read_text())
         ok = isinstance(info, dict) and info.get("format") == RUN_FORMAT
     except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read {path} ({err}): start the run over with `overwrite`", "overwrite") from None
+        raise ConfigError(f"cannot read {path} ({err}): {start_over(checkpoints, command)}") from None
     if not ok:
-        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): start the run over with `overwrite`",
-                          "overwrite")
+        raise ConfigError(f"{path} is not a lifelong run file ({RUN_FORMAT}): {start_over(checkpoints, command)}")
     if info.get("lifelong") != __version__:
         raise ConfigError(f"{checkpoints.parent} was started by lifelong {info.get('lifelong')} and this is "
-                          f"{__version__}: finish it with that version, or start over with `overwrite`", "overwrite")
+                          f"{__version__}: finish it with that version, or {start_over(checkpoints, command)}")
+    if why := unsealed(info):
+        raise ConfigError(f"{path} {why}: {start_over(checkpoints, command)}")
     return info
+
+
+def write_records(path: Path, records: list[Record], run: str) -> None:
+    """Keep a finished unit's `records` at `path`, sealed, with the digest of the `run` that produced them."""
+    atomic_write_json(path, seal({"format": RECORDS_FORMAT, "run": run, "records": records}))
+
+
+def read_records(path: Path, run: str) -> list[Record]:
+    """The records `write_records` kept at `path`; LifelongError, saying how to redo that unit, if the file is
+    unreadable, altered (its digest fails) or was written by another run (another configuration or version)."""
+    redo = f"delete it (`rm {shlex.quote(str(path))}`) and resume again to redo that part of the run"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise LifelongError(f"cannot read {path} ({err}): {redo}") from None
+    if why := unsealed(info):
+        raise LifelongError(f"{path} {why}: {redo}")
+    if info.get("format") != RECORDS_FORMAT or not isinstance(info.get("records"), list):
+        raise LifelongError(f"{path} is not a lifelong records file ({RECORDS_FORMAT}): {redo}")
+    if info.get("run") != run:
+        raise LifelongError(f"{path} was written by a run of another configuration or lifelong version: {redo}")
+    return info["records"]
 
 
 def _stored(info: dict[str, Any], checkpoints: Path, cls: type, command: str) -> Any:
@@ -115,13 +161,13 @@ def _stored(info: dict[str, Any], checkpoints: Path, cls: type, command: str) ->
         return cls(**info["config"])
     except (TypeError, KeyError) as err:
         raise ConfigError(f"{checkpoints / 'run.json'} holds a configuration this version cannot read ({err}): "
-                          "start over with `overwrite`", "overwrite") from None
+                          f"{start_over(checkpoints, command)}") from None
 
 
 def stored_config(checkpoints: Path, cls: type, command: str) -> Any:
     """The configuration of the `command` run started in `checkpoints` (None if none was); ConfigError
     if its run.json is unreadable or was written by another version of lifelong or another command."""
-    info = _run_file(checkpoints)
+    info = _run_file(checkpoints, command)
     return None if info is None else _stored(info, checkpoints, cls, command)
 
 
@@ -238,17 +284,13 @@ class Experiment:
         distributed.init(torch.device(self.config.device))
         self.preflight()
         store = out / "checkpoints" if out is not None else None
-        if store is not None:
-            begin_run(store, self.config, resume, self.command, self.neutral)
+        run = begin_run(store, self.config, resume, self.command, self.neutral) if store is not None else ""
         emit = on_record or (lambda rec: None)
         records: list[Record] = []
         for key, make in self.units(out, progress):
             path = store / f"{key}.records.json" if store is not None else None
             if resume and path is not None and path.exists():
-                try:
-                    done = json.loads(path.read_text())
-                except (OSError, ValueError) as err:
-                    raise LifelongError(f"cannot read {path} ({err}): delete it to run that part again") from None
+                done = read_records(path, run)
                 for rec in done:
                     emit(rec)
             else:
@@ -257,7 +299,7 @@ class Experiment:
                     done.append(rec)
                     emit(rec)
                 if path is not None and distributed.is_main():
-                    atomic_write_json(path, done)
+                    write_records(path, done, run)
             records += done
         return records
 

@@ -4,8 +4,9 @@ mid-fit) -> records, a summary table, and a run folder (`write_run_dir`)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +16,17 @@ import torch
 
 from .. import distributed
 from ..checkpointing import Callback
-from ..configs import check_types, option, whole
+from ..configs import check_arguments, check_types, option, whole
 from ..data import BENCHMARKS, SCENARIOS, Split, Stream, benchmark
-from ..errors import ConfigError, LifelongError
-from ..files import atomic_write_json
+from ..errors import ConfigError
 from ..models import HEADS, MODELS, as_backbone, build, load_backbone, with_head
 from ..models import info as model_info
 from ..plots import plot_curves, plot_matrix, save_png
 from ..runlog import write_csv, write_tensorboard
-from ..strategies import HAT, STRATEGIES, Compose, Strategy, hyper_parameters
+from ..strategies import HAT, STRATEGIES, Compose, Strategy, check_scenario, hyper_parameters
 from ..tables import COLUMNS, summary_rows
-from ..training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device
-from .base import RESULTS_SCHEMA, Experiment, Record, begin_run
+from ..training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device, resolve_optimizer
+from .base import RESULTS_SCHEMA, Experiment, Record, begin_run, read_records, write_records
 
 FREEZE = ("none", "backbone")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
@@ -90,6 +90,10 @@ class RunConfig:
         for spec in self.strategy:
             for name in spec.split("+"):
                 STRATEGIES.get(name)
+        twice = next((s for i, s in enumerate(self.strategy) if s in self.strategy[:i]), None)
+        if twice is not None:
+            raise ConfigError(f"`strategy` lists {twice!r} twice: each strategy runs once per seed, remove the "
+                              "duplicate", "strategy")
         # the Trainer checks epochs and batch_size too, but only once a fit starts: an --out folder is touched by then
         whole(self, "seeds", "n_tasks", "epochs", "batch_size", *SHARED_OPTIONS)
         whole(self, "checkpoint_every", least=0)
@@ -105,6 +109,14 @@ class RunConfig:
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"the learning rate (`lr`) must be a positive number, got {self.lr!r}", "lr")
         resolve_device(self.device)
+        for spec in self.strategy:  # its options, and the optimiser's settings with it (`momentum`, ...)
+            resolve_optimizer(make_strategy(spec, self.strategy_options, self.shared_options()), self.optimizer,
+                              self.lr, self.momentum, self.weight_decay)
+
+    def unused_options(self) -> list[str]:
+        """The strategies of `strategy_options` that no strategy of the run is or composes."""
+        used = {name for spec in self.strategy for name in spec.split("+")}
+        return sorted(set(self.strategy_options) - used)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,6 +140,7 @@ def make_strategy(spec: str, options: dict[str, dict[str, Any]], shared: dict[st
         unknown = set(opts) - set(hyper_parameters(cls))
         if unknown:
             raise ConfigError(f"strategy {name!r} has no option {sorted(unknown)[0]!r}", f"{name}.{sorted(unknown)[0]}")
+        check_arguments(cls, opts, name)
         parts.append(cls(**{k: v for k, v in (shared or {}).items() if k in hyper_parameters(cls)} | opts))
     return parts[0] if len(parts) == 1 else Compose(*parts)
 
@@ -178,37 +191,30 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
     `callbacks` go to every fit's Trainer (`lifelong tune`
     reports each task's accuracies through one)."""
     config.validate()
+    for name in config.unused_options():
+        warnings.warn(f"ignoring the options for strategy {name!r} ({', '.join(config.strategy_options[name])}): "
+                      f"it is not one of the run's strategies ({', '.join(config.strategy)})", stacklevel=2)
     device = distributed.local_device(resolve_device(config.device))
     distributed.init(device)
     if config.checkpoint_every and checkpoints is None:
         raise ConfigError("`checkpoint_every` saves the states in the run folder: give it one (`out`)",
                           "checkpoint_every")
-    _preflight(config)
-    if checkpoints is not None:
-        begin_run(checkpoints, config, resume, RunExperiment.command, RunExperiment.neutral)
+    _preflight(config, device)
+    digest = begin_run(checkpoints, config, resume, RunExperiment.command, RunExperiment.neutral) \
+        if checkpoints is not None else ""
     records = []
     for spec in config.strategy:
         for seed in range(config.seed, config.seed + config.seeds):
             name = f"{spec.replace('+', '_')}-seed{seed}"
             done = checkpoints / f"{name}.record.json" if checkpoints else None
             if resume and done is not None and done.exists():
-                try:
-                    records.append(json.loads(done.read_text()))
-                except (OSError, ValueError) as err:
-                    raise LifelongError(f"cannot read {done} ({err}): delete it to run that fit again") from None
+                records += read_records(done, digest)
                 if on_record is not None:
                     on_record(records[-1])
                 continue
             stream = make_stream(config, seed)
             torch.manual_seed(seed)
-            try:
-                model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
-                                  if config.backbone is None else
-                                  load_backbone(config.backbone, stream.input_shape, stream.n_outputs, device),
-                                  config.head)
-                as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
-            except ValueError as err:
-                raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
+            model = make_model(config, stream, device)
             strategy = make_strategy(spec, config.strategy_options, config.shared_options())
             trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                               optimizer=config.optimizer, momentum=config.momentum,
@@ -219,7 +225,7 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
             rec = record(config, spec, seed, strategy, trainer.fit(stream, resume=resume))
             rec |= {"optimizer": trainer.optimizer_name, "lr": trainer.lr}
             if done is not None and trainer.states is not None and distributed.is_main():
-                atomic_write_json(done, rec)
+                write_records(done, [rec], digest)
                 trainer.states.clear()  # the record replaces them
             records.append(rec)
             if on_record is not None:
@@ -227,10 +233,40 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
     return records
 
 
-def _preflight(config: RunConfig) -> None:
+def make_model(config: RunConfig, stream: Stream, device: torch.device) -> torch.nn.Module:
+    """The run's model for `stream` (`model` and `hidden`, or the saved `backbone`) with its `head`."""
+    try:
+        model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
+                          if config.backbone is None else
+                          load_backbone(config.backbone, stream.input_shape, stream.n_outputs, device),
+                          config.head)
+        as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
+    except ValueError as err:
+        raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
+    except (RuntimeError, MemoryError) as err:  # torch's allocator: "... you tried to allocate N bytes"
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        raise ConfigError(f"model {config.model!r} with `hidden` {config.hidden} does not fit in memory"
+                          + (f" (it asked for {int(asked[1]) / 2**30:.1f} GiB)" if asked else "")
+                          + ": choose smaller layers", "hidden") from None
+    return model
+
+
+def _preflight(config: RunConfig, device: torch.device) -> None:
     """Load the data and check what depends on it before an earlier run's files are touched: bad data
-    files, and a memory (`buffer_size` given in the options) larger than the whole stream."""
+    files, a model that does not fit the data, a strategy on a scenario it does not support, and a memory
+    (`buffer_size` given in the options) larger than the whole stream."""
     stream = make_stream(config, config.seed)
+    for spec in config.strategy:  # each strategy meets a model and trainer as its fits will (`Trainer.start`)
+        strategy = make_strategy(spec, config.strategy_options, config.shared_options())
+        check_scenario(strategy, stream.scenario)
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # draws stay; the fits warn
+            warnings.simplefilter("ignore")
+            trainer = Trainer(make_model(config, stream, device), strategy, epochs=config.epochs,
+                              batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
+                              momentum=config.momentum, weight_decay=config.weight_decay, device=device)
+            strategy.attach(trainer, stream)
     total = sum(len(t.train) for t in stream)
     for name, options in [("", {"buffer_size": config.buffer_size}), *config.strategy_options.items()]:
         size = options.get("buffer_size")

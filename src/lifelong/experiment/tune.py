@@ -7,7 +7,7 @@ training data and reports, after each task, accuracies on that held-out data (ne
 that fall behind after task 1, 2, 4, ... The best finished trial's configuration is written as a
 `lifelong run --config` file, without the validation hold-out, for the final run on the test split.
 
-A SPEC file is YAML:
+A SPEC file is YAML (`configs.read_yaml`: no aliases, no key twice, at most 1 MB):
 
     base:                         # `lifelong run` options of every trial; `validation` > 0 is required
       benchmark: split-fmnist
@@ -45,10 +45,10 @@ import torch
 import yaml
 
 from ..checkpointing import Callback
-from ..configs import build
+from ..configs import build, read_yaml
 from ..errors import ConfigError, LifelongError
 from ..extras import MissingExtra
-from ..files import atomic_write_bytes, atomic_write_json, read_yaml
+from ..files import atomic_write_bytes, atomic_write_json
 from ..metrics import average_accuracy, learning_accuracy
 from ..strategies import STRATEGIES, hyper_parameters
 from ..tables import markdown_table
@@ -96,15 +96,13 @@ class Trial:
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> RunConfig:
     """The RunConfig of a trial: `base`'s options with the searched `params` on top (`ewc.lam` into
     `strategy_options`)."""
-    fields = dict(base)
-    options = {name: dict(o) for name, o in fields.get("strategy_options", {}).items()}
+    config = build(RunConfig, base | {k: v for k, v in params.items() if "." not in k})  # types checked first
+    options = {name: dict(o) for name, o in config.strategy_options.items()}
     for key, value in params.items():
         name, _, arg = key.rpartition(".")
         if name:
             options.setdefault(name, {})[arg] = value
-        else:
-            fields[key] = value
-    return build(RunConfig, fields | ({"strategy_options": options} if options else {}))
+    return dataclasses.replace(config, strategy_options=options)
 
 
 def _option_key(key: str, name: str) -> str:
