@@ -61,7 +61,7 @@ from tqdm import tqdm
 from .configs import build, read_yaml
 from .data import BENCHMARKS
 from .errors import ConfigError, FolderBusy, LifelongError
-from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys, make_strategy
+from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys
 from .experiment.cluster import gpu_request, ray_session
 from .extras import need
 from .files import exclusive
@@ -226,8 +226,7 @@ def _grid(block: dict[str, Any], settings: dict[str, Any], root: Path, name: str
     for bench, scenario, (spec, options), seed in itertools.product(benchmarks, scenarios, strategies, seeds):
         config = RunConfig(**settings, benchmark=bench, scenario=scenario, strategy=[spec],
                            strategy_options=options, seed=seed, seeds=1)
-        config.validate()
-        make_strategy(spec, options)  # unknown options fail now, not hours into the suite
+        config.validate()  # builds the strategy too: unknown options fail now, not hours into the suite
         label = run_label(spec, options)
         sc = scenario or BENCHMARKS.get(bench).factory.scenario
         points.append(Point(config, label, root / bench / sc / label / f"seed{seed}"))

@@ -53,7 +53,7 @@ from ..metrics import average_accuracy, learning_accuracy
 from ..strategies import STRATEGIES, hyper_parameters
 from ..tables import markdown_table
 from .cluster import gpu_request, ray_session
-from .continual import RunConfig, make_strategy, run
+from .continual import RunConfig, run
 
 if TYPE_CHECKING:
     from ..data import Task
@@ -152,9 +152,7 @@ def _check_trial(base: dict[str, Any], params: dict[str, Any], where: str, name:
     naming `where` (the SPEC key) otherwise."""
     try:
         config = trial_config(base, params)
-        config.validate()
-        for spec in config.strategy:
-            make_strategy(spec, config.strategy_options, config.shared_options())
+        config.validate()  # builds each strategy with its options
     except ConfigError as err:
         raise ConfigError(f"tune spec {name}: {where}: {err}", where) from None
     return config
