@@ -10,6 +10,7 @@ $(BIN)/lifelong: pyproject.toml requirements.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.txt torch==2.13.0
 	$(BIN)/pip install -q -c requirements.txt -e '.[dev]'
+	$(BIN)/lifelong --version  # caches the command line's options (lifelong.catalog): later starts skip PyTorch
 	touch $@
 
 install: $(BIN)/lifelong

@@ -1,3 +1,7 @@
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
 
@@ -8,7 +12,14 @@ NO_FMNIST = "Fashion-MNIST is not installed here (`make data`, or its four IDX f
 
 
 def pytest_configure(config):
+    """The command line's catalog (`lifelong.catalog`) is cached for this session in a folder of its own,
+    which commands started as subprocesses share, rather than in the user's ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lifelong-test-cache-")
     config.addinivalue_line("markers", "fmnist: needs Fashion-MNIST; skipped, saying so, where it is not installed")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 def pytest_runtest_setup(item):

@@ -131,3 +131,20 @@ def test_the_states_of_another_stream_or_model_are_refused(digits, tmp_path, oth
         next(model.parameters()).requires_grad_(False)
     with pytest.raises(ll.ConfigError, match=f"saved by a fit with another {other} .*`rm -r "):
         ll.Trainer(model, epochs=1, batch_size=64, checkpoint=tmp_path / "ck").fit(stream, resume=True)
+
+
+def test_the_states_of_other_permutations_or_another_version_are_refused(digits, tmp_path, monkeypatch):
+    """Permutations drawn from another seed (same classes, sizes and data tensors) and a state saved by
+    another version of lifelong are refused, naming what differs."""
+    def fit(stream, where, resume=False):
+        model = small_mlp(stream, hidden=(16,))
+        ll.Trainer(model, epochs=1, batch_size=64, checkpoint=tmp_path / where).fit(stream, resume=resume)
+
+    fit(ll.data.permuted(digits, n_tasks=2, seed=0), "a")
+    with pytest.raises(ll.ConfigError, match="saved by a fit with another stream_info "):
+        fit(ll.data.permuted(digits, n_tasks=2, seed=1), "a", resume=True)
+    monkeypatch.setattr(checkpointing, "__version__", "0.0.9")
+    fit(ll.data.permuted(digits, n_tasks=2, seed=0), "b")
+    monkeypatch.undo()
+    with pytest.raises(ll.ConfigError, match=rf"another lifelong \(0.0.9 there, {ll.__version__} here\)"):
+        fit(ll.data.permuted(digits, n_tasks=2, seed=0), "b", resume=True)

@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 from lifelong import cli
-from lifelong.configs import (MAX_YAML_BYTES, add_options, argument_type, boolean, build, check_arguments,
-                              check_types, flag, ints, option, read_yaml)
+from lifelong.configs import (MAX_YAML_BYTES, PARSERS, add_options, argument_type, boolean, build, check_arguments,
+                              check_types, flag, ints, non_negative, option, option_specs, read_yaml)
 from lifelong.errors import ConfigError
+from lifelong.transfer import L2SP
+from lifelong.transfer.distill import Distill
 from lifelong.experiment import EXPERIMENTS, AdaptConfig, AdaptExperiment, CurveConfig, MetaConfig, RunConfig, run
 
 
@@ -29,7 +32,7 @@ class Toy:
 
 def toy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
-    add_options(p, Toy)
+    add_options(p, option_specs(Toy))
     return p
 
 
@@ -58,7 +61,16 @@ class Method:
                                         ("hidden", ints), ("name", str), ("other", str)])
 def test_a_hyper_parameter_flag_parses_as_its_default_or_else_its_type_hint(arg, parse):
     param = inspect.signature(Method).parameters[arg]
-    assert argument_type(Method, param) is parse  # a None default: `str | None` parses as str, not NoneType
+    assert PARSERS[argument_type(Method, param)] is parse  # a None default: `str | None` parses as str
+
+
+def test_a_hyper_parameter_of_a_type_the_command_line_cannot_parse_is_named():
+    class Odd:
+        def __init__(self, where: complex = 1j) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"Odd\(where=...\): no command-line type for a complex"):
+        argument_type(Odd, inspect.signature(Odd).parameters["where"])
 
 
 def test_a_method_option_with_a_none_default_parses_on_the_command_line():
@@ -234,3 +246,25 @@ def test_strategy_options_become_their_flags(capsys):
              ("bench", ConfigError("`epochs` must be >= 1", "epochs"), "`epochs` must be >= 1")]  # suite keys
     for command, error, shown in cases:
         assert cli.message(error, command) == shown
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, -0.5, True, "1", None])
+def test_a_weight_must_be_a_finite_number_at_least_zero(value):
+    with pytest.raises(ConfigError, match=r"`lam` of ewc must be a number >= 0, got ") as err:
+        non_negative({"lam": value}, "ewc")
+    assert err.value.argument == "ewc.lam"
+
+
+def test_a_positive_weight_refuses_zero_and_takes_the_rest():
+    non_negative({"alpha": 0, "beta": 2.5}, "l2sp")
+    non_negative({"temperature": 1e-9}, "lwf", positive=True)
+    with pytest.raises(ConfigError, match=r"`temperature` of lwf must be a number > 0, got 0"):
+        non_negative({"temperature": 0}, "lwf", positive=True)
+
+
+@pytest.mark.parametrize("make", [lambda: L2SP(alpha=float("nan")), lambda: L2SP(beta=float("inf")),
+                                  lambda: Distill(torch.nn.Linear(2, 2), alpha=float("nan")),
+                                  lambda: Distill(torch.nn.Linear(2, 2), temperature=float("inf"))])
+def test_transfer_penalties_refuse_nan_and_inf(make):
+    with pytest.raises(ConfigError, match="must be a number"):
+        make()

@@ -52,8 +52,8 @@ def finished(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for kind in EXPERIMENTS.values():
             patch.setattr(kind, "execute", _refuse_to_start)
-        for name in ("run_suite", "run_suite_ray", "tune"):  # `bench` and `tune`
-            patch.setattr(cli, name, _refuse_to_start)
+        for name in ("lifelong.suite.run_suite", "lifelong.suite.run_suite_ray", "lifelong.experiment.tune.tune"):
+            patch.setattr(name, _refuse_to_start)  # `bench` and `tune`
         yield out, snapshot(out)
 
 

@@ -18,7 +18,7 @@ ROOT = Path(lifelong.__file__).parent
 RANKS = {
     # helpers that know nothing of the layers above
     "errors": 0, "files": 0, "registry": 0, "extras": 0, "metrics": 0, "checkpoint": 0, "tables": 0, "plots": 0,
-    "losses": 0, "configs": 0, "distributed": 0,
+    "losses": 0, "configs": 0, "distributed": 0, "results": 0, "catalog": 0,
     "data": 1,
     "models": 2, "memory": 2,
     "strategies": 3, "evaluation": 3, "checkpointing": 3,
@@ -26,7 +26,7 @@ RANKS = {
     "transfer": 5, "meta": 5,
     "experiment": 6, "suite": 6, "runlog": 6, "report": 6,
     "cli": 7, "__main__": 7,
-    "__init__": 8,  # `import lifelong` loads the public subpackages
+    "__init__": 8,  # `ll.models` and the like load the public subpackages on first use
 }
 ROOT_NAMES = {"__version__"}  # set by lifelong/__init__.py before it imports anything: any module may read it
 

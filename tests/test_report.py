@@ -104,7 +104,7 @@ def test_mean_matrix_table_is_the_mean_over_seeds(suite_dir, tmp_path):
     matrices = [t for t in page.tables if t[0][0] == "after task / on task"]
     recs = [load_results(p)["runs"][0] for p in sorted((suite_dir / "split-digits/task/naive").rglob("results.json"))]
     mean = np.mean([r["matrix"] for r in recs], axis=0) * 100
-    labels = list(collect([suite_dir / "split-digits" / "task"])[0].groups)
+    labels = list(collect([suite_dir / "split-digits" / "task"])[0][0].groups)
     naive = matrices[labels.index("naive")]
     assert [[float(c) for c in row[1:]] for row in naive[1:]] == [[round(v, 2) for v in row] for row in mean]
 
@@ -114,7 +114,8 @@ def test_a_multi_strategy_run_folder_and_composed_options(tmp_path):
                        strategy_options={"ewc": {"lam": 3}}, **TINY)
     (tmp_path / "run").mkdir()
     write_run_dir(tmp_path / "run", config, run(config))
-    sections = collect([tmp_path / "run"])
+    sections, summaries = collect([tmp_path / "run"])
+    assert summaries == []
     assert [list(s.groups) for s in sections] == [["naive", "ewc_l2-ewc.lam=3"]]
     assert all(len(g) == 2 for g in sections[0].groups.values())
 

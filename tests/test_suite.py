@@ -156,6 +156,17 @@ def test_points_held_by_another_process_are_passed_over(tmp_path):
     assert _run_point(suite.points[0], tensorboard=False).status == "skipped"
 
 
+def test_a_suite_stopped_by_a_refused_point_leaves_no_empty_folders(tmp_path):
+    """The second point is refused when its data is loaded (a memory larger than the stream), after the
+    first ran: the first's folder stays, the empty one made for the second goes, with its empty parents."""
+    suite = parse(tiny_suite(seeds=1, strategies=["naive", {"replay": {"buffer_size": 10**6}}]), "s", tmp_path)
+    with pytest.raises(ConfigError, match="`buffer_size` 1000000 is larger than"):
+        run_suite(suite)
+    assert (suite.points[0].path / "results.json").is_file()
+    refused = suite.points[1].path
+    assert not refused.exists() and not refused.parent.exists() and refused.parent.parent.is_dir()
+
+
 def test_a_point_another_bench_finishes_during_the_start_is_skipped(tmp_path, monkeypatch):
     """Between the scan for unfinished points and the run, another bench may finish one: no error."""
     run_suite(parse(tiny_suite(seeds=1, strategies=["naive"]), "s", tmp_path))  # "the other bench"

@@ -34,6 +34,8 @@ from .checkpoint import save as save_checkpoint
 from .errors import ConfigError
 from .files import json_digest
 
+STATE_KEYS = ("setup", "progress", "rng", "samples_seen", "step", "strategy_values")  # of every saved state
+
 if TYPE_CHECKING:
     from .data import Stream, Task
     from .training import Trainer
@@ -82,8 +84,10 @@ class Position:
 
 
 def hold(where: str) -> None:
-    """Say on stderr that the fit holds at `where`, then wait to be killed."""
-    print(f"lifelong: paused at {where}", file=sys.stderr, flush=True)
+    """Say on stderr that the fit holds at `where`, then wait to be killed. The line goes out in one write, so
+    that ranks holding at once (all writing to one pipe, unbuffered) cannot interleave their lines."""
+    sys.stderr.write(f"lifelong: paused at {where}\n")
+    sys.stderr.flush()
     while True:
         time.sleep(60)
 
@@ -256,14 +260,18 @@ class Checkpointing(Callback):
         distributed.barrier()
         if not chain:
             return None
+        ours, folder = self.setup(trainer), self.states.folder
+        redo = f"redo this fit from its start by deleting that folder (`rm -r {shlex.quote(str(folder))}`)"
+        for i, (m, _, saved) in enumerate(chain):  # the base, and the state inside a task saved on it
+            keys = STATE_KEYS + (("optimizer", "position") if i else ())
+            if missing := [k for k in keys if k not in saved]:
+                raise ConfigError(f"state {m} in {folder} has no {missing[0]!r}: {redo}")
+            for key, value in ours.items():
+                if saved["setup"].get(key) != value:
+                    raise ConfigError(f"the states in {folder} were saved by a fit with another {key} "
+                                      f"({saved['setup'].get(key)} there, {value} here): resume with the same setup, "
+                                      f"or {redo}")
         n, tensors, values = chain[0]
-        saved, ours = values["setup"], self.setup(trainer)
-        folder = self.states.folder
-        for key, value in ours.items():
-            if saved.get(key) != value:
-                raise ConfigError(f"the states in {folder} were saved by a fit with another {key} ({saved.get(key)} "
-                                  f"there, {value} here): resume with the same setup, or redo this fit from its start "
-                                  f"by deleting that folder (`rm -r {shlex.quote(str(folder))}`)")
         self._load(trainer, tensors, values)
         self.base, self.pending = n, chain[1] if len(chain) > 1 else None
         return Progress(**values["progress"])

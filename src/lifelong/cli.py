@@ -1,12 +1,15 @@
 """Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `bench`, `report` and `list`.
 A thin front over the library: each computing command is an `Experiment` (`experiment.EXPERIMENTS`)
-whose config dataclass gives its options (`configs.add_options`); nothing else lives here."""
+whose config dataclass gives its options (`configs.option_specs`); nothing else lives here. The parser
+and `list` come from `catalog` (a cache of them), and PyTorch is imported only by the commands that
+compute, so `--help`, `list`, `report` and a mistyped option answer at once."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -18,28 +21,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import torch
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
-from . import __version__, distributed
-from .configs import add_options, argument_type, build, flag, read_yaml
-from .data import BENCHMARKS, DATASETS, SCENARIOS
+from . import __version__, catalog
+from .configs import add_options, argument_type, build, flag, option_specs, read_yaml
 from .errors import ConfigError, LifelongError
-from .experiment import EXPERIMENTS, Experiment, check_unfinished, claim_out_dir, resumable
 from .files import exclusive
-from .meta import META_BENCHMARKS, META_LEARNERS
-from .models import MODELS
-from .registry import Registry
-from .report import write_report
-from .runlog import check_tensorboard
-from .strategies import STRATEGIES, hyper_parameters
-from .experiment.tune import load_spec, tune
-from .experiment.tune import table as tune_table
-from .suite import Outcome, run_suite, run_suite_ray
-from .tables import text_table
-from .training import resolve_device
-from .suite import load as load_suite
-from .transfer.adaptation import ADAPTATIONS, DOMAINS
+
+if TYPE_CHECKING:
+    import torch
+
+    from .experiment import Experiment
+    from .suite import Suite
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,6 +72,8 @@ def method_options(experiment: type[Experiment]) -> dict[str, tuple[str, str, in
     lam, ...), for the experiment's registry of classes with hyper-parameters (run: strategies, adapt:
     domain-adaptation methods). A flag that is also a config field is the shared one: --replay-batch-size
     sets the replay strategy's batch size and every other strategy's."""
+    from .strategies import hyper_parameters
+
     if experiment.options_registry is None:
         return {}
     fields = {f.name for f in dataclasses.fields(experiment.config_class)}
@@ -92,25 +87,81 @@ def method_options(experiment: type[Experiment]) -> dict[str, tuple[str, str, in
     return out
 
 
-def _add_method_options(p: argparse.ArgumentParser, experiment: type[Experiment], registry: Registry) -> None:
-    group = p.add_argument_group(f"{registry.kind} options")
-    for dest, (name, _, param) in method_options(experiment).items():
-        kind = argument_type(registry.get(name).factory, param)
-        group.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=kind, default=argparse.SUPPRESS,
-                           help=f"{name} option (default {param.default})")
+def command_spec(experiment: type[Experiment]) -> dict[str, Any]:
+    """What the parser and the error messages need of a computing command, as plain data (`catalog`): its
+    help, schema and --json keys, its options (config fields), its registry's method options (the group
+    title and the flags), and `flags` (Python argument -> flag, for `message`)."""
+    registry = experiment.options_registry
+    methods = method_options(experiment)
+    fields = [f for f in dataclasses.fields(experiment.config_class) if f.metadata.get("cli", True)]
+    return {
+        "help": experiment.help, "schema": experiment.schema, "record_keys": list(experiment.record_keys),
+        "options": option_specs(experiment.config_class),
+        "method_group": None if registry is None else f"{registry.kind} options",
+        "method_options": [{"flag": flag(dest), "dest": dest, "type": argument_type(registry.get(name).factory, param),
+                            "help": f"{name} option (default {param.default})"}
+                           for dest, (name, _, param) in methods.items()] if registry is not None else [],
+        "flags": {name: flag(name) for name in CONTROL[1:]} | {f.name: flag(f.name) for f in fields}
+        | {f"{name}.{arg}": flag(dest) for dest, (name, arg, _) in methods.items()},
+    }
 
 
-def _add_experiment(sub: Any, experiment: type[Experiment]) -> None:
-    p = sub.add_parser(experiment.command, help=experiment.help)
-    add_options(p, experiment.config_class)
+def _strategy_line(entry: Any) -> tuple[str, str]:
+    """A strategy's name and description, with the scenarios it declares (`scenarios`) where it does."""
+    scenarios = getattr(entry.factory, "scenarios", None)
+    return entry.name, entry.description + (f" [{', '.join(sorted(scenarios))}]" if scenarios else "")
+
+
+def live_catalog() -> dict[str, Any]:
+    """The catalog (`catalog.load`) from the live registries and experiments: imports everything."""
+    from .data import BENCHMARKS, DATASETS, SCENARIOS
+    from .experiment import EXPERIMENTS
+    from .meta import META_BENCHMARKS, META_LEARNERS
+    from .models import MODELS
+    from .strategies import STRATEGIES
+    from .transfer.adaptation import ADAPTATIONS, DOMAINS
+
+    def pairs(registry: Any) -> list[tuple[str, str]]:
+        return [(e.name, e.description) for e in registry]
+
+    return {"commands": {name: command_spec(e) for name, e in EXPERIMENTS.items()}, "lists": [
+        ("benchmarks", pairs(BENCHMARKS)),
+        ("scenarios", list(SCENARIOS.items())),
+        ("strategies [the scenarios each supports]", [_strategy_line(e) for e in STRATEGIES]),
+        ("models", pairs(MODELS)),
+        ("data sets (lifelong pretrain/transfer: NAME or NAME:CLASSES, e.g. fmnist:0-4)", pairs(DATASETS)),
+        ("domains (lifelong adapt --source/--target)", pairs(DOMAINS)),
+        ("domain-adaptation methods (lifelong adapt)", pairs(ADAPTATIONS)),
+        ("meta-learning benchmarks (lifelong meta)", pairs(META_BENCHMARKS)),
+        ("meta-learning methods (lifelong meta)", pairs(META_LEARNERS)),
+    ]}
+
+
+def commands() -> dict[str, Any]:
+    """The catalog. In a process that has imported the experiments already (a program or a test calling
+    `main`, maybe after registering a strategy of its own), read from them, so that nothing added is
+    missed; in a fresh `lifelong` process, from `catalog`'s cache of these sources."""
+    if "lifelong.experiment" in sys.modules:
+        return dict(json.loads(json.dumps(live_catalog())))
+    return _cached()
+
+
+@functools.cache
+def _cached() -> dict[str, Any]:
+    return catalog.load(live_catalog)
+
+
+def _add_experiment(sub: Any, command: str, spec: dict[str, Any]) -> None:
+    p = sub.add_parser(command, help=spec["help"])
+    add_options(p, spec["options"])
     p.add_argument("--config", type=Path, help="YAML file whose keys are these options (command-line options win)")
     p.add_argument("--out", type=Path, help="run folder: config.json, results.json (schema "
-                   f"{experiment.schema}) and plots")
+                   f"{spec['schema']}) and plots")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run in DIR with its own "
                    "options (options given as well must be the same)")
     p.add_argument("--json", action="store_true", help="print one JSON object per record on stdout, with "
-                   f"{', '.join(experiment.record_keys)}")
+                   f"{', '.join(spec['record_keys'])}")
     p.add_argument("--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
                    help="CPU threads for PyTorch (default: PyTorch's, one per core; under torchrun or --nproc, 1 per "
                    "process); e.g. 1 for each of two commands sharing two cores. Under torchrun or --nproc, the N "
@@ -119,11 +170,11 @@ def _add_experiment(sub: Any, experiment: type[Experiment]) -> None:
                    "runs this command again under `torchrun --standalone --nproc-per-node N` (gloo on cpu, NCCL on "
                    "cuda); --batch-size stays the global batch, of which each process trains on its share; rank 0 "
                    "alone writes and prints. Default 1: in this process")
-    if experiment.command == "run":
+    if command == "run":
         p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard under --out (needs "
                        "tensorboard)")
-    if experiment.options_registry is not None:
-        _add_method_options(p, experiment, experiment.options_registry)
+    if spec["method_group"] is not None:
+        add_options(p.add_argument_group(spec["method_group"]), spec["method_options"])
 
 
 def _add_ray_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -140,10 +191,11 @@ def parser() -> Parser:
     top = Parser(prog="lifelong", description="Transfer learning and lifelong (continual) learning with PyTorch.")
     top.add_argument("--version", action="version", version=f"lifelong {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    _add_experiment(sub, EXPERIMENTS["run"])
+    specs = commands()["commands"]
+    _add_experiment(sub, "run", specs["run"])
     sub.add_parser("list", help="list benchmarks, scenarios, strategies and models")
     for name in ("pretrain", "transfer", "meta", "adapt"):
-        _add_experiment(sub, EXPERIMENTS[name])
+        _add_experiment(sub, name, specs[name])
     p_bench = sub.add_parser("bench", help="run a suite (a grid of points of any command, x seeds) from a YAML file")
     p_bench.add_argument("suite", type=Path, help="suite file, e.g. suites/smoke.yaml (format: lifelong.suite)")
     p_bench.add_argument("--out", type=Path, help="root folder of the run folders (default: the suite's `out`)")
@@ -181,8 +233,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 def build_config(args: argparse.Namespace, base: Any = None) -> Any:
     """The command's config: defaults (or `base`), then the --config file, then the command line. Method
     option flags (--ewc-lambda) go into the experiment's options field ({"ewc": {"lam": ...}})."""
-    experiment = EXPERIMENTS[args.command]
     values = _load_yaml(args.config) if getattr(args, "config", None) else {}
+    from .experiment import EXPERIMENTS
+
+    experiment = EXPERIMENTS[args.command]
     values.update({k: v for k, v in vars(args).items() if k not in CONTROL})
     flags = method_options(experiment)
     fields: dict[str, Any] = {}
@@ -205,6 +259,8 @@ def resume_config(args: argparse.Namespace) -> Any:
     but a result-neutral option such as --checkpoint-every is refused)."""
     if args.out or args.overwrite:
         raise ConfigError("--resume DIR continues the run in DIR: drop --out and --overwrite")
+    from .experiment import EXPERIMENTS, resumable
+
     experiment = EXPERIMENTS[args.command]
     return build_config(args, base=resumable(args.resume, experiment.config_class, experiment.command))
 
@@ -233,6 +289,9 @@ def _claim(args: argparse.Namespace, kind: type[Experiment], tensorboard: bool, 
     """Hold the run folder (--out, or the --resume DIR in `args.out`) for this process until `held` closes,
     and check it: a --resume DIR must hold an unfinished run of this command, an --out no unfinished one
     unless overwriting."""
+    from .experiment import check_unfinished, claim_out_dir, resumable
+    from .runlog import check_tensorboard
+
     if args.resume:
         held.enter_context(exclusive(args.resume))
         resumable(args.resume, kind.config_class, kind.command)  # again, now that no other process can write there
@@ -249,6 +308,10 @@ def _claim(args: argparse.Namespace, kind: type[Experiment], tensorboard: bool, 
 def _rank0_decides(check: Callable[[], None], device: torch.device) -> bool:
     """Run `check` on rank 0 alone (in one process: here) and tell every rank whether it passed. Rank 0
     raises its error once the others know; they return False and stop without a word."""
+    import torch
+
+    from . import distributed
+
     passed = torch.ones(1, device=device)
     error = None
     if distributed.is_main():
@@ -268,8 +331,18 @@ def execute(args: argparse.Namespace) -> int:
     run its experiment (one JSON line per record with --json), write the run folder, show the table.
     Started by torchrun, every rank runs this after joining the process group (`distributed`): rank 0
     alone claims the folder, writes and prints; the others exit quietly (2) if it refuses the folder."""
-    kind = EXPERIMENTS[args.command]
     config = resume_config(args) if args.resume else build_config(args)
+    with computing(args):
+        return _execute(args, config)
+
+
+def _execute(args: argparse.Namespace, config: Any) -> int:
+    from . import distributed
+    from .experiment import EXPERIMENTS
+    from .tables import text_table
+    from .training import resolve_device
+
+    kind = EXPERIMENTS[args.command]
     config.validate()
     device = distributed.local_device(resolve_device(config.device))
     distributed.init(device)
@@ -309,7 +382,19 @@ cmd_run = cmd_pretrain = cmd_transfer = cmd_meta = cmd_adapt = execute
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite, args.out)
+    data = read_yaml(args.suite, "suite file")  # an unreadable file is said before PyTorch is imported
+    from .suite import parse
+
+    with computing(args):
+        return _bench(args, parse(data, str(args.suite), args.out))
+
+
+def _bench(args: argparse.Namespace, suite: Suite) -> int:
+    from tqdm import tqdm
+
+    from .runlog import check_tensorboard
+    from .suite import Outcome, run_suite, run_suite_ray
+
     if args.tensorboard:
         check_tensorboard()
     n = len(suite.points)
@@ -333,9 +418,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, args.out)
-    print(f"tune {args.spec}: trials of {', '.join(spec.search)} into {spec.out}/", flush=True)
-    trials = tune(spec, args.ray or None, args.threads, args.gpu_share)
+    data = read_yaml(args.spec, "tune spec")  # an unreadable file is said before PyTorch is imported
+    from .experiment.tune import parse_spec, tune
+    from .experiment.tune import table as tune_table
+    from .tables import text_table
+
+    with computing(args):
+        spec = parse_spec(data, str(args.spec), args.out)
+        print(f"tune {args.spec}: trials of {', '.join(spec.search)} into {spec.out}/", flush=True)
+        trials = tune(spec, args.ray or None, args.threads, args.gpu_share)
     print(text_table(*tune_table(spec, trials)))
     print(f"best (*) on the validation hold-out; the final run on the test split: "
           f"lifelong run --config {spec.out / 'best.yaml'}")
@@ -343,30 +434,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
     md, page = write_report(args.dirs, args.out or args.dirs[0] / "report")
     print(f"report written to {md} and {page}")
     return 0
 
 
-def _strategy_line(entry: Any) -> tuple[str, str]:
-    """A strategy's name and description, with the scenarios it declares (`scenarios`) where it does."""
-    scenarios = getattr(entry.factory, "scenarios", None)
-    return entry.name, entry.description + (f" [{', '.join(sorted(scenarios))}]" if scenarios else "")
-
-
 def cmd_list(_: argparse.Namespace) -> int:
-    for title, entries in (
-        ("benchmarks", [(e.name, e.description) for e in BENCHMARKS]),
-        ("scenarios", list(SCENARIOS.items())),
-        ("strategies [the scenarios each supports]", [_strategy_line(e) for e in STRATEGIES]),
-        ("models", [(e.name, e.description) for e in MODELS]),
-        ("data sets (lifelong pretrain/transfer: NAME or NAME:CLASSES, e.g. fmnist:0-4)",
-         [(e.name, e.description) for e in DATASETS]),
-        ("domains (lifelong adapt --source/--target)", [(e.name, e.description) for e in DOMAINS]),
-        ("domain-adaptation methods (lifelong adapt)", [(e.name, e.description) for e in ADAPTATIONS]),
-        ("meta-learning benchmarks (lifelong meta)", [(e.name, e.description) for e in META_BENCHMARKS]),
-        ("meta-learning methods (lifelong meta)", [(e.name, e.description) for e in META_LEARNERS]),
-    ):
+    for title, entries in commands()["lists"]:
         print(f"{title}:")
         width = max(len(n) for n, _ in entries)
         for name, what in entries:
@@ -377,13 +453,8 @@ def cmd_list(_: argparse.Namespace) -> int:
 def flags(command: str | None) -> dict[str, str]:
     """Python argument -> its flag in `command`: config fields (batch_size -> --batch-size), the method
     options of its registry (ewc.lam -> --ewc-lambda), and the output options (out -> --out)."""
-    out = {name: flag(name) for name in CONTROL[1:]}
-    if command in EXPERIMENTS:
-        experiment = EXPERIMENTS[command]
-        fields = dataclasses.fields(experiment.config_class)
-        out |= {f.name: flag(f.name) for f in fields if f.metadata.get("cli", True)}
-        out |= {f"{name}.{arg}": flag(dest) for dest, (name, arg, _) in method_options(experiment).items()}
-    return out
+    specs = commands()["commands"]
+    return specs[command]["flags"] if command in specs else {name: flag(name) for name in CONTROL[1:]}
 
 
 def message(err: LifelongError, command: str | None) -> str:
@@ -433,6 +504,8 @@ def spawn(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """`--nproc N`: check the configuration here (a mistake is one line, before any process starts),
     then run the same command line without --nproc in N processes under `python -m torch.distributed.run
     --standalone --nproc-per-node N -m lifelong ...`; returns its exit code."""
+    from . import distributed
+
     if distributed.launched():
         raise ConfigError("--nproc starts torchrun itself: leave it out under torchrun", "nproc")
     with warnings.catch_warnings():  # rank 0 gives them
@@ -454,23 +527,20 @@ def spawn(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    before = torch.get_num_threads()
-    threads = getattr(args, "threads", None)  # shared by the processes torchrun started on this machine
-    torch.set_num_threads(before if threads is None else max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-    joined = torch.distributed.is_initialized()  # a process group that the caller set up is left to them
     try:
         _check_paths(args)
-        if getattr(args, "nproc", None) is not None and (args.nproc > 1 or distributed.launched()):
-            with _one_line_warnings():
-                return spawn(args, sys.argv[1:] if argv is None else argv)
-        commands: dict[str, Callable[[argparse.Namespace], int]] = {
-            **{name: execute for name in EXPERIMENTS}, "list": cmd_list, "bench": cmd_bench, "tune": cmd_tune,
-            "report": cmd_report}
-        if args.command not in commands:
+        if args.command is None:
             parser().print_help()
             return 2
         with _one_line_warnings():
-            return commands[args.command](args)
+            if getattr(args, "nproc", None) is not None:
+                from . import distributed
+
+                if args.nproc > 1 or distributed.launched():
+                    with computing(args):
+                        return spawn(args, sys.argv[1:] if argv is None else argv)
+            return {"list": cmd_list, "report": cmd_report, "bench": cmd_bench, "tune": cmd_tune}.get(
+                args.command, execute)(args)
     except LifelongError as err:
         if _speaks():
             print(f"lifelong: error: {message(err, args.command)}", file=sys.stderr)
@@ -482,7 +552,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left, as in `lifelong list | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 0
+
+
+@contextlib.contextmanager
+def computing(args: argparse.Namespace) -> Iterator[None]:
+    """PyTorch on --threads threads for a command that computes, once its input files are read (so that
+    a mistake in them is said without importing PyTorch); put back afterwards, for callers of `main` in
+    the same process. A process group joined under torchrun is left at the end, one the caller set up is not."""
+    import torch
+
+    from . import distributed
+
+    before = torch.get_num_threads()
+    threads = getattr(args, "threads", None)  # shared by the processes torchrun started on this machine
+    torch.set_num_threads(before if threads is None else max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    joined = torch.distributed.is_initialized()
+    try:
+        yield
     finally:
-        torch.set_num_threads(before)  # for callers of `main` in the same process
+        torch.set_num_threads(before)
         if not joined:
             distributed.shutdown()

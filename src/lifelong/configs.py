@@ -5,7 +5,8 @@
     class MyConfig:
         epochs: int = option(1, "epochs per task")
 
-`add_options(parser, MyConfig)` adds `--epochs` (type int, help "epochs per task (default 1)"),
+`option_specs(MyConfig)` describes `--epochs` (type "int", help "epochs per task (default 1)") as plain
+data (the command line caches it: `lifelong.catalog`), `add_options(parser, specs)` adds the flags,
 `check_types(config)` refuses a value of the wrong type (YAML files and Python callers can pass
 anything), `whole(config, "epochs")` a number below its least value, naming the field (`epochs`).
 A field with `option(..., cli=False)` is a config key only (e.g. the per-strategy option mappings).
@@ -87,31 +88,37 @@ def flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def _parser_of(hint: Any) -> tuple[Callable[[str], Any], bool]:
-    """(argparse `type`, whether the flag appends: a list of names may be given comma-separated or repeated)."""
+PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "boolean": boolean, "ints": ints,
+                                            "names": names, "shots": shots}  # argparse `type`s by name
+
+
+def _parser_of(hint: Any) -> tuple[str, bool]:
+    """(the name of its argparse `type` in PARSERS, whether the flag appends: a list of names may be given
+    comma-separated or repeated)."""
     kind, _ = _kind(hint)
     if typing.get_origin(kind) is list:
         item, optional = _kind(typing.get_args(kind)[0])
-        return shots if optional else {int: ints, str: names}.get(item, names), item is str
-    simple: dict[Any, Callable[[str], Any]] = {bool: boolean, int: int, float: float}
-    return simple.get(kind, str), False
+        return "shots" if optional else {int: "ints", str: "names"}.get(item, "names"), item is str
+    return {bool: "boolean", int: "int", float: "float"}.get(kind, "str"), False
 
 
-def argument_type(cls: type, param: inspect.Parameter) -> Callable[[str], Any]:
+def argument_type(cls: type, param: inspect.Parameter) -> str:
     """The argparse `type` of the constructor argument `param` of `cls` (a strategy's or a method's
     hyper-parameter, e.g. --ewc-lambda): from its default (a bool: true/false, a list or tuple: whole
     numbers "1,2"), or, when the default is None or missing, from its type hint (`str | None`: str)."""
     default = param.default
     if isinstance(default, bool):
-        return boolean
+        return "boolean"
     if isinstance(default, (tuple, list)):
-        return ints
+        return "ints"
     if default is not None and default is not inspect.Parameter.empty:
-        return type(default)
+        if type(default).__name__ not in PARSERS:
+            raise TypeError(f"{cls.__name__}({param.name}=...): no command-line type for a {type(default).__name__}")
+        return type(default).__name__
     try:
         hint = typing.get_type_hints(cls.__init__)[param.name]  # type: ignore[misc]
     except (NameError, KeyError):  # a hint naming a type-checking-only import, or none
-        return str
+        return "str"
     return _parser_of(hint)[0]
 
 
@@ -119,10 +126,10 @@ def _shown(value: Any) -> str:
     return ",".join("all" if v is None else str(v) for v in value) if isinstance(value, list) else str(value)
 
 
-def add_options(parser: argparse.ArgumentParser | Any, cls: type) -> None:
-    """One `--flag` per field of the config dataclass `cls`. Unset flags stay absent from the namespace
-    (argparse.SUPPRESS), so that a --config file or a resumed run's own configuration can supply them."""
+def option_specs(cls: type) -> list[dict[str, Any]]:
+    """One `--flag` per field of the config dataclass `cls`, as `add_options` takes it: plain data (JSON)."""
     types_ = hints(cls)
+    specs = []
     for f in dataclasses.fields(cls):
         meta = f.metadata
         if not meta.get("cli", True):
@@ -132,13 +139,25 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type) -> None:
         if "default" not in text:
             text += f" (default {_shown(default)})" if default not in (None, "") else ""
         parse, append = _parser_of(types_[f.name])
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text.replace("%", "%%")}
-        if parse is boolean and default is False:
-            kwargs["action"] = "store_true"
+        spec: dict[str, Any] = {"flag": flag(f.name), "dest": f.name, "help": text.replace("%", "%%")}
+        if parse == "boolean" and default is False:
+            spec["action"] = "store_true"
         else:
-            kwargs |= {"type": parse, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
-            kwargs["action"] = "append" if append else "store"
-        parser.add_argument(flag(f.name), **kwargs)
+            spec |= {"type": parse, "metavar": meta.get("metavar"), "action": "append" if append else "store"}
+            spec |= {"choices": list(meta["choices"])} if meta.get("choices") is not None else {}
+        specs.append(spec)
+    return specs
+
+
+def add_options(parser: argparse.ArgumentParser | Any, specs: list[dict[str, Any]]) -> None:
+    """The flags of `option_specs` (or of a method's options: the same form). Unset flags stay absent from
+    the namespace (argparse.SUPPRESS), so that a --config file or a resumed run's own configuration can
+    supply them."""
+    for spec in specs:
+        kwargs = {k: v for k, v in spec.items() if k != "flag"} | {"default": argparse.SUPPRESS}
+        if "type" in kwargs:
+            kwargs["type"] = PARSERS[kwargs["type"]]
+        parser.add_argument(spec["flag"], **kwargs)
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -234,6 +253,17 @@ def whole_numbers(values: dict[str, object], least: int = 1, owner: str = "") ->
                               f"{owner}.{name}" if owner else name)
 
 
+def non_negative(values: dict[str, object], owner: str = "", positive: bool = False) -> None:
+    """Raise ConfigError unless each value is a finite number >= 0 (> 0 with `positive`): NaN and inf are
+    refused by name here, not blamed later on the learning rate. `owner` as in `whole_numbers`."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf") \
+                or (positive and value == 0):
+            of = f" of {owner}" if owner else ""
+            raise ConfigError(f"`{name}`{of} must be a number {'>' if positive else '>='} 0, got {value!r}",
+                              f"{owner}.{name}" if owner else name)
+
+
 def whole(config: Any, *names_: str, least: int = 1) -> None:
     """Each named field must be a whole number >= `least` (None passes: "not given")."""
     whole_numbers({n: v for n in names_ if (v := getattr(config, n)) is not None}, least)
@@ -247,11 +277,11 @@ def _coerce(value: Any, hint: Any) -> Any:
     if typing.get_origin(kind) is not list:
         return value
     parse, append = _parser_of(kind)
-    if isinstance(value, str) and (append or parse is shots):
-        return parse(value)
+    if isinstance(value, str) and (append or parse == "shots"):
+        return PARSERS[parse](value)
     if isinstance(value, list) and append and all(isinstance(item, list) for item in value):
         return [v for item in value for v in item]
-    if isinstance(value, list) and parse is shots:
+    if isinstance(value, list) and parse == "shots":
         return [None if v == "all" else v for v in value]
     return value
 

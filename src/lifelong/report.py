@@ -24,12 +24,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, LifelongError
-from .experiment import RESULTS_SCHEMA, SCHEMAS, load_results
-from .experiment.commands import summary as command_summary
 from .files import atomic_write_bytes
 from .metrics import mean_std
 from .plots import plot_curves, plot_matrix, plot_scatter, save_png
-from .suite import run_label
+from .results import RESULTS_SCHEMA, load_results, run_label
 from .tables import COLUMNS, html_table, markdown_table, summary_rows
 
 SUMMARY_HEADER = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
@@ -68,13 +66,21 @@ def find_results(dirs: list[Path]) -> list[Path]:
     return found
 
 
-def collect(dirs: list[Path]) -> list[Section]:
-    """Every run of every results.json under `dirs`, grouped into sections."""
+Summary = tuple[str, list[str], list[list[str]]]  # title, header, rows
+
+
+def collect(dirs: list[Path]) -> tuple[list[Section], list[Summary]]:
+    """Every run of every `lifelong run` results.json under `dirs`, grouped into sections, and the
+    summary of each other command's run folder (`experiment.commands.summary`, which imports the
+    experiments, and so PyTorch, only when there is such a folder)."""
     sections: dict[tuple[str, str], Section] = {}
+    others: list[Path] = []
     for path in find_results(dirs):
-        data = load_results(path, SCHEMAS)
-        if data["schema"] != RESULTS_SCHEMA:
-            continue  # another command's run folder: a section of its own (`experiment.commands.summary`)
+        try:
+            data = load_results(path, (RESULTS_SCHEMA,))
+        except LifelongError:
+            others.append(path)  # another command's, or no results file at all: its summary says which
+            continue
         options = data.get("config", {}).get("strategy_options", {})
         try:
             for rec in data["runs"]:
@@ -86,7 +92,10 @@ def collect(dirs: list[Path]) -> list[Section]:
                                                              "environment": data.get("environment") or {}})
         except (KeyError, TypeError, AttributeError) as err:
             raise LifelongError(f"{path} is damaged (missing or malformed field {err}): run it again") from None
-    return list(sections.values())
+    if not others:
+        return list(sections.values()), []
+    from .experiment.commands import summary
+    return list(sections.values()), list(filter(None, map(summary, others)))
 
 
 def mean_matrix(runs: list[dict[str, Any]]) -> np.ndarray:
@@ -125,18 +134,18 @@ def environment_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
 def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:
     """Write `out`/report.md (figures in `out`/figures/) and the self-contained `out`/report.html;
     each file is replaced atomically, so an earlier report survives a failed write whole."""
-    sections = collect(dirs)
+    sections, summaries = collect(dirs)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"report folder {out} is a file: choose another `out`", "out")
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
-        return _render(sections, dirs, out)
+        return _render(sections, summaries, dirs, out)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {out}: {err.strerror or err}: choose another `out` "
                           "or free some space", "out") from None
 
 
-def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path, Path]:
+def _render(sections: list[Section], summaries: list[Summary], dirs: list[Path], out: Path) -> tuple[Path, Path]:
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     n_runs = sum(len(g) for s in sections for g in s.groups.values())
     intro = (f"{n_runs} runs from {', '.join(str(d) for d in dirs)}, {now}. Accuracies in %, mean ± std over "
@@ -187,7 +196,7 @@ def _render(sections: list[Section], dirs: list[Path], out: Path) -> tuple[Path,
         body.append("</div>")
         md += ["### Runs", "", markdown_table(RUN_HEADER, _run_rows(runs)), ""]
         body += ["<h3>Runs</h3>", html_table(RUN_HEADER, _run_rows(runs))]
-    for title, header, rows in filter(None, map(command_summary, find_results(dirs))):
+    for title, header, rows in summaries:
         md += [f"## {title}", "", markdown_table(header, rows) if rows else "", ""]
         body += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows) if rows else ""]
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0;"

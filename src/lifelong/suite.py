@@ -42,6 +42,7 @@ or a cluster, into the same folders: a point whose worker dies is run again and 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -50,7 +51,7 @@ import re
 import sys
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ from .experiment import EXPERIMENTS, RunConfig, check_out_dir, config_keys
 from .experiment.cluster import gpu_request, ray_session
 from .extras import need
 from .files import exclusive
+from .results import run_label
 from .strategies import STRATEGIES, hyper_parameters
 
 GRID_KEYS = {"benchmark", "scenario", "strategy", "strategy_options", "seed", "seeds"}
@@ -137,14 +139,6 @@ def _strategy_variants(entry: Any, suite: str) -> list[tuple[str, dict[str, dict
     per_part = [[(n, o) for o in _option_grid(n, (options or {}).get(n), suite)] for n in names]
     _at_most([len(p) for p in per_part], f"the option values of strategy {spec!r}", suite)
     return [(spec, {n: o for n, o in combo if o}) for combo in itertools.product(*per_part)]
-
-
-def run_label(spec: str, options: dict[str, dict[str, Any]]) -> str:
-    """`ewc` or `ewc-lam=100` or `ewc_replay-ewc.lam=100-replay.buffer_size=200`: a folder name."""
-    single = "+" not in spec
-    parts = [spec.replace("+", "_")] + [f"{k}={v}" if single else f"{n}.{k}={v}"
-                                         for n, o in options.items() for k, v in o.items()]
-    return re.sub(r"[^A-Za-z0-9._=-]", "_", "-".join(parts))
 
 
 def _settings(value: Any, name: str, command: str = "run") -> dict[str, Any]:
@@ -306,14 +300,28 @@ def _run_point(point: Point, tensorboard: bool) -> Outcome:
     return Outcome(point, "ran", records[0].get("acc"), time.perf_counter() - start, experiment.headline(records))
 
 
-def _todo(suite: Suite) -> dict[int, bool]:
+@contextlib.contextmanager
+def _todo(suite: Suite) -> Iterator[dict[int, bool]]:
     """Whether each point (by id) is still to run; config clashes and folders that cannot be written fail
-    here, before any training."""
+    here, before any training. The folders made for the points are removed again, where they are left
+    empty and no other process holds them, if the suite stops on an error (a point refused, Ctrl-C)."""
     todo = {id(p): not finished(p) for p in suite.points}
     for p in suite.points:
         if todo[id(p)]:  # a file in the way, no permission; not "finished": another bench may finish it now
             check_out_dir(p.path, overwrite=True)
-    return todo
+    try:
+        yield todo
+    except BaseException:
+        for p in suite.points:
+            for folder in [p.path, *p.path.parents] if todo[id(p)] else []:
+                if suite.out not in folder.parents:
+                    break
+                try:
+                    with exclusive(folder):
+                        folder.rmdir()
+                except (OSError, LifelongError):  # not empty, held by another process, or gone already
+                    break
+        raise
 
 
 def _bar(suite: Suite, progress: bool) -> tqdm:
@@ -324,9 +332,8 @@ def _bar(suite: Suite, progress: bool) -> tqdm:
 def run_suite(suite: Suite, progress: bool = False, tensorboard: bool = False,
               on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Run every unfinished point in order, each into its own folder; finished ones are skipped."""
-    todo = _todo(suite)
     outcomes = []
-    with _bar(suite, progress) as bar:
+    with _todo(suite) as todo, _bar(suite, progress) as bar:
         for point in suite.points:
             if not todo[id(point)]:
                 outcome = Outcome(point, "skipped")
@@ -362,12 +369,11 @@ def run_suite_ray(suite: Suite, address: str | None = None, threads: int = 1, gp
     The `LIFELONG_*` environment variables of this process are passed on to the points. `on_outcome`
     is called as points finish; the outcomes are returned in the suite's order."""
     need("ray", "ray")  # before any folder is made
-    todo = _todo(suite)
-    outcomes = {id(p): Outcome(p, "skipped") for p in suite.points if not todo[id(p)]}
     env = {k: v for k, v in os.environ.items() if k.startswith("LIFELONG_")}
     options = {"num_cpus": threads, "max_retries": retries, "retry_exceptions": False} | (
         {"runtime_env": {"env_vars": env}} if env else {})
-    with ray_session(address) as ray, _bar(suite, progress) as bar:
+    with _todo(suite) as todo, ray_session(address) as ray, _bar(suite, progress) as bar:
+        outcomes = {id(p): Outcome(p, "skipped") for p in suite.points if not todo[id(p)]}
         remote = ray.remote(_ray_point)
         pending = {remote.options(**options, **gpu_request(getattr(p.config, "device", "cpu"), gpu_share)).remote(
             replace(p, path=p.path.resolve()), threads, tensorboard): p

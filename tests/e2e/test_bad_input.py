@@ -20,7 +20,7 @@ from lifelong.checkpoint import load as load_checkpoint
 from lifelong.cli import main
 from lifelong.data import BENCHMARKS
 from lifelong.errors import ConfigError, DataError, LifelongError, StorageError
-from lifelong.experiment import RunConfig, make_strategy, run
+from lifelong.experiment import RunConfig, continual, make_strategy, run
 from lifelong.report import write_report
 from lifelong.suite import parse
 
@@ -372,6 +372,9 @@ def test_report_of_nothing_or_damaged(capsys, tmp_path, keep):
     (["--momentum", "nan"], "--momentum must be a finite number >= 0, got nan"),
     (["--strategy", "ewc,ewc"], "--strategy lists 'ewc' twice"),
     (["--strategy", "ewc", "--ewc-lambda", "-1"], "--ewc-lambda"),
+    (["--strategy", "lwf", "--lwf-alpha", "nan"], "--lwf-alpha of lwf must be a number >= 0, got nan"),
+    (["--strategy", "lwf", "--lwf-temperature", "0"], "--lwf-temperature of lwf must be a number > 0, got 0.0"),
+    (["--strategy", "hat", "--scenario", "task", "--hat-c", "inf"], "--hat-c of hat must be a number >= 0, got inf"),
     (["--benchmark", "permuted-digits", "--class-order", "0,1,2,3,4,5,6,7,8,9"],
      "--class-order orders the classes of split benchmarks; this one is permuted"),
     (["--class-order", "0,1,2,3"], "class_order must list all 10 classes of digits once, got 4"),
@@ -386,6 +389,16 @@ def test_checked_before_anything_is_written(capsys, keep, tmp_path, argv, messag
     assert message in cli(capsys, "run", *TINY, *argv, "--out", keep, "--overwrite")
     assert message in cli(capsys, "run", *TINY, *argv, "--out", tmp_path / "new")
     assert not (tmp_path / "new" / "checkpoints").exists()
+
+
+def test_a_model_too_large_for_the_gpu_is_one_line_before_anything_is_written(capsys, keep, monkeypatch):
+    """Moving the model to the device (in the Trainer) is where CUDA runs out of memory: simulated here."""
+    def full(*_, **__):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB (GPU 0; 79.1 GiB total)")
+
+    monkeypatch.setattr(continual, "Trainer", full)
+    assert ("with --hidden [16] does not fit in GPU memory (it asked for 2.5 GiB): choose smaller layers"
+            in cli(capsys, "run", *TINY, "--out", keep, "--overwrite"))
 
 
 @pytest.mark.parametrize("fields, error, message", [

@@ -14,6 +14,7 @@ from lifelong import checkpointing
 from lifelong.checkpoint import PAUSE_ENV
 from lifelong.cli import build_config, main, parser
 from lifelong.experiment import load_results, run
+from lifelong.files import seal
 
 RUN = ["run", "--benchmark", "split-digits", "--n-tasks", "2", "--hidden", "8", "--batch-size", "64",
        "--strategy", "naive", "--strategy", "ewc", "--checkpoint-every", "3"]
@@ -162,6 +163,53 @@ def test_the_states_of_another_configuration_are_refused(tmp_path, monkeypatch, 
     assert code == 2 and len(err) == 1
     assert f"the states in {folder} were saved by a fit with another {key} (" in err[0]
     assert err[0].endswith(f"by deleting that folder (`rm -r {folder}`)") and files(out) == before
+
+
+def test_one_state_of_another_configuration_inside_the_fit_is_refused(tmp_path, monkeypatch, capsys):
+    """Only the newest state (saved inside a task, on an intact base) copied in from a run with another lr."""
+    out, other = tmp_path / "run", tmp_path / "other"
+    interrupted(monkeypatch, capsys, [*RUN, "--out", str(out)])
+    interrupted(monkeypatch, capsys, [*RUN, "--lr", "0.01", "--out", str(other)])
+    newest = states(out)[-1]
+    assert json.loads(newest.read_text())["base"] is not None  # a state inside the task
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(states(other)[-1].with_suffix(suffix), newest.with_suffix(suffix))
+    before = files(out)
+    code, err = resume(capsys, out)
+    folder = out / "checkpoints" / "ewc-seed0.resume"
+    assert code == 2 and len(err) == 1 and files(out) == before
+    assert err[0].startswith(f"lifelong: error: the states in {folder} were saved by a fit with another lr (")
+
+
+def test_a_record_copied_over_another_units_is_refused(tmp_path, monkeypatch, capsys, reference):
+    out = tmp_path / "run"
+    interrupted(monkeypatch, capsys, [*RUN, "--out", str(out)])
+    record = out / "checkpoints" / "ewc-seed0.record.json"
+    shutil.copy(out / "checkpoints" / "naive-seed0.record.json", record)  # ewc, not finished, "done" as naive
+    before = files(out)
+    code, err = resume(capsys, out)
+    assert code == 2 and err == [f"lifelong: error: {record} holds the records of naive-seed0.record.json, another "
+                                 f"part of the run: delete it (`rm {record}`) and resume again to redo that part of "
+                                 "the run"]
+    assert files(out) == before
+    record.unlink()
+    assert resume(capsys, out)[0] == 0
+    finished_with(out, reference)
+
+
+@pytest.mark.parametrize("key", ["setup", "strategy_values", "position"])
+def test_a_state_without_a_part_is_refused_even_with_a_matching_digest(tmp_path, monkeypatch, capsys, key):
+    out = tmp_path / "run"
+    interrupted(monkeypatch, capsys, [*RUN, "--out", str(out)])
+    for path in states(out):  # every one, so that no older state is fallen back to
+        info = json.loads(path.read_text())
+        del info["digest"]
+        info["values"].pop(key, None)
+        path.write_text(json.dumps(seal(info)))  # a deliberate edit, with the digest written anew
+    before = files(out)
+    code, err = resume(capsys, out)
+    assert code == 2 and len(err) == 1 and files(out) == before
+    assert err[0].startswith("lifelong: error: state ") and f"has no '{key}': redo this fit" in err[0]
 
 
 def test_an_edited_run_file_is_refused_and_the_advice_works(tmp_path, monkeypatch, capsys, reference):

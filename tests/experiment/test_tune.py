@@ -42,7 +42,9 @@ def spec(**over):
     ({"search": {"batch_size": {"grid": [32, 0]}}}, "search.batch_size", "`batch_size` must be a whole number"),
     ({"search": {"ewc.lamda": {"grid": [1]}}}, "search.ewc.lamda", "has no option 'lamda'"),
     ({"search": {"ewc.lam": {"choice": [-1]}}}, "search.ewc.lam", "lam"),
-    ({"samples": 0}, "samples", "whole number >= 1"),
+    ({"samples": 0}, "samples", "whole number from 1 to 10000, got 0"),
+    ({"samples": 99999999999999999999}, "samples", "from 1 to 10000, got 99999999999999999999"),
+    ({"concurrent": 10**6}, "concurrent", "from 0 to 10000"),
     ({"metric": "test_acc"}, "metric", "one of acc, learning_accuracy"),
     ({"searcher": "optuna"}, "searcher", "use `choice` instead of `grid`"),
 ])

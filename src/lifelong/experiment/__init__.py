@@ -15,9 +15,10 @@ call them too. Imports point down only: this package uses `training`, `transfer`
 and nothing under it imports it (tests/test_layers.py).
 """
 
+from ..results import RESULTS_SCHEMA, load_results
 from .adapt import AdaptConfig, AdaptExperiment, grid_scores, run_adaptation
-from .base import (RESULTS_SCHEMA, Experiment, Record, Unit, check_out_dir, check_unfinished, claim_out_dir,
-                   load_results, resumable)
+from .base import (Experiment, Record, Unit, check_out_dir, check_unfinished, claim_out_dir,
+                   resumable)
 from .commands import EXPERIMENTS, SCHEMAS
 from .continual import (RECORD_KEYS, RunConfig, RunExperiment, config_keys, make_strategy, make_stream, run,
                         write_run_dir)

@@ -5,7 +5,7 @@ table and a run folder.
 (`configs`); `execute` runs its units (resumable per unit), `write` writes the run folder (config.json,
 results.json of a versioned schema, plots). Here too: claiming and checking run folders, the
 `checkpoints/run.json` of a resumable run (`begin_run`, `resumable`), the sealed records of its finished
-units (`write_records`, `read_records`), and `load_results`.
+units (`write_records`, `read_records`). results.json is read by `lifelong.results.load_results`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import platform
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +31,6 @@ from ..errors import ConfigError, LifelongError
 from ..files import atomic_write_json, exclusive, json_digest, seal, unsealed
 from ..registry import Registry
 
-RESULTS_SCHEMA = "lifelong.results/1"  # `lifelong run`'s results.json
 RUN_FORMAT = "lifelong.run/1"
 RECORDS_FORMAT = "lifelong.records/1"
 
@@ -131,13 +130,15 @@ def _run_file(checkpoints: Path, command: str) -> dict[str, Any] | None:
 
 
 def write_records(path: Path, records: list[Record], run: str) -> None:
-    """Keep a finished unit's `records` at `path`, sealed, with the digest of the `run` that produced them."""
-    atomic_write_json(path, seal({"format": RECORDS_FORMAT, "run": run, "records": records}))
+    """Keep a finished unit's `records` at `path`, sealed, with the digest of the `run` that produced them
+    and the unit's file name (a record copied over another unit's is refused)."""
+    atomic_write_json(path, seal({"format": RECORDS_FORMAT, "run": run, "unit": path.name, "records": records}))
 
 
 def read_records(path: Path, run: str) -> list[Record]:
     """The records `write_records` kept at `path`; LifelongError, saying how to redo that unit, if the file is
-    unreadable, altered (its digest fails) or was written by another run (another configuration or version)."""
+    unreadable, altered (its digest fails), was written by another run (another configuration or version)
+    or for another unit."""
     redo = f"delete it (`rm {shlex.quote(str(path))}`) and resume again to redo that part of the run"
     try:
         info = json.loads(path.read_text())
@@ -149,6 +150,8 @@ def read_records(path: Path, run: str) -> list[Record]:
         raise LifelongError(f"{path} is not a lifelong records file ({RECORDS_FORMAT}): {redo}")
     if info.get("run") != run:
         raise LifelongError(f"{path} was written by a run of another configuration or lifelong version: {redo}")
+    if info.get("unit") != path.name:
+        raise LifelongError(f"{path} holds the records of {info.get('unit')}, another part of the run: {redo}")
     return info["records"]
 
 
@@ -325,16 +328,4 @@ class Experiment:
             self.records_key: records,
         })
 
-
-
-def load_results(path: Path, schemas: Collection[str] = (RESULTS_SCHEMA,)) -> dict[str, Any]:
-    """Read a results.json written by `write_run_dir` (or, with other `schemas`, by another command's
-    `Experiment.write`), checking its schema."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LifelongError(f"cannot read results file {path}: {err}") from None
-    if not isinstance(data, dict) or data.get("schema") not in schemas:
-        raise LifelongError(f"{path} is not a lifelong results file of schema {' or '.join(schemas)}")
-    return data
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import LifelongError
 from .adapt import AdaptExperiment
-from .base import Experiment, load_results
+from ..results import load_results
+from .base import Experiment
 from .continual import RunExperiment
 from .meta import MetaExperiment
 from .pretrain import PretrainExperiment

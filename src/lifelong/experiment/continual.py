@@ -26,7 +26,8 @@ from ..runlog import write_csv, write_tensorboard
 from ..strategies import HAT, STRATEGIES, Compose, Strategy, check_scenario, hyper_parameters
 from ..tables import COLUMNS, summary_rows
 from ..training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device, resolve_optimizer
-from .base import RESULTS_SCHEMA, Experiment, Record, begin_run, read_records, write_records
+from ..results import RESULTS_SCHEMA
+from .base import Experiment, Record, begin_run, read_records, write_records
 
 FREEZE = ("none", "backbone")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
@@ -243,14 +244,23 @@ def make_model(config: RunConfig, stream: Stream, device: torch.device) -> torch
         as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
     except ValueError as err:
         raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
-    except (RuntimeError, MemoryError) as err:  # torch's allocator: "... you tried to allocate N bytes"
-        if not isinstance(err, MemoryError) and "allocate" not in str(err):
-            raise
-        asked = re.search(r"allocate (\d+) bytes", str(err))
-        raise ConfigError(f"model {config.model!r} with `hidden` {config.hidden} does not fit in memory"
-                          + (f" (it asked for {int(asked[1]) / 2**30:.1f} GiB)" if asked else "")
-                          + ": choose smaller layers", "hidden") from None
+    except (RuntimeError, MemoryError) as err:
+        raise too_large(config, err) from None
     return model
+
+
+def too_large(config: RunConfig, err: RuntimeError | MemoryError) -> Exception:
+    """The one-line error for a model that does not fit in memory, the host's ("... you tried to allocate N
+    bytes") or the GPU's ("CUDA out of memory. Tried to allocate 2.00 GiB"); `err` itself if it is another."""
+    text = str(err)
+    if not isinstance(err, MemoryError) and "allocate" not in text:
+        return err
+    asked = re.search(r"allocate ([\d.]+) ?(bytes|KiB|MiB|GiB)", text)
+    size = float(asked[1]) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[asked[2]] if asked else None
+    where = "GPU memory" if isinstance(err, torch.OutOfMemoryError) and "CUDA" in text else "memory"
+    return ConfigError(f"model {config.model!r} with `hidden` {config.hidden} does not fit in {where}"
+                       + (f" (it asked for {size / 2**30:.1f} GiB)" if size is not None else "")
+                       + ": choose smaller layers", "hidden")
 
 
 def _preflight(config: RunConfig, device: torch.device) -> None:
@@ -263,9 +273,13 @@ def _preflight(config: RunConfig, device: torch.device) -> None:
         check_scenario(strategy, stream.scenario)
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # draws stay; the fits warn
             warnings.simplefilter("ignore")
-            trainer = Trainer(make_model(config, stream, device), strategy, epochs=config.epochs,
-                              batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
-                              momentum=config.momentum, weight_decay=config.weight_decay, device=device)
+            model = make_model(config, stream, device)
+            try:  # the model goes to the device here: a GPU too small for it
+                trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                                  optimizer=config.optimizer, momentum=config.momentum,
+                                  weight_decay=config.weight_decay, device=device)
+            except (RuntimeError, MemoryError) as err:
+                raise too_large(config, err) from None
             strategy.attach(trainer, stream)
     total = sum(len(t.train) for t in stream)
     for name, options in [("", {"buffer_size": config.buffer_size}), *config.strategy_options.items()]:

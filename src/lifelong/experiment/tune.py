@@ -165,10 +165,14 @@ def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], name: str)
     return value
 
 
+MAX_TRIALS = 10_000  # samples (and concurrent trials) of one search: a typo of a few digits is not a search
+
+
 def _count(data: dict[str, Any], key: str, default: int, least: int, name: str) -> int:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"tune spec {name}: `{key}` must be a whole number >= {least}, got {value!r}", key)
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_TRIALS:
+        raise ConfigError(f"tune spec {name}: `{key}` must be a whole number from {least} to {MAX_TRIALS}, got "
+                          f"{value!r:.60}", key)
     return value
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from ..configs import non_negative
 from ..errors import ConfigError
 from .base import Strategy
 
@@ -113,8 +114,7 @@ class HAT(Strategy):
     def __init__(self, s_max: float = 400.0, c: float = 0.75) -> None:
         if not s_max >= 1 or not math.isfinite(s_max):
             raise ConfigError(f"`s_max` must be a number >= 1, got {s_max}", "hat.s_max")
-        if not c >= 0:
-            raise ConfigError(f"`c` (the regulariser's weight) must be >= 0, got {c}", "hat.c")
+        non_negative({"c": c}, "hat")
         self.s_max, self.c = s_max, c
         self.gated: Gated | None = None
         self.mask: Tensor | None = None  # a^{<t}: cumulative gates of the tasks learned so far

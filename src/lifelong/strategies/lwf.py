@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import strip_prefix
 from ..data import Split, Task
+from ..configs import non_negative
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
 from ..models.heads import grow_heads, output_layer
@@ -47,10 +48,8 @@ class LwF(Strategy):
     summary = "Learning without Forgetting (Li & Hoiem 2017): distil the previous model's old outputs"
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0, warmup: int = 0) -> None:
-        if alpha < 0:
-            raise ConfigError(f"`alpha` must be >= 0, got {alpha}", "lwf.alpha")
-        if temperature <= 0:
-            raise ConfigError(f"`temperature` must be > 0, got {temperature}", "lwf.temperature")
+        non_negative({"alpha": alpha}, "lwf")
+        non_negative({"temperature": temperature}, "lwf", positive=True)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ConfigError(f"`warmup` takes a whole number of epochs >= 0, got {warmup!r}", "lwf.warmup")
         self.alpha, self.temperature, self.warmup = alpha, temperature, warmup

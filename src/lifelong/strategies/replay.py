@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .. import distributed
 from ..checkpoint import strip_prefix
-from ..configs import whole_numbers
+from ..configs import non_negative, whole_numbers
 from ..errors import ConfigError
 from ..memory import POLICIES, Buffer, Samples
 from .base import TASK_BASED, Strategy
@@ -49,10 +49,7 @@ def check_whole(strategy: Strategy, **values: object) -> None:
 
 def check_non_negative(strategy: Strategy, **values: object) -> None:
     """Raise ConfigError unless every value is a finite number >= 0."""
-    for arg, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-            raise ConfigError(f"`{arg}` of {strategy.name} must be a number >= 0, got {v!r}",
-                              f"{strategy.name}.{arg}")
+    non_negative(values, owner=strategy.name)
 
 
 def each(m: Samples, f: Callable[[Tensor], Tensor]) -> Samples:

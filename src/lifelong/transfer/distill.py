@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset, Split, from_tasks
-from ..errors import ConfigError
+from ..configs import non_negative
 from ..losses import soft_cross_entropy
 from ..strategies import Strategy
 from ..training import Result, Trainer
@@ -24,10 +24,8 @@ class Distill(Strategy):
     name = "distill"
 
     def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 1.0) -> None:
-        if not alpha >= 0:
-            raise ConfigError(f"distillation's `alpha` must be >= 0, got {alpha}", "distill.alpha")
-        if not temperature > 0:
-            raise ConfigError(f"distillation's `temperature` must be > 0, got {temperature}", "distill.temperature")
+        non_negative({"alpha": alpha}, "distill")
+        non_negative({"temperature": temperature}, "distill", positive=True)
         self.teacher = teacher.eval().requires_grad_(False)
         self.temperature, self.alpha = temperature, alpha
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..configs import non_negative
 from ..models import HasClassifier, no_classifier
 from ..strategies import Strategy
 
@@ -34,9 +34,7 @@ class L2SP(Strategy):
     summary = "L2 penalty towards the pretrained weights (Li et al. 2018)"
 
     def __init__(self, alpha: float = 0.1, beta: float = 0.01) -> None:
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if not value >= 0:
-                raise ConfigError(f"l2sp's `{name}` must be >= 0, got {value}", f"l2sp.{name}")
+        non_negative({"alpha": alpha, "beta": beta}, "l2sp")
         self.alpha, self.beta = alpha, beta
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
