@@ -20,7 +20,8 @@ import torch
 from lifelong.experiment import RunConfig, run
 
 PROTOCOL: dict[str, Any] = {"benchmark": "split-fmnist", "scenario": "class", "optimizer": "sgd", "lr": 0.01,
-                            "momentum": 0.9, "batch_size": 128, "epochs": 1, "hidden": [400, 400]}
+                            "momentum": 0.9, "batch_size": 128, "epochs": 1, "hidden": [400, 400],
+                            "class_order": list(range(10))}
 SETTINGS: dict[str, dict[str, Any]] = {  # the issue's; the others take the library's defaults
     "ewc": {"strategy_options": {"ewc": {"lam": 1000.0}}}, "replay": {"buffer_size": 500},
     "agem": {"buffer_size": 1280}, "gem": {"buffer_size": 1280},

@@ -140,3 +140,26 @@ def test_mas_statistic_is_mean_absolute_per_sample_gradient():
     loop = per_sample_loop(model, x, y, stat=torch.abs, objective=lambda out, yy: sq_norm(out, yy).sum())
     for n in got:
         assert torch.allclose(got[n] / len(x), loop[n], atol=1e-10)
+
+
+class Twice(nn.Module):
+    """A hidden layer called twice per forward pass (registered once: see the note on tied modules below)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.head = nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.hidden(torch.tanh(self.hidden(x)))))
+
+
+def test_a_layer_run_twice_takes_vmap_and_matches_the_per_sample_loop():
+    # (a module registered under two names, nn.Sequential(h, ..., h), is left out: torch's functional_call
+    # does not restore its parameters, pytorch/pytorch#164759)
+    torch.manual_seed(7)
+    x, y = data(n=9)
+    model = Twice().double()
+    got = grad_stats(model, x, y, torch.zeros_like(y), lambda out, yy, tt: F.cross_entropy(out, yy, reduction="none"))
+    loop = per_sample_loop(model, x, y)
+    for n in got:
+        assert torch.allclose(got[n] / len(x), loop[n], atol=1e-10), n

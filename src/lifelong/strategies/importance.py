@@ -11,7 +11,9 @@ Two exact ways to compute it, checked against each other in the tests:
   input), so sum_n s(g_n a_n^T) = s(g)^T s(a), one matrix product after one backward pass. For
   convolutions the per-sample gradient is formed from unfolded inputs (sum over positions) in chunks.
 - "vmap": `torch.func.vmap(grad(...))` over samples, in chunks that bound memory; works for any model.
-"auto" takes "layers" when every trainable parameter belongs to a Linear/Conv1d/Conv2d layer.
+"auto" takes "layers" when every trainable parameter belongs to a Linear/Conv1d/Conv2d layer, and
+"vmap" for a chunk where some such layer does not run exactly once. GEM shares the layer identity's
+hooks and backward pass (`layer_grads`, `positions`).
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was)
 
 
-Layer = nn.Linear | nn.Conv1d | nn.Conv2d  # the layers whose per-sample gradients `_layer_stats` computes
+Layer = nn.Linear | nn.Conv1d | nn.Conv2d  # the layers whose gradients the layer identity computes
 
 
-def _layers(model: nn.Module) -> list[Layer] | None:
+def identity_layers(model: nn.Module) -> list[Layer] | None:
     """The layers holding every trainable parameter, if all are supported by the layer identity."""
     layers: list[Layer] = []
     for module in model.modules():
@@ -59,54 +61,69 @@ def _layers(model: nn.Module) -> list[Layer] | None:
     return layers
 
 
-def _per_sample_weight_grad(module: nn.Conv1d | nn.Conv2d, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample gradients (B, *weight.shape) of a conv layer, and (B, out) of its bias."""
-    assert not isinstance(module.padding, str)  # `_layers` takes no layer with "same"/"valid" padding
+def layer_grads(model: nn.Module, layers: list[Layer], x: Tensor,
+                loss: Callable[[Tensor], Tensor]) -> list[tuple[Tensor, Tensor]] | None:
+    """One forward pass of `model` on `x` with each layer's input captured, and one backward pass of the
+    scalar `loss(model(x))` to the layers' outputs (not to the parameters): (input, output gradient) per
+    layer, or None if a layer did not run exactly once (its gradient is then not one input's)."""
+    inputs: dict[nn.Module, Tensor] = {}
+    outputs: dict[nn.Module, Tensor] = {}
+    calls: dict[nn.Module, int] = dict.fromkeys(layers, 0)
+
+    def hook(module: nn.Module, args: tuple[Tensor, ...], result: Tensor) -> None:
+        inputs[module], outputs[module] = args[0].detach(), result
+        calls[module] += 1
+
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        total = loss(model(x))
+    finally:
+        for h in handles:
+            h.remove()
+    if any(n != 1 for n in calls.values()):
+        return None
+    grads = torch.autograd.grad(total, [outputs[m] for m in layers], allow_unused=True)
+    return [(inputs[m], torch.zeros_like(outputs[m]) if g is None else g) for m, g in zip(layers, grads)]
+
+
+def positions(module: Layer, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """A layer's input `a` and output gradient `g` as (B, P, fan_in) and (B, P, out), P positions per
+    sample (1 for a Linear layer on (B, in)): sample n's gradient of the weight, viewed as (out, fan_in),
+    is sum_p g[n, p]^T a[n, p] and of the bias sum_p g[n, p]. Convolutions' inputs are unfolded."""
+    if isinstance(module, nn.Linear):
+        return a.reshape(len(a), -1, a.shape[-1]), g.reshape(len(g), -1, g.shape[-1])
+    assert not isinstance(module.padding, str)  # `identity_layers` takes no layer with "same"/"valid" padding
     if isinstance(module, nn.Conv1d):
         a, g = a.unsqueeze(2), g.unsqueeze(2)
         k, s, p, d = (1, *module.kernel_size), (1, *module.stride), (0, *module.padding), (1, *module.dilation)
     else:
         k, s, p, d = module.kernel_size, module.stride, module.padding, module.dilation
     cols = F.unfold(a, k, dilation=d, padding=p, stride=s)  # (B, in*k, P)
-    g = g.flatten(2)  # (B, out, P)
-    w = torch.bmm(g, cols.transpose(1, 2)).view(len(a), *module.weight.shape)
-    return w, g.sum(2)
+    return cols.transpose(1, 2), g.flatten(2).transpose(1, 2)
 
 
 def _layer_stats(model: nn.Module, layers: list[Layer], x: Tensor, y: Tensor, t: Tensor,
                  objective: Objective, stat: str, weights: Tensor | None, out: dict[str, Tensor],
-                 names: dict[int, str]) -> None:
-    inputs: dict[nn.Module, Tensor] = {}
-    outputs: dict[nn.Module, Tensor] = {}
-
-    def hook(module: nn.Module, args: tuple[Tensor, ...], result: Tensor) -> None:
-        inputs[module], outputs[module] = args[0].detach(), result
-
-    handles = [m.register_forward_hook(hook) for m in layers]
-    try:
-        losses = objective(model(x), y, t)
-    finally:
-        for h in handles:
-            h.remove()
-    grads = torch.autograd.grad(losses.sum(), [outputs[m] for m in layers])
+                 names: dict[int, str]) -> bool:
+    """Add each layer's statistic to `out`; False (nothing added) where `layer_grads` cannot be used."""
+    captured = layer_grads(model, layers, x, lambda logits: objective(logits, y, t).sum())
+    if captured is None:
+        return False
     s = STATS[stat]
-    for m, g in zip(layers, grads):
-        a = inputs[m]
+    for m, (a, g) in zip(layers, captured):
         if isinstance(m, nn.Linear) and a.ndim == 2:
             sg = s(g) if weights is None else s(g) * weights[:, None]
             w_stat, b_stat = sg.T @ s(a), sg.sum(0)
         else:
-            if isinstance(m, nn.Linear):  # (B, ..., in): sum over positions inside the sample
-                a, g = a.flatten(1, -2), g.flatten(1, -2)
-                per_w, per_b = torch.bmm(g.transpose(1, 2), a), g.sum(1)
-            else:
-                per_w, per_b = _per_sample_weight_grad(m, a, g)
+            a, g = positions(m, a, g)
+            per_w, per_b = torch.bmm(g.transpose(1, 2), a).view(len(a), *m.weight.shape), g.sum(1)
             wv = None if weights is None else weights.view(-1, *[1] * (per_w.ndim - 1))
             w_stat = (s(per_w) if wv is None else s(per_w) * wv).sum(0)
             b_stat = (s(per_b) if weights is None else s(per_b) * weights[:, None]).sum(0)
         out[names[id(m.weight)]] += w_stat
         if m.bias is not None and m.bias.requires_grad:
             out[names[id(m.bias)]] += b_stat
+    return True
 
 
 def _vmap_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Objective, stat: str,
@@ -131,7 +148,7 @@ def grad_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Obj
     """sum_n w_n s(∂ℓ_n/∂θ) for every trainable parameter (by name), with ℓ = objective(...)."""
     if stat not in STATS:
         raise ValueError(f"stat must be one of {list(STATS)}")
-    layers = _layers(model) if method in ("auto", "layers") else None
+    layers = identity_layers(model) if method in ("auto", "layers") else None
     if method == "layers" and layers is None:
         raise ValueError("the layer identity needs every trainable parameter in a Linear/Conv1d/Conv2d layer")
     if method not in ("auto", "layers", "vmap"):
@@ -144,9 +161,7 @@ def grad_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Obj
         for i in range(0, len(x), chunk):
             sl = slice(i, i + chunk)
             w = None if weights is None else weights[sl]
-            if layers is not None:
-                _layer_stats(model, layers, x[sl], y[sl], t[sl], objective, stat, w, out, names)
-            else:
+            if layers is None or not _layer_stats(model, layers, x[sl], y[sl], t[sl], objective, stat, w, out, names):
                 _vmap_stats(model, x[sl], y[sl], t[sl], objective, stat, w, out)
     return out
 
