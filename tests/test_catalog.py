@@ -38,6 +38,12 @@ def test_the_cached_catalog_equals_the_live_registries(tmp_path, monkeypatch):
     built = catalog.load(cli.live_catalog)
     (written,) = (tmp_path / "lifelong").glob("catalog-*.json")
     assert json.loads(written.read_text()) == built
+    monkeypatch.setattr(catalog, "source_digest", lambda: "e" * 64)  # the sources edited: the old entry goes
+    catalog.load(cli.live_catalog)
+    assert [p.name for p in (tmp_path / "lifelong").glob("catalog-*.json")] == [f"catalog-{'e' * 24}.json"]
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = catalog.load(cli.live_catalog)
     assert catalog.load(lambda: pytest.fail("rebuilt although cached")) == built
     assert set(built["commands"]) == set(EXPERIMENTS)
     assert built["commands"]["run"]["flags"]["ewc.lam"] == "--ewc-lambda"

@@ -3,6 +3,7 @@ those another process holds."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -222,4 +223,23 @@ def test_a_suite_mixes_commands_and_reports_them(tmp_path):
 def test_bad_command_grids_fail_before_any_training(tmp_path, grid, message):
     with pytest.raises(ConfigError, match=message):
         parse({"grids": [grid]}, "s", tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_issue_21_table_suite_is_the_22_runs_of_its_protocol(tmp_path):
+    """suites/table.yaml (benchmarks/table.py): P1 class-IL 15, P2 domain-IL Permuted 4, P3 task-IL 3, one seed,
+    MLP 400-400, SGD 0.01 momentum 0.9, batch 128, 1 epoch; every point validated (options of current names)."""
+    suite = load(Path(__file__).resolve().parent.parent / "suites" / "table.yaml", tmp_path)
+    parts = [str(p.path.relative_to(tmp_path)).split("/")[:2] for p in suite.points]
+    assert [parts.count(k) for k in (["split-fmnist", "class"], ["permuted-fmnist", "domain"],
+                                     ["split-fmnist", "task"])] == [15, 4, 3]
+    assert {p.config.strategy[0] for p in suite.points[:15]} == {
+        "naive", "joint", "cumulative", "ewc", "online-ewc", "si", "lwf", "replay", "agem", "gem", "der", "derpp",
+        "er-ace", "icarl", "gdumb"}
+    assert {(tuple(c.hidden), c.optimizer, c.lr, c.momentum, c.batch_size, c.epochs, c.seed)
+            for c in (p.config for p in suite.points)} == {((400, 400), "sgd", 0.01, 0.9, 128, 1, 0)}
+    assert {p.config.n_tasks for p in suite.points[15:19]} == {5}
+    options = {p.config.strategy[0]: p.config.strategy_options for p in suite.points[:15]}
+    assert options["ewc"] == {"ewc": {"lam": 1000}} and options["replay"] == {"replay": {"buffer_size": 500}}
+    assert options["agem"] == {"agem": {"buffer_size": 1280}} and options["gem"] == {"gem": {"buffer_size": 1280}}
     assert not any(tmp_path.iterdir())

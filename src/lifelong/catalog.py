@@ -5,9 +5,9 @@ importing PyTorch (which takes seconds).
 It is a cache of the live registries and config classes (`cli.live_catalog`), keyed by a digest of the
 library's version and source files, so that an edited strategy or config shows at once: a missing,
 stale or unreadable entry is rebuilt (importing everything, once) and written atomically under
-$XDG_CACHE_HOME/lifelong (default ~/.cache/lifelong); where that cannot be written, each start rebuilds
-it. Only names and strings come from the file: argparse types are looked up by name in
-`configs.PARSERS`, never imported from it."""
+$XDG_CACHE_HOME/lifelong (default ~/.cache/lifelong), replacing the entries of earlier sources; where
+that cannot be written, each start rebuilds it. Only names and strings come from the file: argparse
+types are looked up by name in `configs.PARSERS`, never imported from it."""
 
 from __future__ import annotations
 
@@ -58,4 +58,7 @@ def load(build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, data)
+            for old in path.parent.glob("catalog-*.json"):  # of earlier sources: one file, not one per edit
+                if old != path:
+                    old.unlink(missing_ok=True)
     return data

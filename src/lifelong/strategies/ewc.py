@@ -15,6 +15,7 @@ data-parallel training each rank sums over its share of the samples and the sums
 from __future__ import annotations
 
 from ..data import Task
+from ..configs import non_negative
 from ..errors import ConfigError
 from .importance import fisher_sums
 from .penalty import QuadraticPenalty
@@ -29,16 +30,18 @@ class EWC(QuadraticPenalty):
     fisher: "empirical" (true labels) or "expected" (exact expectation over the model's predictions).
     samples: how many of the task's training samples estimate the Fisher (0 = all).
     method: "auto", "layers" (per-layer identity) or "vmap" (torch.func), see `importance`.
+    step: "explicit" (default: the penalty's gradient is added to the task's) or "implicit" (its
+        proximal step after the optimiser's, stable at any λ), see the `penalty` module doc.
     """
 
     name = "ewc"
     summary = "Elastic Weight Consolidation (Kirkpatrick et al. 2017): Fisher-weighted pull to old tasks' weights"
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 100.0, fisher: str = "empirical", samples: int = 0, method: str = "auto") -> None:
-        super().__init__()
-        if lam < 0:
-            raise ConfigError(f"`lam` must be >= 0, got {lam}", f"{self.name}.lam")
+    def __init__(self, lam: float = 100.0, fisher: str = "empirical", samples: int = 0, method: str = "auto",
+                 step: str = "explicit") -> None:
+        super().__init__(step)
+        non_negative({"lam": lam}, self.name)
         if fisher not in ("empirical", "expected"):
             raise ConfigError(f"`fisher` must be 'empirical' or 'expected', got {fisher!r}", f"{self.name}.fisher")
         if samples < 0:

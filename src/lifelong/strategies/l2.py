@@ -7,22 +7,21 @@ from __future__ import annotations
 import torch
 
 from ..data import Task
-from ..errors import ConfigError
+from ..configs import non_negative
 from .penalty import QuadraticPenalty
 
 
 class L2(QuadraticPenalty):
     """L2 pull to the last task's weights. lam: λ (default 0.01, the best of 0.01-10 in the sweep in
-    BENCHMARKS.md, scored on validation data held out of training: docs/defaults.md)."""
+    BENCHMARKS.md, scored on validation data held out of training: docs/defaults.md); step: as for EWC."""
 
     name = "l2"
     summary = "plain L2 pull to the previous task's parameters (ablation baseline)"
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 0.01) -> None:
-        super().__init__()
-        if lam < 0:
-            raise ConfigError(f"`lam` must be >= 0, got {lam}", "l2.lam")
+    def __init__(self, lam: float = 0.01, step: str = "explicit") -> None:
+        super().__init__(step)
+        non_negative({"lam": lam}, "l2")
         self.lam = lam
 
     @property

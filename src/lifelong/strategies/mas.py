@@ -13,6 +13,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..data import Task
+from ..configs import non_negative
 from ..errors import ConfigError
 from .importance import grad_stats
 from .penalty import QuadraticPenalty
@@ -21,17 +22,17 @@ from .penalty import QuadraticPenalty
 class MAS(QuadraticPenalty):
     """MAS. lam: λ (default 0.01, the best of 0.01-10 in the validation sweep in BENCHMARKS.md; the paper uses 1
     with SGD and its own output scale); samples: how many of the
-    task's samples estimate Ω (0 = all); method: as for EWC."""
+    task's samples estimate Ω (0 = all); method, step: as for EWC."""
 
     name = "mas"
     summary = "Memory Aware Synapses (Aljundi et al. 2018): output-sensitivity importance, no labels"
     option_names = {"lam": "lambda"}
 
-    def __init__(self, lam: float = 0.01, samples: int = 0, method: str = "auto") -> None:
-        super().__init__()
-        for arg, value in (("lam", lam), ("samples", samples)):
-            if value < 0:
-                raise ConfigError(f"`{arg}` must be >= 0, got {value}", f"mas.{arg}")
+    def __init__(self, lam: float = 0.01, samples: int = 0, method: str = "auto", step: str = "explicit") -> None:
+        super().__init__(step)
+        non_negative({"lam": lam}, "mas")
+        if samples < 0:
+            raise ConfigError(f"`samples` must be >= 0 (0 = all), got {samples}", "mas.samples")
         self.lam, self.samples, self.method = lam, samples, method
 
     @property

@@ -17,14 +17,14 @@ from .ewc import EWC
 class OnlineEWC(EWC):
     """Online EWC. lam: λ (default 100, the best of 30-10000 in the validation sweep in BENCHMARKS.md); gamma: γ,
     the decay of the running Fisher (default 1.0, as in van de Ven et al. 2022's comparison; the paper
-    uses γ < 1 for long streams); fisher, samples, method: as for EWC."""
+    uses γ < 1 for long streams); fisher, samples, method, step: as for EWC."""
 
     name = "online-ewc"
     summary = "online EWC (Schwarz et al. 2018): one running Fisher with decay gamma, one anchor"
 
     def __init__(self, lam: float = 100.0, gamma: float = 1.0, fisher: str = "empirical", samples: int = 0,
-                 method: str = "auto") -> None:
-        super().__init__(lam, fisher, samples, method)
+                 method: str = "auto", step: str = "explicit") -> None:
+        super().__init__(lam, fisher, samples, method, step)
         if not 0 <= gamma <= 1:
             raise ConfigError(f"`gamma` must be in [0, 1], got {gamma}", "online-ewc.gamma")
         self.gamma = gamma

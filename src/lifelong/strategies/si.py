@@ -17,8 +17,8 @@ The sum is kept in its telescoped form (summation by parts; exact, not an approx
 
 so each step costs one subtraction and one multiply-add against the previous step's gradient, kept by
 reference: the parameter's `.grad` is replaced by a new tensor (g plus the surrogate's gradient, which
-is computed anyway; a copy of g in the first task), so g itself stays untouched. No copy of θ per step
-and no `after_step` hook.
+is computed anyway; a copy of g in the first task or with the implicit step), so g itself stays untouched.
+No copy of θ per step and, with the explicit step, no `after_step` work.
 
 Data-parallel training needs nothing more: `add_grad` runs after the Trainer has averaged the
 gradients over the ranks, so g(t) is the global batch's gradient, and the parameters move alike on
@@ -33,24 +33,22 @@ import torch
 from torch import Tensor
 
 from ..data import Task
-from ..errors import ConfigError
+from ..configs import non_negative
 from .penalty import QuadraticPenalty
 
 
 class SI(QuadraticPenalty):
     """SI. c: the surrogate's strength (default 10, the best of 0.1-100 in the validation sweep in BENCHMARKS.md;
     the paper, with plain SGD: 0.1 on Permuted MNIST, 1 on Split MNIST); xi: the damping ξ (default
-    0.1, the paper's Permuted MNIST value)."""
+    0.1, the paper's Permuted MNIST value); step: as for EWC."""
 
     name = "si"
     summary = "Synaptic Intelligence (Zenke et al. 2017): path-integral importance, quadratic surrogate"
 
-    def __init__(self, c: float = 10.0, xi: float = 0.1) -> None:
-        super().__init__()
-        if c < 0:
-            raise ConfigError(f"`c` must be >= 0, got {c}", "si.c")
-        if xi <= 0:
-            raise ConfigError(f"`xi` must be > 0, got {xi}", "si.xi")
+    def __init__(self, c: float = 10.0, xi: float = 0.1, step: str = "explicit") -> None:
+        super().__init__(step)
+        non_negative({"c": c}, "si")
+        non_negative({"xi": xi}, "si", positive=True)
         self.c, self.xi = c, xi
         # while a task is learnt: the parameters, their values at its start, the telescoped sum and g(t−1)
         self._params: list[tuple[str, Tensor]] = []
@@ -81,7 +79,7 @@ class SI(QuadraticPenalty):
             torch._foreach_sub_(self._last, grads)  # g(t−1) − g(t), in g(t−1)'s buffer
             torch._foreach_addcmul_(self._path, params, self._last, value=-1.0)
         self._last = grads
-        if not self.omega:
+        if not self.omega or self.step == "implicit":  # the implicit step pulls in `after_step`
             for p, g in zip(params, grads):
                 p.grad = g.clone()
             return
