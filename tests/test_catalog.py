@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lifelong import catalog, cli
+from lifelong.errors import ConfigError
 from lifelong.experiment import EXPERIMENTS, RunConfig, run, write_run_dir
 from lifelong.strategies import STRATEGIES, Naive
 
@@ -124,12 +125,21 @@ def test_help_list_report_and_usage_errors_never_import_torch(run_dir: Path, tmp
     for argv, code in ((["--help"], 0), (["--version"], 0), (["list"], 0), (["run", "--help"], 0), (report, 0),
                        (["run", "--ewc-lambda", "abc"], 2), (["run", "--nope"], 2), (["run", "--config", str(bad)], 2),
                        (["bench", str(tmp_path / "no.yaml")], 2), (["tune", str(bad)], 2),
-                       (["report", str(tmp_path / "nothing")], 2), (["run", "--out", "x" * 300], 2)):
+                       (["report", str(tmp_path / "nothing")], 2), (["run", "--out", "x" * 300], 2),
+                       (["run", "--strategy", "naive", "--strategy", "ewc+replya"], 2)):
         got, _, err = probe(*argv)
         assert (got, err[-1]) == (code, "torch imported: False"), (argv, err)
         if code == 2:
             assert len(err) == 2 and err[0].startswith("lifelong: error: "), (argv, err)
     assert (tmp_path / "rep" / "report.html").is_file()
+
+
+def test_an_unknown_strategy_is_said_as_the_registry_says_it(capsys):
+    assert cli.main(["run", "--strategy", "ewc+replya"]) == 2
+    fast = capsys.readouterr().err
+    with pytest.raises(ConfigError) as slow:
+        STRATEGIES.get("replya")
+    assert fast == f"lifelong: error: {slow.value}\n" and "did you mean 'replay'?" in fast
 
 
 def test_a_command_that_computes_still_imports_torch(tmp_path):

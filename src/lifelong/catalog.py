@@ -23,7 +23,7 @@ from . import __version__
 from .files import atomic_write_json
 
 ROOT = Path(__file__).parent
-KEYS = ("digest", "commands", "lists")
+KEYS = ("digest", "commands", "strategies", "lists")
 
 
 def source_digest() -> str:

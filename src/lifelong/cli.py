@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import itertools
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from . import __version__, catalog
 from .configs import add_options, argument_type, build, flag, option_specs, read_yaml
 from .errors import ConfigError, LifelongError
 from .files import exclusive
+from .registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -124,7 +126,8 @@ def live_catalog() -> dict[str, Any]:
     def pairs(registry: Any) -> list[tuple[str, str]]:
         return [(e.name, e.description) for e in registry]
 
-    return {"commands": {name: command_spec(e) for name, e in EXPERIMENTS.items()}, "lists": [
+    return {"commands": {name: command_spec(e) for name, e in EXPERIMENTS.items()}, "strategies": STRATEGIES.names(),
+            "lists": [
         ("benchmarks", pairs(BENCHMARKS)),
         ("scenarios", list(SCENARIOS.items())),
         ("strategies [the scenarios each supports]", [_strategy_line(e) for e in STRATEGIES]),
@@ -532,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser().print_help()
             return 2
+        if args.command == "run":
+            _known_strategies(args)
         with _one_line_warnings():
             if getattr(args, "nproc", None) is not None:
                 from . import distributed
@@ -552,6 +557,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left, as in `lifelong list | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 0
+
+
+def _known_strategies(args: argparse.Namespace) -> None:
+    """The strategy names of `--strategy` checked against the catalog before PyTorch is imported, so that a
+    typo is said at once, in the registry's own words (a `Registry` of the catalog's names)."""
+    known = Registry("strategy")
+    for name in commands()["strategies"]:
+        known.register(name, "")(None)
+    for spec in itertools.chain.from_iterable(getattr(args, "strategy", [])):
+        for name in spec.split("+"):
+            known.get(name)
 
 
 @contextlib.contextmanager
