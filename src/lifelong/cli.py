@@ -103,7 +103,7 @@ def command_spec(experiment: type[Experiment]) -> dict[str, Any]:
         "method_options": [{"flag": flag(dest), "dest": dest, "type": argument_type(registry.get(name).factory, param),
                             "help": f"{name} option (default {param.default})"}
                            for dest, (name, _, param) in methods.items()] if registry is not None else [],
-        "flags": {name: flag(name) for name in CONTROL[1:]} | {f.name: flag(f.name) for f in fields}
+        "flags": _control_flags() | {f.name: flag(f.name) for f in fields}
         | {f"{name}.{arg}": flag(dest) for dest, (name, arg, _) in methods.items()},
     }
 
@@ -126,8 +126,7 @@ def live_catalog() -> dict[str, Any]:
     def pairs(registry: Any) -> list[tuple[str, str]]:
         return [(e.name, e.description) for e in registry]
 
-    return {"commands": {name: command_spec(e) for name, e in EXPERIMENTS.items()}, "strategies": STRATEGIES.names(),
-            "lists": [
+    lists = [
         ("benchmarks", pairs(BENCHMARKS)),
         ("scenarios", list(SCENARIOS.items())),
         ("strategies [the scenarios each supports]", [_strategy_line(e) for e in STRATEGIES]),
@@ -137,7 +136,9 @@ def live_catalog() -> dict[str, Any]:
         ("domain-adaptation methods (lifelong adapt)", pairs(ADAPTATIONS)),
         ("meta-learning benchmarks (lifelong meta)", pairs(META_BENCHMARKS)),
         ("meta-learning methods (lifelong meta)", pairs(META_LEARNERS)),
-    ]}
+    ]
+    return {"commands": {name: command_spec(e) for name, e in EXPERIMENTS.items()},
+            "strategies": STRATEGIES.names(), "lists": lists}
 
 
 def commands() -> dict[str, Any]:
@@ -145,7 +146,7 @@ def commands() -> dict[str, Any]:
     `main`, maybe after registering a strategy of its own), read from them, so that nothing added is
     missed; in a fresh `lifelong` process, from `catalog`'s cache of these sources."""
     if "lifelong.experiment" in sys.modules:
-        return dict(json.loads(json.dumps(live_catalog())))
+        return json.loads(json.dumps(live_catalog()))  # as a cached catalog reads (tuples as lists)
     return _cached()
 
 
@@ -457,7 +458,12 @@ def flags(command: str | None) -> dict[str, str]:
     """Python argument -> its flag in `command`: config fields (batch_size -> --batch-size), the method
     options of its registry (ewc.lam -> --ewc-lambda), and the output options (out -> --out)."""
     specs = commands()["commands"]
-    return specs[command]["flags"] if command in specs else {name: flag(name) for name in CONTROL[1:]}
+    return specs[command]["flags"] if command in specs else _control_flags()
+
+
+def _control_flags() -> dict[str, str]:
+    """The flags of the output options every computing command has (out -> --out)."""
+    return {name: flag(name) for name in CONTROL[1:]}
 
 
 def message(err: LifelongError, command: str | None) -> str:

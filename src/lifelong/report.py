@@ -27,7 +27,7 @@ from .errors import ConfigError, LifelongError
 from .files import atomic_write_bytes
 from .metrics import mean_std
 from .plots import plot_curves, plot_matrix, plot_scatter, save_png
-from .results import RESULTS_SCHEMA, load_results, run_label
+from .results import load_results, run_label
 from .tables import COLUMNS, html_table, markdown_table, summary_rows
 
 SUMMARY_HEADER = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
@@ -77,7 +77,7 @@ def collect(dirs: list[Path]) -> tuple[list[Section], list[Summary]]:
     others: list[Path] = []
     for path in find_results(dirs):
         try:
-            data = load_results(path, (RESULTS_SCHEMA,))
+            data = load_results(path)
         except LifelongError:
             others.append(path)  # another command's, or no results file at all: its summary says which
             continue
