@@ -1,4 +1,4 @@
-"""The Python examples of README.md, docs/extending.md and docs/coming-from.md run as written: each
+"""The Python examples of README.md, docs/extending.md, docs/coming-from.md and docs/online.md run as written: each
 file's ```python blocks in order, in one namespace (as a reader pastes them), in a scratch folder."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import matplotlib
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "docs/extending.md", "docs/coming-from.md"]
+PAGES = ["README.md", "docs/extending.md", "docs/coming-from.md", "docs/online.md"]
 
 
 def blocks(page: str) -> list[str]:

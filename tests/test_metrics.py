@@ -69,3 +69,38 @@ def test_reference_row_length_checked():
 def test_mean_std():
     assert metrics.mean_std([1.0, 3.0]) == pytest.approx((2.0, np.sqrt(2.0)))
     assert metrics.mean_std([5.0]) == (5.0, 0.0)
+
+
+# An online curve: points at 50..300 samples, hidden boundaries at 100, 200, 300 (3 tasks).
+SAMPLES = [50, 100, 150, 200, 250, 300]
+TASKS = [[0.5, 0.0, 0.0],
+         [0.9, 0.1, 0.0],   # end of task 0's segment
+         [0.4, 0.6, 0.1],
+         [0.7, 0.9, 0.2],   # end of task 1's segment
+         [0.6, 0.3, 0.5],
+         [0.8, 0.5, 0.9]]   # end
+ENDS = [100, 200, 300]
+
+
+def test_online_forgetting_takes_the_best_point_after_each_segment():
+    # task 0: max(0.9, 0.4, 0.7, 0.6, 0.8) - 0.8 = 0.1; task 1: max(0.9, 0.3, 0.5) - 0.5 = 0.4
+    assert metrics.online_forgetting(SAMPLES, TASKS, ENDS) == pytest.approx((0.1 + 0.4) / 2)
+
+
+def test_stability_gap_is_the_dip_right_after_each_shift():
+    # shift 0 (point 1): task 0: 0.9 - min(0.4, 0.7) = 0.5
+    # shift 1 (point 3): task 0: 0.7 - min(0.6, 0.8) = 0.1; task 1: 0.9 - min(0.3, 0.5) = 0.6
+    assert metrics.stability_gap(SAMPLES, TASKS, ENDS) == pytest.approx((0.5 + 0.1 + 0.6) / 3)
+
+
+def test_online_summary_and_bad_curves():
+    curve = {"samples": SAMPLES, "tasks": TASKS, "ends": ENDS, "anytime": [0.5, 0.9, 0.5, 0.8, 0.5, 0.7]}
+    out = metrics.online_summary(curve)
+    assert out["aaa"] == pytest.approx(3.9 / 6) and out["final_anytime"] == 0.7
+    assert metrics.online_forgetting(SAMPLES, [r[:1] for r in TASKS], [300]) == 0.0
+    with pytest.raises(ValueError, match="points x"):
+        metrics.stability_gap(SAMPLES, TASKS[:-1], ENDS)
+    with pytest.raises(ValueError, match="a point measured at or after it"):
+        metrics.online_forgetting(SAMPLES[:-1], TASKS[:-1], ENDS)
+    with pytest.raises(ValueError, match="non-empty"):
+        metrics.average_anytime_accuracy([])

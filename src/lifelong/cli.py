@@ -111,7 +111,8 @@ def command_spec(experiment: type[Experiment]) -> dict[str, Any]:
 def _strategy_line(entry: Any) -> tuple[str, str]:
     """A strategy's name and description, with the scenarios it declares (`scenarios`) where it does."""
     scenarios = getattr(entry.factory, "scenarios", None)
-    return entry.name, entry.description + (f" [{', '.join(sorted(scenarios))}]" if scenarios else "")
+    timed = "; task-free with --consolidate-every" if getattr(entry.factory, "scheduled", False) else ""
+    return entry.name, entry.description + (f" [{', '.join(sorted(scenarios))}{timed}]" if scenarios else "")
 
 
 def live_catalog() -> dict[str, Any]:
@@ -128,7 +129,8 @@ def live_catalog() -> dict[str, Any]:
 
     lists = [
         ("benchmarks", pairs(BENCHMARKS)),
-        ("scenarios", list(SCENARIOS.items())),
+        ("scenarios", [*SCENARIOS.items(), ("online", "task-free: the stream met once in small batches, no task "
+                                                      "boundaries or ids (run --scenario online; docs/online.md)")]),
         ("strategies [the scenarios each supports]", [_strategy_line(e) for e in STRATEGIES]),
         ("models", pairs(MODELS)),
         ("data sets (lifelong pretrain/transfer: NAME or NAME:CLASSES, e.g. fmnist:0-4)", pairs(DATASETS)),

@@ -64,6 +64,7 @@ class Result:
     peak_rss_mb: float
     strategy_memory_bytes: int
     stream: dict[str, Any] = field(default_factory=dict)
+    online: dict[str, Any] | None = None  # a task-free fit's curve (`Trainer.fit_online`), else None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -74,6 +75,7 @@ class Result:
             "samples_per_second": self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0,
             "peak_rss_mb": self.peak_rss_mb,
             "strategy_memory_bytes": self.strategy_memory_bytes,
+            **(metrics.online_summary(self.online) if self.online is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

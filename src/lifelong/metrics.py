@@ -76,6 +76,56 @@ def summary(r: Matrix, b: Sequence[float]) -> dict[str, float]:
     }
 
 
+def average_anytime_accuracy(anytime: Sequence[float]) -> float:
+    """AAA: the mean of the anytime accuracies a_1..a_P measured every k samples over the stream (each on
+    held-out samples of the classes seen so far): Koh et al. 2022's A_AUC over evenly spaced points,
+    Caccia et al. 2022's average anytime accuracy."""
+    a = np.asarray(anytime, dtype=np.float64)
+    if a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"the anytime accuracies must be a non-empty list, got shape {a.shape}")
+    return float(a.mean())
+
+
+def _curve(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-task accuracy curve A[p, j] (P points x T tasks) and, for each hidden boundary, the index
+    of the point measured there (the first with at least that many samples met)."""
+    a, s = np.asarray(tasks, dtype=np.float64), np.asarray(samples)
+    if a.ndim != 2 or a.shape != (len(s), len(ends)):
+        raise ValueError(f"the task curve must be {len(s)} points x {len(ends)} tasks, got shape {a.shape}")
+    at = np.searchsorted(s, np.asarray(ends), side="left")
+    if (at >= len(s)).any():
+        raise ValueError("every hidden boundary needs a point measured at or after it")
+    return a, at
+
+
+def online_forgetting(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> float:
+    """Average forgetting at the curve's resolution: 1/(T-1) sum_{j<T-1} (max_{p >= e_j} A[p, j] - A[P, j]),
+    with e_j the point at the end of task j's segment: the best accuracy on task j from then on, at any
+    measured point (not only at boundaries), minus the last. 0 with one task."""
+    a, at = _curve(samples, tasks, ends)
+    t = a.shape[1]
+    return 0.0 if t == 1 else float(np.mean([a[at[j]:, j].max() - a[-1, j] for j in range(t - 1)]))
+
+
+def stability_gap(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> float:
+    """The stability gap (De Lange, van de Ven & Tuytelaars 2023): right after each shift k (the end of
+    segment k), the drop of an old task j <= k's accuracy below its value at the shift,
+    A[e_k, j] - min_{e_k < p <= e_{k+1}} A[p, j], averaged over shifts and old tasks; measured at the
+    curve's resolution, so evaluate often (small `eval_every`) to see it. 0 with one task."""
+    a, at = _curve(samples, tasks, ends)
+    gaps = [a[at[k], j] - a[at[k] + 1: at[k + 1] + 1, j].min()
+            for k in range(len(ends) - 1) if at[k + 1] > at[k] for j in range(k + 1)]
+    return float(np.mean(gaps)) if gaps else 0.0
+
+
+def online_summary(curve: dict) -> dict[str, float]:
+    """The online metrics of a curve (`Trainer.fit_online`'s: "samples", "anytime", "tasks", "ends"):
+    average and final anytime accuracy, online forgetting and the stability gap."""
+    s, tasks, ends = curve["samples"], curve["tasks"], curve["ends"]
+    return {"aaa": average_anytime_accuracy(curve["anytime"]), "final_anytime": float(curve["anytime"][-1]),
+            "online_forgetting": online_forgetting(s, tasks, ends), "stability_gap": stability_gap(s, tasks, ends)}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value) over seeds."""
     v = np.asarray(values, dtype=np.float64)

@@ -103,6 +103,25 @@ def plot_curves(matrix: ArrayLike, title: str = "", ax: Axes | None = None) -> F
     return _finish(fig, ax_, ax is None, title)
 
 
+def plot_online(curves: Sequence[dict[str, Any]], title: str = "", ax: Axes | None = None) -> Figure:
+    """A task-free online fit over its stream (`Trainer.fit_online`'s curves, one per seed): the anytime
+    accuracy of each seed (black), the per-task accuracy of the first seed (one thin line per task up to
+    MAX_LABELLED tasks) and its hidden task boundaries (dotted), against the samples met."""
+    fig, ax_ = new_figure((6, 3.2), ax)
+    first = curves[0]
+    tasks = np.asarray(first["tasks"], dtype=float) * 100
+    if tasks.shape[1] <= MAX_LABELLED:
+        for j in range(tasks.shape[1]):
+            ax_.plot(first["samples"], tasks[:, j], lw=0.8, label=f"task {j}")
+    for k, c in enumerate(curves):
+        ax_.plot(c["samples"], np.asarray(c["anytime"]) * 100, "k-", lw=1.5, label="anytime" if k == 0 else None)
+    for end in first["ends"][:-1]:
+        ax_.axvline(end, color="grey", ls=":", lw=0.8)
+    ax_.set_xlabel("samples met")
+    ax_.set_ylabel("held-out accuracy (%)")
+    return _finish(fig, ax_, ax is None, title)
+
+
 def plot_scatter(points: Sequence[tuple[str, float, float, float, float]], title: str = "",
                  ax: Axes | None = None) -> Figure:
     """ACC (%) against training time (s), one point per strategy with its seed std as error bars;

@@ -26,11 +26,11 @@ import numpy as np
 from .errors import ConfigError, LifelongError
 from .files import atomic_write_bytes
 from .metrics import mean_std
-from .plots import plot_curves, plot_matrix, plot_scatter, save_png
+from .plots import plot_curves, plot_matrix, plot_online, plot_scatter, save_png
 from .results import load_results, run_label
+from . import tables
 from .tables import COLUMNS, html_table, markdown_table, summary_rows
 
-SUMMARY_HEADER = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
 RUN_HEADER = ["Run", "Strategy", "Seed"] + [title for _, title, _, _ in COLUMNS]
 
 
@@ -170,6 +170,9 @@ def _render(sections: list[Section], summaries: list[Summary], dirs: list[Path],
             png = out / "figures" / f"{s.slug}-{label}"
             figures.append((f"{label}: accuracy matrix", save_png(plot_matrix(m, title), f"{png}-matrix.png")))
             figures.append((f"{label}: per-task accuracy", save_png(plot_curves(m, title), f"{png}-curves.png")))
+            if all(r.get("online") for r in group):
+                figures.append((f"{label}: over the stream", save_png(plot_online([r["online"] for r in group], title),
+                                                                      f"{png}-online.png")))
         points = []
         for label, group in s.groups.items():
             t = mean_std([r["metrics"]["train_seconds"] for r in group])
@@ -178,8 +181,9 @@ def _render(sections: list[Section], summaries: list[Summary], dirs: list[Path],
         scatter = save_png(plot_scatter(points, s.title), out / "figures" / f"{s.slug}-scatter.png")
         figures.append(("ACC vs training time", scatter))
         summary = summary_rows(runs)
-        md += [f"## {s.title}", "", markdown_table(SUMMARY_HEADER, summary), ""]
-        body += [f"<h2>{html.escape(s.title)}</h2>", html_table(SUMMARY_HEADER, summary)]
+        top = tables.header(runs)
+        md += [f"## {s.title}", "", markdown_table(top, summary), ""]
+        body += [f"<h2>{html.escape(s.title)}</h2>", html_table(top, summary)]
         md += ["### Mean accuracy matrices", ""]
         body.append("<h3>Mean accuracy matrices</h3>")
         for title, m in matrices:

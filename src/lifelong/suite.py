@@ -264,6 +264,8 @@ def finished(point: Point) -> bool:
         done = None
     neutral = EXPERIMENTS[point.command].neutral
     result_keys = lambda c: {k: v for k, v in c.items() if k not in neutral}  # noqa: E731 (no result changes)
+    if isinstance(done, dict):  # an option added by a later version is at its default in an earlier run
+        done = json.loads(json.dumps(asdict(type(point.config)()))) | done
     if not isinstance(done, dict) or result_keys(done) != result_keys(json.loads(json.dumps(asdict(point.config)))):
         raise ConfigError(f"{point.path} holds a finished run of another configuration: "
                           "move it away or pass --out to write this suite elsewhere")

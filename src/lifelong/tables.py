@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from .metrics import mean_std
 
 # (key in a run's metrics, column title, scale, decimals)
-COLUMNS = [
+COLUMNS: list[tuple[str, str, float, int]] = [
     ("acc", "ACC", 100, 2),
     ("bwt", "BWT", 100, 2),
     ("fwt", "FWT", 100, 2),
@@ -19,6 +19,22 @@ COLUMNS = [
     ("peak_rss_mb", "Peak RSS (MB)", 1, 0),
     ("strategy_memory_bytes", "Strategy mem (MB)", 2**-20, 2),
 ]
+Column = tuple[str, str, float, int]  # key, title, scale, decimals
+ONLINE_COLUMNS: list[Column] = [  # task-free online runs (`metrics.online_summary`)
+    ("aaa", "AAA", 100, 2),
+    ("online_forgetting", "Online forgetting", 100, 2),
+    ("stability_gap", "Stability gap", 100, 2),
+]
+
+
+def columns(runs: Sequence[dict]) -> list[Column]:
+    """COLUMNS, and ONLINE_COLUMNS when every run is an online one."""
+    return COLUMNS + ONLINE_COLUMNS if runs and all("aaa" in r["metrics"] for r in runs) else COLUMNS
+
+
+def header(runs: Sequence[dict]) -> list[str]:
+    """The summary table's header for `runs`."""
+    return ["Strategy", "Seeds"] + [title for _, title, _, _ in columns(runs)]
 
 
 def summary_rows(runs: Sequence[dict]) -> list[list[str]]:
@@ -29,7 +45,7 @@ def summary_rows(runs: Sequence[dict]) -> list[list[str]]:
     rows = []
     for name, ms in by_strategy.items():
         row = [name, str(len(ms))]
-        for key, _, scale, dec in COLUMNS:
+        for key, _, scale, dec in columns(runs):
             mean, std = mean_std([m[key] * scale for m in ms])
             row.append(f"{mean:.{dec}f} ± {std:.{dec}f}" if len(ms) > 1 else f"{mean:.{dec}f}")
         rows.append(row)
@@ -38,9 +54,8 @@ def summary_rows(runs: Sequence[dict]) -> list[list[str]]:
 
 def table(runs: Sequence[dict], markdown: bool = False) -> str:
     """The strategy x metrics table (accuracies in %), aligned for a terminal or as Markdown."""
-    header = ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS]
     rows = summary_rows(runs)
-    return markdown_table(header, rows) if markdown else text_table(header, rows)
+    return markdown_table(header(runs), rows) if markdown else text_table(header(runs), rows)
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -26,7 +26,7 @@ from . import distributed
 from .checkpoint import States
 from .configs import whole_numbers
 from .checkpointing import Callback, Checkpointing, Position, Progress
-from .data import Split, Stream, Task
+from .data import OnlineStream, Split, Stream, Task, window
 from .errors import ConfigError, TrainingError
 from .evaluation import Result, accuracy_row, peak_rss_mb
 from .models.heads import grow_heads, output_layer
@@ -223,14 +223,15 @@ class Trainer:
         finally:
             self.model.train(was_training)
 
-    def start(self, stream: Stream, resume: bool = False) -> None:
-        """Begin a fit of `stream`: check that the strategy supports its scenario, seed, attach the
+    def start(self, stream: Stream, resume: bool = False, scheduled: bool = False) -> None:
+        """Begin a fit of `stream`: check that the strategy supports its scenario (`scheduled`: a task-free
+        stream whose strategy consolidates on a schedule, `fit_online`), seed, attach the
         strategy, then measure the reference row, or, with `resume=True` (and a `checkpoint`), load
         the newest intact state an interrupted fit of the same setup saved (a damaged newest state is
         passed over with a warning). Without `resume`, the states of an earlier fit are deleted."""
         if resume and self.checkpointing is None:
             raise ConfigError("resume=True needs Trainer(checkpoint=PATH): the states to resume from are kept there")
-        check_scenario(self.strategy, stream.scenario)
+        check_scenario(self.strategy, stream.scenario, scheduled)
         distributed.broadcast([*self.model.parameters(), *self.model.buffers()])  # one start on every rank
         torch.manual_seed(self.seed)
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -251,7 +252,10 @@ class Trainer:
 
     def fit(self, stream: Stream, resume: bool = False) -> Result:
         """Learn the tasks of `stream` in order (`start`, then `fit_task` for each task not yet learnt);
-        returns the accuracy matrix and measurements."""
+        returns the accuracy matrix and measurements. A task-free stream (`data.online`) is learnt by
+        `fit_online` with its defaults."""
+        if isinstance(stream, OnlineStream):
+            return self.fit_online(stream)
         self.start(stream, resume)
         for task in self.stream.tasks[len(self.progress.matrix):]:
             self.fit_task(task)
@@ -293,6 +297,114 @@ class Trainer:
             callback.on_task_end(self, task)
         return progress.matrix[-1]
 
+    def fit_online(self, stream: OnlineStream, eval_every: int = 1000, eval_samples: int = 1000,
+                   consolidate_every: int = 0) -> Result:
+        """Learn a task-free online stream (`data.online`): its training samples once, in its order, in
+        batches of `batch_size` (10 is usual), one optimiser for the whole stream, no task boundary or task
+        id given to the strategy. A strategy that learns without gradient steps (NCM, SLDA: it overrides
+        `observe`) takes each batch there instead.
+
+        Measured along the way, for the evaluation only: every `eval_every` samples and at each hidden
+        boundary (after the batch that reaches the mark: a batch may straddle a boundary), the accuracy on
+        a fixed held-out set (up to `eval_samples` test samples of each task, drawn with the seed) per task,
+        and the anytime accuracy, on those of its samples whose task and class have been met so far; at each
+        hidden boundary, the whole test row of the accuracy matrix. The result's `online` holds that curve
+        (`metrics.online_summary`). Strategies that consolidate at task ends (EWC, SI, ...: `scheduled`) do
+        so every `consolidate_every` samples (0: never; such a strategy is then refused), on the samples met
+        since the last consolidation. An online fit is not
+        checkpointed mid-stream: a resumed run learns it again from the start."""
+        whole_numbers({"eval_every": eval_every, "eval_samples": eval_samples})
+        whole_numbers({"consolidate_every": consolidate_every}, least=0)
+        self.start(stream, scheduled=consolidate_every > 0)
+        grow_heads(self.model, [u for t in stream for u in t.units])  # no boundary tells a growing head to grow
+        stream = self.stream  # type: ignore[assignment]  # on the training device
+        assert isinstance(stream, OnlineStream)
+        train, origin = stream.training_data()
+        order, n = stream.order.to(train.y.device), len(stream.order)
+        probe = _Probe(self, stream, eval_samples)
+        marks = sorted({*range(eval_every, n, eval_every), *stream.ends})
+        progress, t_start = self.progress, time.perf_counter()
+        self._task_start = t_start
+        windows = sorted({*range(consolidate_every, n, consolidate_every)}) if consolidate_every else []
+        if consolidate_every:
+            self.strategy.before_task(window(train, order, 0, 0, 0))
+        since = [0, 0]  # the current consolidation window's start and number
+
+        def tick(trainer: Trainer) -> None:
+            met = min(trainer.step * trainer.batch_size, n)
+            probe.meet(order[probe.met:met], train.y, origin)
+            while windows and met >= windows[0]:
+                trainer.strategy.after_task(window(train, order, since[0], met, since[1]))
+                since[:] = [met, since[1] + 1]
+                trainer.strategy.before_task(window(train, order, met, met, since[1]))
+                windows.pop(0)
+            while marks and met >= marks[0]:
+                t0 = time.perf_counter()
+                probe.measure(met)
+                if marks[0] in stream.ends:
+                    progress.matrix.append(self.evaluate(stream))
+                    progress.task_seconds.append(time.perf_counter() - t_start - progress.eval_seconds
+                                                 - sum(progress.task_seconds))
+                progress.eval_seconds += time.perf_counter() - t0
+                marks.pop(0)
+
+        self.model.train()
+        self.bar = tqdm(total=math.ceil(n / self.batch_size), disable=not self.progress_bar, file=sys.stderr,
+                        unit="batch", dynamic_ncols=True, leave=False)
+        try:
+            if overrides(self.strategy, "observe"):
+                for idx in order.split(self.batch_size):
+                    self.step += 1
+                    x, y = train.batch(idx)
+                    self.strategy.observe(x.to(self.device), y.to(self.device))
+                    tick(self)
+                    self.bar.update(1)
+                progress.losses.append([])
+            else:
+                self.optimizer = self.make_optimizer()
+                hooks = {h: overrides(self.strategy, h) for h in HOOKS}
+                cursor = {"perm": order, "total": torch.zeros((), device=self.device), "batch": 0, "n_batches": 0}
+                self.train_data, self.train_task_ids = train, torch.zeros_like(train.y)
+                try:
+                    loss = self._epoch(train, self.train_task_ids, hooks, "the stream", 0, [], [tick], cursor)
+                finally:
+                    self.train_data = self.position = self.local_batch = None
+                progress.losses.append([loss])
+        finally:
+            self.bar.close()
+        self.samples_seen = n
+        self._check_parameters(stream.tasks[-1])
+        result = self.result()
+        result.online = {**probe.curve(), "ends": stream.ends, "eval_every": eval_every,
+                         "consolidate_every": consolidate_every}
+        return result
+
+    def learn(self, x: Tensor, y: Tensor) -> Tensor:
+        """One step on a batch that arrives from outside, as a served learner meets them (`lifelong serve`):
+        after `start` of a task-free stream (`data.served`), each call is one optimiser step through the
+        strategy's hooks, as `fit_online` takes for each of its batches (or the strategy's `observe`, for
+        one that learns without gradients). One optimiser for all the calls. Returns the batch's loss."""
+        if self.given is None:
+            raise ConfigError("`learn` needs a started learner: call `start(stream)` with a task-free stream first",
+                              "stream")
+        if self.optimizer is None:
+            self.optimizer = self.make_optimizer()
+        x, y = x.to(self.device), y.to(self.device)
+        self.batch_index = self.global_index = torch.arange(len(y), device=y.device)
+        self.model.train()
+        try:
+            if overrides(self.strategy, "observe"):
+                self.strategy.observe(x, y)
+                loss = torch.zeros((), device=self.device)
+            else:
+                hooks = {h: overrides(self.strategy, h) for h in HOOKS}
+                loss = self._step(x, y, torch.zeros_like(y), hooks, [])
+        finally:
+            self.local_batch = None
+        self.step += 1
+        self.samples_seen += len(y)
+        return loss.detach()
+
     def result(self) -> Result:
         """What the fit under way has measured so far (all of it once every task is learnt)."""
         p, s = self.progress, self.stream
@@ -329,8 +441,8 @@ class Trainer:
         the strategy's `batch` hook): under data-parallel training every rank trains on its share of it
         (`batch_index`), and a strategy whose state learns from the data (a replay memory) updates it from
         this, so that every rank makes the same update. In one process: the batch itself."""
-        assert self.local_batch is not None and self.train_data is not None, "global_batch() is for training steps"
-        if not distributed.active():
+        assert self.local_batch is not None, "global_batch() is for training steps"
+        if not distributed.active() or self.train_data is None:  # one process, or a batch given to `learn`
             return self.local_batch
         x, y = self.train_data.batch(self.global_index)
         t = self.train_task_ids[self.global_index]
@@ -342,8 +454,7 @@ class Trainer:
         """One pass over `train` in random order (from `cursor` on, in a resumed epoch); returns the
         mean training loss. `losses`: the task's epoch losses so far, in a task's own training (whose
         steps are counted, each followed by the `on_step` callbacks), else None."""
-        model, opt, strategy, stream, criterion = self.model, self.optimizer, self.strategy, self.stream, self.criterion
-        bs, bar, main = self.batch_size, self.bar, losses is not None
+        opt, bs, bar, main = self.optimizer, self.batch_size, self.bar, losses is not None
         assert opt is not None
         n = len(train)
         if cursor is None:
@@ -365,33 +476,7 @@ class Trainer:
             t = t_all[idx]
             if x.device != self.device:
                 x, y, t = x.to(self.device), y.to(self.device), t.to(self.device)
-            self.local_batch = (x, y, t)
-            if hooks["batch"]:
-                x, y, t = strategy.batch(x, y, t)
-            if len(y):  # under sharding a rank's share of a last small batch may be empty
-                self.logits = model(x)  # unmasked, for strategies that need other heads' outputs (LwF)
-                out = stream.mask(self.logits, t)
-                loss = strategy.task_loss(out, x, y, t, criterion) if hooks["task_loss"] else criterion(out, y)
-                if hooks["loss"]:
-                    extra = strategy.loss(out, x, y, t)
-                    if extra is not None:
-                        loss = loss + extra
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = torch.zeros((), device=self.device)
-            if sharded:
-                distributed.average_gradients(params, len(y))
-            if hooks["add_grad"]:
-                strategy.add_grad()
-            if hooks["after_backward"]:
-                strategy.after_backward()
-            if self.head_decay:
-                self._decay_reached_rows()
-            opt.step()
-            if hooks["after_step"]:
-                strategy.after_step()
+            loss = self._step(x, y, t, hooks, params)
             total += loss.detach()
             n_batches += 1
             if main:
@@ -413,6 +498,41 @@ class Trainer:
                                 "the penalty")
         return mean
 
+    def _step(self, x: Tensor, y: Tensor, t: Tensor, hooks: dict[str, bool], params: list[nn.Parameter]) -> Tensor:
+        """One optimiser step on the batch (x, y, t) through the strategy's hooks (`hooks`: which are
+        overridden); `params`: the parameters whose gradients are averaged over the ranks (none in one
+        process). Returns the batch's loss."""
+        model, opt, strategy, criterion = self.model, self.optimizer, self.strategy, self.criterion
+        assert opt is not None
+        self.local_batch = (x, y, t)
+        if hooks["batch"]:
+            x, y, t = strategy.batch(x, y, t)
+        if len(y):  # under sharding a rank's share of a last small batch may be empty
+            self.logits = model(x)  # unmasked, for strategies that need other heads' outputs (LwF)
+            out = self.stream.mask(self.logits, t)
+            loss = strategy.task_loss(out, x, y, t, criterion) if hooks["task_loss"] else criterion(out, y)
+            if hooks["loss"]:
+                extra = strategy.loss(out, x, y, t)
+                if extra is not None:
+                    loss = loss + extra
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss = torch.zeros((), device=self.device)
+        if params:
+            distributed.average_gradients(params, len(y))
+        if hooks["add_grad"]:
+            strategy.add_grad()
+        if hooks["after_backward"]:
+            strategy.after_backward()
+        if self.head_decay:
+            self._decay_reached_rows()
+        opt.step()
+        if hooks["after_step"]:
+            strategy.after_step()
+        return loss
+
     def _check_parameters(self, task: Task) -> None:
         """A diverged model is never evaluated or reported."""
         for name, p in self.model.named_parameters():
@@ -429,6 +549,54 @@ class Trainer:
         tasks = [dataclasses.replace(t, train=t.train.to(dev), test=t.test.to(dev),
                                      valid=t.valid.to(dev) if t.valid is not None else None) for t in stream]
         return dataclasses.replace(stream, tasks=tasks)
+
+
+class _Probe:
+    """The fixed held-out set of an online fit (`eval_samples` test samples of each task at most, drawn
+    with the trainer's seed), which (task, class) pairs the stream has met so far, and the curve measured
+    on them: per-task accuracy and anytime accuracy (over the held-out samples of met pairs)."""
+
+    def __init__(self, trainer: Trainer, stream: Stream, eval_samples: int) -> None:
+        g = torch.Generator().manual_seed(trainer.seed)
+        self.trainer, self.stream, self.met = trainer, stream, 0
+        self.held = [t.test.subset(torch.randperm(len(t.test), generator=g)[:eval_samples].sort().values
+                                   .to(t.test.y.device)) for t in stream]
+        self.seen = torch.zeros(len(stream), stream.n_outputs, dtype=torch.bool)
+        self.samples: list[int] = []
+        self.anytime: list[float] = []
+        self.tasks: list[list[float]] = []
+
+    def meet(self, idx: Tensor, labels: Tensor, origin: Tensor) -> None:
+        """Mark the (task, class) pairs of the training samples `idx` (met since the last call) as seen."""
+        if len(idx):
+            self.seen[origin[idx].cpu(), labels[idx].cpu()] = True
+            self.met += len(idx)
+
+    @torch.no_grad()
+    def measure(self, met: int) -> None:
+        trainer = self.trainer
+        was_training = trainer.model.training
+        trainer.model.eval()
+        right, total, per_task = 0, 0, []
+        try:
+            for task, held in zip(self.stream, self.held):
+                hits, ys = [], []
+                for x, y in held.batches(torch.arange(len(held), device=held.y.device).split(trainer.eval_batch_size)):
+                    x, y = x.to(trainer.device), y.to(trainer.device)
+                    hits.append(trainer.predict(x, torch.full_like(y, task.id)).argmax(1) == y)
+                    ys.append(y)
+                hit, y = torch.cat(hits).cpu(), torch.cat(ys).cpu()
+                per_task.append(float(hit.float().mean()))
+                known = self.seen[task.id][y]
+                right, total = right + int(hit[known].sum()), total + int(known.sum())
+        finally:
+            trainer.model.train(was_training)
+        self.samples.append(met)
+        self.tasks.append(per_task)
+        self.anytime.append(right / total if total else 0.0)
+
+    def curve(self) -> dict[str, Any]:
+        return {"samples": self.samples, "anytime": self.anytime, "tasks": self.tasks}
 
 
 def _concat(tasks: list[Task]) -> tuple[Split, Tensor]:

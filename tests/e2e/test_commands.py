@@ -102,7 +102,8 @@ def test_list_shows_the_scenarios_each_strategy_declares(capsys):
     for entry in STRATEGIES:
         line = next(line for line in out.splitlines() if line.startswith(f"  {entry.name} "))
         declared = getattr(entry.factory, "scenarios", None)
-        assert not declared or line.endswith(f"[{', '.join(sorted(declared))}]")
+        timed = "; task-free with --consolidate-every" if getattr(entry.factory, "scheduled", False) else ""
+        assert not declared or line.endswith(f"[{', '.join(sorted(declared))}{timed}]")
     plain = Registry("strategy")
     plain.register("bare", "declares nothing")(type("Bare", (), {}))
     assert _strategy_line(next(iter(plain))) == ("bare", "declares nothing")  # before strategies declared them

@@ -30,3 +30,46 @@ def test_validation_run_is_labelled_and_bad_fractions_refused():
     for bad in (-0.1, 1.0):
         with pytest.raises(ll.ConfigError, match="`validation`"):
             RunConfig(validation=bad).validate()
+
+
+def test_online_run_writes_the_curve_and_its_metrics(tmp_path, capsys):
+    from lifelong.cli import main
+
+    out = tmp_path / "online"
+    assert main(["run", "--benchmark", "split-digits", "--scenario", "online", "--strategy", "naive,mir",
+                 "--batch-size", "10", "--eval-every", "300", "--eval-samples", "40", "--blurry", "0.1",
+                 "--out", str(out)]) == 0
+    import json
+
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    for rec in runs:
+        curve = rec["online"]
+        assert rec["scenario"] == "task-free" and len(rec["matrix"]) == 5 and len(curve["ends"]) == 5
+        assert len(curve["samples"]) == len(curve["anytime"]) == len(curve["tasks"])
+        assert rec["aaa"] == pytest.approx(sum(curve["anytime"]) / len(curve["anytime"]))
+        assert rec["stream"]["info"]["online"]["blurry"] == 0.1
+    assert (out / "online-mir.png").exists()
+    assert "AAA" in capsys.readouterr().out
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert any(p.name.endswith("-online.png") for p in (tmp_path / "report" / "figures").iterdir())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--blurry", "0.2"], "--blurry is for online streams: add --scenario online"),
+    (["--scenario", "online", "--strategy", "ewc"], "ewc needs task boundaries"),
+    (["--scenario", "online", "--blurry", "2"], "--blurry must be a number from 0 to 1"),
+    (["--scenario", "online", "--eval-every", "0"], "--eval-every must be a whole number >= 1"),
+])
+def test_online_options_are_checked_before_anything_is_written(args, message, tmp_path, capsys):
+    from lifelong.cli import main
+
+    assert main(["run", "--benchmark", "split-digits", *args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_online_run_with_scheduled_consolidation():
+    rec = run(RunConfig(benchmark="split-digits", scenario="online", strategy=["si"], batch_size=10, eval_every=500,
+                        eval_samples=20, consolidate_every=400, n_tasks=2))[0]
+    assert rec["online"]["consolidate_every"] == 400 and 0 <= rec["acc"] <= 1

@@ -44,3 +44,17 @@ def test_memory_holds_past_tasks_only_and_agem_beats_naive(digits_stream):
 def test_bad_sizes_are_config_errors(kwargs):
     with pytest.raises(ll.ConfigError):
         AGEM(**kwargs)
+
+
+def test_online_agem_keeps_a_reservoir_of_the_stream_and_projects(digits):
+    stream = ll.data.online(ll.data.split(digits, n_tasks=5, scenario="class", seed=0), seed=0)
+    agem = AGEM(buffer_size=100, replay_batch_size=20)
+    trainer = ll.Trainer(small_mlp(stream), agem, batch_size=10, lr=0.05, optimizer="sgd", seed=0)
+    trainer.fit_online(stream, eval_every=10_000, eval_samples=20)
+    assert agem.memory.policy == "reservoir" and len(agem.memory) == 100
+    stored = agem.memory.stored()
+    assert len(stored.y.unique()) == 10  # a uniform sample of the whole stream holds every class
+    naive = ll.Trainer(small_mlp(stream), Naive(), batch_size=10, lr=0.05, optimizer="sgd", seed=0)
+    naive.fit_online(stream, eval_every=10_000, eval_samples=20)
+    differ = [not torch.equal(a, b) for a, b in zip(trainer.model.parameters(), naive.model.parameters())]
+    assert all(differ)  # the steps were projected (same start, same batches)

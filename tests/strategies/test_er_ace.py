@@ -116,3 +116,18 @@ def test_task_loss_hook_gives_the_subtracted_formulation_up_to_rounding(digits):
         assert a == pytest.approx(b, rel=1e-5)
     for a, b in zip(new.matrix, old.matrix):
         assert a == pytest.approx(b, abs=0.02)
+
+
+def test_task_free_stream_replays_once_the_memory_holds_samples(digits):
+    stream = ll.data.online(ll.data.split(digits, n_tasks=5, scenario="class", seed=0), seed=0)
+    ace = ERACE(buffer_size=50, replay_batch_size=10)
+    trainer = ll.Trainer(small_mlp(stream), ace, batch_size=10, lr=0.05, optimizer="sgd", seed=0)
+    trainer.start(stream)
+    x, y = stream[0].train.batch(torch.arange(10))
+    t = torch.zeros_like(y)
+    in_step(trainer, x, y, t)
+    ace.batch(x, y, t)
+    assert ace.first and ace.replayed is None  # nothing to replay yet
+    in_step(trainer, x, y, t)
+    ace.batch(x, y, t)
+    assert not ace.first and len(ace.replayed.y) == 10

@@ -26,6 +26,7 @@ SCENARIOS = {
     "task": "task-incremental: a head per task, the task id is given at train and test time",
     "domain": "domain-incremental: same labels in every task, the input distribution shifts, no task id",
 }
+TASK_FREE = "task-free"  # a stream met once without boundaries or task ids (`data.online`)
 
 
 @runtime_checkable
@@ -229,7 +230,7 @@ class Stream:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.scenario not in SCENARIOS:
+        if self.scenario not in SCENARIOS and self.scenario != TASK_FREE:
             raise DataError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
         masks = torch.zeros(len(self.tasks), self.n_outputs, dtype=torch.bool)
         for task in self.tasks:

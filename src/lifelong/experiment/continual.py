@@ -17,19 +17,21 @@ import torch
 from .. import distributed
 from ..checkpointing import Callback
 from ..configs import check_arguments, check_types, option, whole
-from ..data import BENCHMARKS, SCENARIOS, Split, Stream, benchmark
+from ..data import BENCHMARKS, SCENARIOS, OnlineStream, Split, Stream, benchmark, online
 from ..errors import ConfigError
 from ..models import HEADS, MODELS, as_backbone, build, load_backbone, with_head
 from ..models import info as model_info
-from ..plots import plot_curves, plot_matrix, save_png
+from ..plots import plot_curves, plot_matrix, plot_online, save_png
 from ..runlog import write_csv, write_tensorboard
 from ..strategies import HAT, STRATEGIES, Compose, Strategy, check_scenario, hyper_parameters
-from ..tables import COLUMNS, summary_rows
+from ..tables import header, summary_rows
 from ..training import DEFAULT_OPTIMIZER, OPTIMIZERS, Result, Trainer, resolve_device, resolve_optimizer
 from ..results import RESULTS_SCHEMA
 from .base import Experiment, Record, begin_run, read_records, write_records
 
 FREEZE = ("none", "backbone")
+ONLINE = "online"  # the task-free scenario of `run` (`data.online`)
+ONLINE_OPTIONS = ("blurry", "drift", "eval_every", "eval_samples", "consolidate_every")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
 RECORD_KEYS = ("strategy", "benchmark", "scenario", "seed", "acc", "bwt", "fwt", "forgetting", "matrix",
                "train_seconds", "samples_per_second", "peak_rss_mb", "world_size", "batch_size")
@@ -40,7 +42,9 @@ class RunConfig:
     """Everything a `lifelong run` needs; field names are the CLI options and YAML config keys."""
 
     benchmark: str = option("split-fmnist", "named benchmark; see `lifelong list`")
-    scenario: str | None = option(None, "class, task or domain (default: the benchmark's)", choices=list(SCENARIOS))
+    scenario: str | None = option(None, "class, task or domain (default: the benchmark's), or online: the benchmark's "
+                                  "class- or domain-incremental stream met once, in small batches, without task "
+                                  "boundaries or ids (docs/online.md)", choices=[*SCENARIOS, ONLINE])
     n_tasks: int | None = option(None, "number of tasks (default: the benchmark's)")
     class_order: list[int] | None = option(None, "class order for split benchmarks, e.g. 0,1,2,... (default: drawn "
                                            "from the seed)")
@@ -70,6 +74,14 @@ class RunConfig:
     device: str = option("cpu", "cpu or cuda")
     checkpoint_every: int = option(0, "with --out, also save the whole state every N training steps (default 0: "
                                    "after every task)", metavar="N")
+    blurry: float = option(0.0, "online: the fraction of each task's samples met among a neighbouring task's (blurry "
+                           "boundaries)", metavar="F")
+    drift: float = option(0.0, "online: width, in tasks, of the gradual drift from one task to the next around each "
+                          "boundary", metavar="W")
+    eval_every: int = option(1000, "online: measure the anytime accuracy every N samples met", metavar="N")
+    eval_samples: int = option(1000, "online: held-out test samples per task for the anytime accuracy", metavar="N")
+    consolidate_every: int = option(0, "online: EWC, online EWC, SI, MAS and L2 consolidate every N samples (0: they "
+                                    "are refused, having no task end to consolidate at)", metavar="N")
     validation: float = option(0.0, "hold out this fraction of each task's training data and report accuracies on "
                                "it instead of the test split: for choosing hyper-parameters (default 0: evaluate on "
                                "test)", metavar="F")
@@ -84,8 +96,14 @@ class RunConfig:
         MODELS.get(self.model)
         if self.head not in HEADS:
             raise ConfigError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}", "head")
-        if self.scenario is not None and self.scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}", "scenario")
+        if self.scenario is not None and self.scenario not in (*SCENARIOS, ONLINE):
+            raise ConfigError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}, {ONLINE}",
+                              "scenario")
+        whole(self, "eval_every", "eval_samples")
+        whole(self, "consolidate_every", least=0)
+        for name in ONLINE_OPTIONS:
+            if self.scenario != ONLINE and getattr(self, name) != getattr(RunConfig, name):
+                raise ConfigError(f"`{name}` is for online streams: add `scenario` online, or leave it out", name)
         if not self.strategy:
             raise ConfigError("no strategy given: set `strategy` to a name (see `lifelong list`)", "strategy")
         for spec in self.strategy:
@@ -150,11 +168,15 @@ def make_stream(config: RunConfig, seed: int) -> Stream:
     """The run's stream for `seed`. With `validation` > 0 each task's training data loses that fraction
     (stratified, drawn from the seed), which replaces its test split: a run for choosing
     hyper-parameters, whose accuracies never come from the test data."""
-    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=config.scenario, seed=seed,
+    scenario = None if config.scenario == ONLINE else config.scenario
+    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=scenario, seed=seed,
                        class_order=config.class_order, valid_fraction=config.validation)
+    if config.scenario == ONLINE and stream.scenario == "task":  # no task id in an online stream
+        stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario="class", seed=seed,
+                           class_order=config.class_order, valid_fraction=config.validation)
     if config.validation:
         stream.tasks = [dataclasses.replace(t, test=cast(Split, t.valid), valid=None) for t in stream.tasks]
-    return stream
+    return online(stream, config.blurry, config.drift, seed) if config.scenario == ONLINE else stream
 
 
 
@@ -172,6 +194,8 @@ def record(config: RunConfig, spec: str, seed: int, strategy: Strategy, result: 
         "task_seconds": result.task_seconds, "eval_seconds": result.eval_seconds,
         "samples_seen": result.samples_seen, "options": strategy.options(), "stream": result.stream,
         "world_size": distributed.world_size(), "batch_size": config.batch_size,
+        **({"online": result.online} | {k: m[k] for k in ("aaa", "online_forgetting", "stability_gap")}
+           if result.online is not None else {}),
     }
 
 
@@ -223,7 +247,9 @@ def run(config: RunConfig, on_record: Callable[[dict[str, Any]], None] | None = 
                               progress=progress, label=f"{spec} seed {seed}",
                               checkpoint=checkpoints / name if checkpoints else None,
                               checkpoint_every=config.checkpoint_every, callbacks=callbacks)
-            rec = record(config, spec, seed, strategy, trainer.fit(stream, resume=resume))
+            result = (trainer.fit_online(stream, config.eval_every, config.eval_samples, config.consolidate_every)
+                      if isinstance(stream, OnlineStream) else trainer.fit(stream, resume=resume))
+            rec = record(config, spec, seed, strategy, result)
             rec |= {"optimizer": trainer.optimizer_name, "lr": trainer.lr}
             if done is not None and trainer.states is not None and distributed.is_main():
                 write_records(done, [rec], digest)
@@ -270,7 +296,7 @@ def _preflight(config: RunConfig, device: torch.device) -> None:
     stream = make_stream(config, config.seed)
     for spec in config.strategy:  # each strategy meets a model and trainer as its fits will (`Trainer.start`)
         strategy = make_strategy(spec, config.strategy_options, config.shared_options())
-        check_scenario(strategy, stream.scenario)
+        check_scenario(strategy, stream.scenario, config.consolidate_every > 0)
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # draws stay; the fits warn
             warnings.simplefilter("ignore")
             model = make_model(config, stream, device)
@@ -314,12 +340,14 @@ class RunExperiment(Experiment):
         used = {r["strategy"]: f"{r['optimizer']} lr {r['lr']}" for r in records}  # "adam lr 0.001", or per strategy
         optimizers = (used.popitem()[1] if len(set(used.values())) == 1
                       else ", ".join(f"{k}: {v}" for k, v in used.items()))
-        return (f"{c.benchmark}: {first['scenario']}-incremental, {first['stream']['n_tasks']} tasks, model {c.model}, "
+        kind = (f"online, task-free (from {first['stream']['info']['online']['base']}-incremental), batch "
+                f"{c.batch_size}" if "online" in first else f"{first['scenario']}-incremental")
+        return (f"{c.benchmark}: {kind}, {first['stream']['n_tasks']} tasks, model {c.model}, "
                 f"{c.epochs} epoch(s), {optimizers}, seeds {c.seed}..{c.seed + c.seeds - 1}; accuracies in %"
                 + (f" on {c.validation:g} of the training data held out (not the test split)" if c.validation else ""))
 
     def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:
-        return ["Strategy", "Seeds"] + [title for _, title, _, _ in COLUMNS], summary_rows(records)
+        return header(records), summary_rows(records)
 
     def write(self, out: Path, records: list[Record], plots: bool = True, tensorboard: bool = False) -> None:
         write_run_dir(out, self.config, records, tensorboard=tensorboard, plots=plots)
@@ -341,6 +369,8 @@ def write_run_dir(out: Path, config: RunConfig, records: list[dict[str, Any]], t
         safe = spec.replace("+", "_")
         save_png(plot_matrix(mean, label), out / f"matrix-{safe}.png")
         save_png(plot_curves(mean, label), out / f"curves-{safe}.png")
+        if all(r.get("online") for r in recs):
+            save_png(plot_online([r["online"] for r in recs], label), out / f"online-{safe}.png")
     write_csv(out, records)
     if tensorboard:
         write_tensorboard(out, records)

@@ -12,6 +12,9 @@ so no value is read back from the device.
 
 Memory: an equal quota per task (`per_task`), filled with a random sample of each task's training
 data when the task ends, so the reference batch holds past tasks only (the paper's episodic memory).
+Task-free streams (online A-GEM): no task ends, so the memory is a reservoir of the stream, updated with
+each batch after its step (A-GEM with a reservoir, as in Buzzega et al. 2020's "A-GEM-R"), and the
+reference batch is drawn from all that was met before the batch.
 Hyper-parameters: `buffer_size` (total over tasks; the paper stores a fixed number of samples per
 task), `replay_batch_size` (the size of the reference batch, a random subset of the memory; 128
 here, the Trainer's batch size). A-GEM has no other hyper-parameter.
@@ -24,11 +27,17 @@ same projection.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
-from ..data import Task
+from ..data import TASK_FREE, Stream, Task
+from .base import TASK_BASED
 from .replay import Rehearsal, check_whole
+
+if TYPE_CHECKING:
+    from ..training import Trainer
 
 
 def project(grads: list[Tensor], ref: list[Tensor]) -> list[Tensor]:
@@ -45,10 +54,15 @@ class AGEM(Rehearsal):
     name = "agem"
     summary = "averaged gradient episodic memory: one projection per step (Chaudhry et al. 2019)"
     policy = "per_task"
+    scenarios = TASK_BASED | {TASK_FREE}
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int = 128) -> None:
         check_whole(self, buffer_size=buffer_size, replay_batch_size=replay_batch_size)
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
+
+    def attach(self, trainer: Trainer, stream: Stream) -> None:
+        self.policy = "reservoir" if stream.scenario == TASK_FREE else "per_task"
+        super().attach(trainer, stream)
 
     def after_backward(self) -> None:
         memory = self.memory
@@ -59,6 +73,10 @@ class AGEM(Rehearsal):
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         for p, g in zip(params, project(grads, ref)):
             p.grad = g
+
+    def after_step(self) -> None:
+        if self.policy == "reservoir":
+            self.memory.add(*self.trainer.global_batch())
 
     def after_task(self, task: Task) -> None:
         self.memory.add_split(task.train, task.id, self.trainer.generator)

@@ -41,6 +41,9 @@ class Strategy:
     # Compose refuses partners whose loss or gradient terms would be dropped without a word
     own_update: ClassVar[bool] = False
     default_optimizer: ClassVar[tuple[str, float] | None] = None  # (name, lr) when the strategy needs its own
+    # True: in a task-free stream the strategy can consolidate on a schedule instead of at task ends
+    # (`Trainer.fit_online(consolidate_every=N)` calls `after_task` and `before_task` with windows of samples)
+    scheduled: ClassVar[bool] = False
 
     trainer: Trainer
     stream: Stream
@@ -95,6 +98,10 @@ class Strategy:
     def predict(self, x: Tensor, t: Tensor) -> Tensor:
         """Logits for evaluation (default: the model's output)."""
         return self.model(x)
+
+    def observe(self, x: Tensor, y: Tensor) -> None:
+        """Task-free streams (`Trainer.fit_online`): a strategy that learns without gradient steps (NCM,
+        SLDA) takes each incoming batch here, and the Trainer takes no optimiser step."""
 
     def state_dict(self) -> dict[str, Any]:
         """The strategy's state: tensors and JSON-serialisable values only."""
@@ -221,6 +228,10 @@ class Compose(Strategy):
     def predict(self, x: Tensor, t: Tensor) -> Tensor:
         chosen = self._with("predict")
         return chosen[-1].predict(x, t) if chosen else self.model(x)
+
+    def observe(self, x: Tensor, y: Tensor) -> None:
+        for s in self._with("observe"):
+            s.observe(x, y)
 
     def state_dict(self) -> dict[str, Any]:
         return {f"{i}.{k}": v for i, s in enumerate(self.parts) for k, v in s.state_dict().items()}

@@ -13,7 +13,8 @@ memory) uses all logits. The first term is the Trainer's `criterion` (a softmax 
 default cross-entropy) on the logits outside C_in set to the dtype's minimum (`task_loss`), the second
 the same criterion on the replayed batch (`loss`).
 
-Class-incremental streams, with or without task boundaries: with a task id (task-IL) or shared labels
+Class-incremental streams, with or without task boundaries (task-free: the incoming batch alone while
+the memory is empty, as on the first task): with a task id (task-IL) or shared labels
 (domain-IL) the logits of old classes are not in competition with the new ones and ER-ACE reduces to
 ER (`replay`), so the Trainer refuses those (`scenarios`). Hyper-parameters: `buffer_size`,
 `replay_batch_size` (128, the Trainer's batch size: as many replayed as incoming samples, as in the paper).
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..data.stream import TASK_FREE
 from .replay import Rehearsal, check_whole
 
 if TYPE_CHECKING:
@@ -61,9 +63,11 @@ class ERACE(Rehearsal):
         """C_in (the classes of the whole global batch, so every rank agrees), the replayed samples, and
         the global batch into the memory."""
         gx, gy, gt = self.trainer.global_batch()
+        memory = self.memory
+        if self.stream.scenario == TASK_FREE:  # no first task to tell: replay once the memory holds samples
+            self.first = not memory.filled
         self.present = torch.zeros_like(self.seen).index_fill_(0, gy, True)
         self.seen |= self.present
-        memory = self.memory
         self.replayed = None if self.first else memory.sample(self.replay_batch_size)
         memory.add(gx, gy, gt)
         return x, y, t

@@ -6,7 +6,8 @@ exp(-1/2 ||f(x) - mu_c||^2), with mu_c the mean feature of class c, so the logit
 -1/2 ||f(x) - mu_c||^2, with f the model's pre-logits (`models.pre_logits`, the classifier's input). The
 backbone is never trained: use a pretrained one (`lifelong run --backbone PATH`).
 Each task's training samples pass once through it (features computed once) and update the running
-sums and counts of their classes; a class not yet seen is never predicted. No hyper-parameters.
+sums and counts of their classes; a class not yet seen is never predicted. In a task-free stream each
+incoming batch updates them as it arrives (`observe`). No hyper-parameters.
 Data-parallel training: each rank computes the features of its share of the task's samples, the shares
 are gathered in order (`gathered_outputs`) and every rank makes the same update, so the statistics
 are the same on every rank and equal to one process's (SLDA's recursion depends on the order).
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..models import check_contract, pre_logits
-from .base import Strategy, gathered_outputs
+from ..data.stream import TASK_FREE
+from .base import TASK_BASED, Strategy, gathered_outputs
 from .importance import eval_mode
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class NCM(Strategy):
 
     name = "ncm"
     summary = "nearest class mean on frozen features, no gradient training (Mensink et al. 2013)"
+    scenarios = TASK_BASED | {TASK_FREE}
 
     def attach(self, trainer: Trainer, stream: Stream) -> None:
         check_contract(trainer.model, self.name)
@@ -52,6 +55,11 @@ class NCM(Strategy):
         y = task.train.y.to(dev)
         for i in range(0, len(y), size):  # the samples in the task's order, as a stream
             self.update(z[i : i + size], y[i : i + size])
+
+    def observe(self, x: Tensor, y: Tensor) -> None:
+        with eval_mode(self.model), torch.no_grad():
+            z = pre_logits(self.model, x)
+        self.update(z, y)
 
     def update(self, z: Tensor, y: Tensor) -> None:
         """Add the features `z` of samples of classes `y` to the running sums and counts."""

@@ -58,7 +58,10 @@ def prox_step(opt: torch.optim.Optimizer, group: dict[str, Any]) -> float:
 class QuadraticPenalty(Strategy):
     """Holds Ω (importance), θ* (centre) and const per parameter name; subclasses decide Ω and θ*.
     step: "explicit" (the penalty's gradient is added to the task's) or "implicit" (its proximal step
-    after the optimiser's; stable at any weight), see the module doc."""
+    after the optimiser's; stable at any weight), see the module doc. In a task-free stream the penalty
+    consolidates on a schedule (`scheduled`): each window of samples is a task."""
+
+    scheduled = True
 
     def __init__(self, step: str = "explicit") -> None:
         if step not in STEPS:
