@@ -144,6 +144,29 @@ def data_digest(stream: Stream) -> str:
     return h.hexdigest()[:16]
 
 
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """An optimiser's per-parameter state (Adam's moments, SGD's momentum): its tensors, as
+    `optimizer.<i>.<name>`, and its other values by parameter index `str(i)`."""
+    tensors: dict[str, Tensor] = {}
+    values: dict[str, Any] = {}
+    for i, state in optimizer.state_dict()["state"].items():
+        opt_tensors, values[str(i)] = split_state(state, f"optimizer.{i}.")
+        tensors |= opt_tensors
+    return tensors, values
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], values: dict[str, Any]) -> None:
+    """Restore into `optimizer` (over the same parameters) what `optimizer_state` returned; `tensors` may hold
+    others (those without the `optimizer.` prefix are ignored)."""
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in values.items()}
+    for key, v in strip_prefix(tensors, "optimizer.").items():
+        i, name = key.split(".", 1)
+        state[int(i)][name] = v
+    whole = optimizer.state_dict()
+    whole["state"] = state
+    optimizer.load_state_dict(whole)
+
+
 def model_digest(model: nn.Module) -> str:
     """A digest (16 hex digits) of `model`'s architecture: its state's names, shapes and types, and which
     parameters are trained (a frozen backbone's are not)."""
@@ -231,10 +254,8 @@ class Checkpointing(Callback):
         pos = trainer.position
         tensors, values = self.snapshot(trainer)
         tensors |= {"epoch.perm": pos.perm, "epoch.total": total}
-        optimizer: dict[str, Any] = {}
-        for i, state in trainer.optimizer.state_dict()["state"].items():
-            opt_tensors, optimizer[str(i)] = split_state(state, f"optimizer.{i}.")
-            tensors |= opt_tensors
+        opt_tensors, optimizer = optimizer_state(trainer.optimizer)
+        tensors |= opt_tensors
         n_batches = trainer.step - pos.first_step
         values |= {"optimizer": optimizer, "position": {
             "epoch": pos.epoch, "batch": n_batches * trainer.batch_size, "n_batches": n_batches,
@@ -289,13 +310,7 @@ class Checkpointing(Callback):
         _, tensors, values = self.pending
         self.pending = None
         self._load(trainer, tensors, values)
-        optimizer: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in values["optimizer"].items()}
-        for key, v in strip_prefix(tensors, "optimizer.").items():
-            i, name = key.split(".", 1)
-            optimizer[int(i)][name] = v
-        state = trainer.optimizer.state_dict()
-        state["state"] = optimizer
-        trainer.optimizer.load_state_dict(state)
+        load_optimizer_state(trainer.optimizer, tensors, values["optimizer"])
         pos, total = values["position"], tensors["epoch.total"]
         if total.dim() == 1:  # each rank's running loss sum: this rank's, or their mean under another world size
             total = total[distributed.rank()] if len(total) == distributed.world_size() else total.mean()

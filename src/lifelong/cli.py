@@ -1,4 +1,4 @@
-"""Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `bench`, `report` and `list`.
+"""Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `bench`, `tune`, `serve`, `report` and `list`.
 A thin front over the library: each computing command is an `Experiment` (`experiment.EXPERIMENTS`)
 whose config dataclass gives its options (`configs.option_specs`); nothing else lives here. The parser
 and `list` come from `catalog` (a cache of them), and PyTorch is imported only by the commands that
@@ -217,6 +217,7 @@ def parser() -> Parser:
     p_tune.add_argument("--threads", type=_threads, metavar="N", default=1,
                         help="CPU threads of each trial (default 1)")
     _add_ray_options(p_tune, "the trials")
+    _add_serve(sub, specs["run"])
     p_report = sub.add_parser("report", help="Markdown + HTML report (tables, plots) from run folders")
     p_report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run folders, or folders holding them")
     p_report.add_argument("--out", type=Path, help="report folder (default: DIR/report of the first DIR)")
@@ -225,6 +226,40 @@ def parser() -> Parser:
 
 CONTROL = ("command", "config", "out", "overwrite", "resume", "json", "threads", "tensorboard",
            "nproc")  # not config keys
+SERVING = ("state", "host", "port", "token_file", "read_token_file", "max_batch", "max_bytes", "checkpoint_every",
+           "holdout", "replay_log", "out", "threads")  # `serve`'s options that are not the learner's (ServeConfig)
+
+
+def _add_serve(sub: Any, run: dict[str, Any]) -> None:
+    """`lifelong serve`: the learner's options (`serve.config.ServeConfig`, torch-free) and the strategies'
+    own options (those of `run`), then the service's."""
+    from .serve.config import ServeConfig
+
+    p = sub.add_parser("serve", help="an HTTP service holding one continually-learning model: /learn, /predict, "
+                       "/status, /metrics (docs/serve.md; needs the extra serve)")
+    add_options(p, option_specs(ServeConfig))
+    p.add_argument("--state", type=Path, metavar="DIR", help="the learner's folder: its options, write-ahead log "
+                   "and saved states; restart with just --state DIR to resume it")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the bearer token every request "
+                   "but /health needs (default: the variable LIFELONG_TOKEN)")
+    p.add_argument("--read-token-file", type=Path, metavar="FILE", help="file holding a read-only token: /predict "
+                   "and /status only (default: the variable LIFELONG_READ_TOKEN, if set)")
+    p.add_argument("--max-batch", type=int, default=1024, metavar="N", help="most rows per request (default 1024)")
+    p.add_argument("--max-bytes", type=int, default=16 * 2**20, metavar="N", help="largest request body in bytes "
+                   "(default 16 MiB)")
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="save the learner's whole state "
+                   "every N samples learnt (default 1000; 0: only at a clean stop); a restart replays the log after it")
+    p.add_argument("--holdout", type=Path, metavar="FILE", help=".npz with arrays x and y: /status gives the anytime "
+                   "accuracy on its samples of the classes learnt so far")
+    p.add_argument("--replay-log", type=Path, metavar="DIR", help="serve nothing: learn the log of the learner in DIR "
+                   "again, offline, with its options (an audit against its newest state) or others given here")
+    p.add_argument("--out", type=Path, metavar="PATH", help="with --replay-log: write the model and strategy to "
+                   "PATH.safetensors/.json")
+    p.add_argument("--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
+                   help="CPU threads for PyTorch (default: PyTorch's, one per core)")
+    add_options(p.add_argument_group(run["method_group"]), run["method_options"])
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -447,6 +482,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.config import ServeConfig
+
+    fields = {f.name for f in dataclasses.fields(ServeConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    with computing(args):
+        from .experiment import EXPERIMENTS
+        from .serve.command import main as serve
+
+        for dest, (name, arg, _) in method_options(EXPERIMENTS["run"]).items():
+            if dest in vars(args):
+                given.setdefault("strategy_options", {}).setdefault(name, {})[arg] = getattr(args, dest)
+        return serve(args, given)
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     for title, entries in commands()["lists"]:
         print(f"{title}:")
@@ -460,6 +510,11 @@ def flags(command: str | None) -> dict[str, str]:
     """Python argument -> its flag in `command`: config fields (batch_size -> --batch-size), the method
     options of its registry (ewc.lam -> --ewc-lambda), and the output options (out -> --out)."""
     specs = commands()["commands"]
+    if command == "serve":
+        from .serve.config import ServeConfig
+
+        own = [f.name for f in dataclasses.fields(ServeConfig) if f.metadata.get("cli", True)]
+        return specs["run"]["flags"] | {name: flag(name) for name in (*own, *SERVING)}
     return specs[command]["flags"] if command in specs else _control_flags()
 
 
@@ -552,8 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.nproc > 1 or distributed.launched():
                     with computing(args):
                         return spawn(args, sys.argv[1:] if argv is None else argv)
-            return {"list": cmd_list, "report": cmd_report, "bench": cmd_bench, "tune": cmd_tune}.get(
-                args.command, execute)(args)
+            return {"list": cmd_list, "report": cmd_report, "bench": cmd_bench, "tune": cmd_tune,
+                    "serve": cmd_serve}.get(args.command, execute)(args)
     except LifelongError as err:
         if _speaks():
             print(f"lifelong: error: {message(err, args.command)}", file=sys.stderr)
