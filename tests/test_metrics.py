@@ -91,12 +91,22 @@ def test_stability_gap_is_the_dip_right_after_each_shift():
     # shift 0 (point 1): task 0: 0.9 - min(0.4, 0.7) = 0.5
     # shift 1 (point 3): task 0: 0.7 - min(0.6, 0.8) = 0.1; task 1: 0.9 - min(0.3, 0.5) = 0.6
     assert metrics.stability_gap(SAMPLES, TASKS, ENDS) == pytest.approx((0.5 + 0.1 + 0.6) / 3)
+    rising = [[0.5, 0.0], [0.6, 0.1], [0.9, 0.8], [0.8, 0.9]]  # task 0 only rises after the shift: no gap
+    assert metrics.stability_gap([1, 2, 3, 4], rising, [2, 4]) == 0.0
+
+
+def test_min_and_worst_case_accuracy():
+    # task 0 after point 1: min(0.4, 0.7, 0.6, 0.8) = 0.4; task 1 after point 3: min(0.3, 0.5) = 0.3
+    assert metrics.min_accuracy(SAMPLES, TASKS, ENDS) == pytest.approx(0.35)
+    assert metrics.worst_case_accuracy(SAMPLES, TASKS, ENDS) == pytest.approx(0.9 / 3 + 2 / 3 * 0.35)
 
 
 def test_online_summary_and_bad_curves():
     curve = {"samples": SAMPLES, "tasks": TASKS, "ends": ENDS, "anytime": [0.5, 0.9, 0.5, 0.8, 0.5, 0.7]}
     out = metrics.online_summary(curve)
     assert out["aaa"] == pytest.approx(3.9 / 6) and out["final_anytime"] == 0.7
+    grid = metrics.online_summary(curve | {"regular": [False, True, False, True, False, True]})
+    assert grid["aaa"] == pytest.approx((0.9 + 0.8 + 0.7) / 3)  # boundary-only points are left out
     assert metrics.online_forgetting(SAMPLES, [r[:1] for r in TASKS], [300]) == 0.0
     with pytest.raises(ValueError, match="points x"):
         metrics.stability_gap(SAMPLES, TASKS[:-1], ENDS)

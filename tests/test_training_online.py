@@ -96,6 +96,19 @@ def test_scheduled_consolidation_covers_the_stream_once_in_windows(stream):
     assert strategy.omega  # consolidated: the penalty holds its anchor
 
 
+def test_only_the_consolidating_parts_are_told_of_windows(stream):
+    with pytest.raises(ConfigError, match="`consolidate_every` .5. must be at least `batch_size`"):
+        ll.Trainer(mlp(stream), L2(), batch_size=10).fit_online(stream, consolidate_every=5)
+    ncm = NCM()
+    trainer = ll.Trainer(mlp(stream), ll.Compose(ncm, L2()), batch_size=10)
+    result = trainer.fit_online(stream, eval_every=10_000, eval_samples=10, consolidate_every=200)
+    assert int(ncm.counts.sum()) == len(stream.order)  # each sample counted once, not again per window
+    assert result.online["consolidate_every"] == 200
+    plain = ll.Trainer(mlp(stream), Naive(), batch_size=10).fit_online(stream, eval_every=10_000, eval_samples=10,
+                                                                       consolidate_every=200)
+    assert plain.online["consolidate_every"] == 0  # nothing consolidates
+
+
 def test_gradient_free_strategy_observes_every_batch_once(stream):
     trainer = ll.Trainer(mlp(stream), NCM(), batch_size=10, seed=0)
     weights = params(trainer.model).clone()

@@ -109,21 +109,42 @@ def online_forgetting(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]
 
 def stability_gap(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> float:
     """The stability gap (De Lange, van de Ven & Tuytelaars 2023): right after each shift k (the end of
-    segment k), the drop of an old task j <= k's accuracy below its value at the shift,
-    A[e_k, j] - min_{e_k < p <= e_{k+1}} A[p, j], averaged over shifts and old tasks; measured at the
-    curve's resolution, so evaluate often (small `eval_every`) to see it. 0 with one task."""
+    segment k), how far an old task j <= k's accuracy dips below its value at the shift,
+    max(0, A[e_k, j] - min_{e_k < p <= e_{k+1}} A[p, j]), averaged over shifts and old tasks; measured at
+    the curve's resolution, so evaluate often (small `eval_every`) to see it. 0 with one task."""
     a, at = _curve(samples, tasks, ends)
-    gaps = [a[at[k], j] - a[at[k] + 1: at[k + 1] + 1, j].min()
+    gaps = [max(0.0, a[at[k], j] - a[at[k] + 1: at[k + 1] + 1, j].min())
             for k in range(len(ends) - 1) if at[k + 1] > at[k] for j in range(k + 1)]
     return float(np.mean(gaps)) if gaps else 0.0
 
 
+def min_accuracy(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> float:
+    """min-ACC at the end of the stream (De Lange et al. 2023): for each task j but the last, its
+    lowest accuracy at any point after its segment, averaged over those tasks: the worst an old task got.
+    The last task's accuracy with one task."""
+    a, at = _curve(samples, tasks, ends)
+    t = a.shape[1]
+    lows = [a[at[j] + 1:, j].min() for j in range(t - 1) if at[j] + 1 < len(a)]
+    return float(np.mean(lows)) if lows else float(a[-1, -1])
+
+
+def worst_case_accuracy(samples: Sequence[int], tasks: Matrix, ends: Sequence[int]) -> float:
+    """WC-ACC at the end of the stream (De Lange et al. 2023): (1/T) A[P, T-1] + (1 - 1/T) min-ACC,
+    the last task's final accuracy traded against the worst the old ones got."""
+    a = np.asarray(tasks, dtype=np.float64)
+    t = a.shape[1]
+    return float(a[-1, -1] / t + (1 - 1 / t) * min_accuracy(samples, tasks, ends))
+
+
 def online_summary(curve: dict) -> dict[str, float]:
-    """The online metrics of a curve (`Trainer.fit_online`'s: "samples", "anytime", "tasks", "ends"):
-    average and final anytime accuracy, online forgetting and the stability gap."""
-    s, tasks, ends = curve["samples"], curve["tasks"], curve["ends"]
-    return {"aaa": average_anytime_accuracy(curve["anytime"]), "final_anytime": float(curve["anytime"][-1]),
-            "online_forgetting": online_forgetting(s, tasks, ends), "stability_gap": stability_gap(s, tasks, ends)}
+    """The online metrics of a curve (`Trainer.fit_online`'s: "samples", "anytime", "tasks", "ends", and
+    "regular", which points are on the `eval_every` grid): AAA over the grid's points (all points if none
+    is marked), the final anytime accuracy, online forgetting, the stability gap, min-ACC and WC-ACC."""
+    s, tasks, ends, anytime = curve["samples"], curve["tasks"], curve["ends"], curve["anytime"]
+    grid = [a for a, on in zip(anytime, curve.get("regular", [])) if on] or anytime
+    return {"aaa": average_anytime_accuracy(grid), "final_anytime": float(anytime[-1]),
+            "online_forgetting": online_forgetting(s, tasks, ends), "stability_gap": stability_gap(s, tasks, ends),
+            "min_acc": min_accuracy(s, tasks, ends), "wc_acc": worst_case_accuracy(s, tasks, ends)}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

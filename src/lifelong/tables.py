@@ -24,6 +24,7 @@ ONLINE_COLUMNS: list[Column] = [  # task-free online runs (`metrics.online_summa
     ("aaa", "AAA", 100, 2),
     ("online_forgetting", "Online forgetting", 100, 2),
     ("stability_gap", "Stability gap", 100, 2),
+    ("wc_acc", "WC-ACC", 100, 2),
 ]
 
 

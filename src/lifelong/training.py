@@ -309,12 +309,16 @@ class Trainer:
         a fixed held-out set (up to `eval_samples` test samples of each task, drawn with the seed) per task,
         and the anytime accuracy, on those of its samples whose task and class have been met so far; at each
         hidden boundary, the whole test row of the accuracy matrix. The result's `online` holds that curve
-        (`metrics.online_summary`). Strategies that consolidate at task ends (EWC, SI, ...: `scheduled`) do
-        so every `consolidate_every` samples (0: never; such a strategy is then refused), on the samples met
-        since the last consolidation. An online fit is not
-        checkpointed mid-stream: a resumed run learns it again from the start."""
+        (`metrics.online_summary`; AAA averages the points of the regular grid). The parts of the strategy
+        that consolidate at task ends (EWC, SI, ...: `scheduled`) do so every `consolidate_every` samples (0:
+        never; such a strategy is then refused), on the samples met since the last consolidation (other
+        parts are not told). An online fit is not checkpointed mid-stream: a resumed run learns it again
+        from the start."""
         whole_numbers({"eval_every": eval_every, "eval_samples": eval_samples})
         whole_numbers({"consolidate_every": consolidate_every}, least=0)
+        if 0 < consolidate_every < self.batch_size:
+            raise ConfigError(f"`consolidate_every` ({consolidate_every}) must be at least `batch_size` "
+                              f"({self.batch_size}): a window holds whole batches", "consolidate_every")
         self.start(stream, scheduled=consolidate_every > 0)
         grow_heads(self.model, [u for t in stream for u in t.units])  # no boundary tells a growing head to grow
         stream = self.stream  # type: ignore[assignment]  # on the training device
@@ -322,31 +326,39 @@ class Trainer:
         train, origin = stream.training_data()
         order, n = stream.order.to(train.y.device), len(stream.order)
         probe = _Probe(self, stream, eval_samples)
-        marks = sorted({*range(eval_every, n, eval_every), *stream.ends})
+        regular, ends = list(range(eval_every, n + 1, eval_every)), list(stream.ends)
         progress, t_start = self.progress, time.perf_counter()
         self._task_start = t_start
-        windows = sorted({*range(consolidate_every, n, consolidate_every)}) if consolidate_every else []
-        if consolidate_every:
-            self.strategy.before_task(window(train, order, 0, 0, 0))
+        scheduled = [s for s in self.strategy.children() if s.scheduled] if consolidate_every else []
+        windows = list(range(consolidate_every, n, consolidate_every)) if scheduled else []
+        for part in scheduled:
+            part.before_task(window(train, order, 0, 0, 0))
         since = [0, 0]  # the current consolidation window's start and number
 
         def tick(trainer: Trainer) -> None:
             met = min(trainer.step * trainer.batch_size, n)
             probe.meet(order[probe.met:met], train.y, origin)
-            while windows and met >= windows[0]:
-                trainer.strategy.after_task(window(train, order, since[0], met, since[1]))
+            if windows and met >= windows[0]:  # windows hold whole batches: one is over
+                for part in scheduled:
+                    part.after_task(window(train, order, since[0], met, since[1]))
                 since[:] = [met, since[1] + 1]
-                trainer.strategy.before_task(window(train, order, met, met, since[1]))
+                for part in scheduled:
+                    part.before_task(window(train, order, met, met, since[1]))
                 windows.pop(0)
-            while marks and met >= marks[0]:
-                t0 = time.perf_counter()
-                probe.measure(met)
-                if marks[0] in stream.ends:
-                    progress.matrix.append(self.evaluate(stream))
-                    progress.task_seconds.append(time.perf_counter() - t_start - progress.eval_seconds
-                                                 - sum(progress.task_seconds))
-                progress.eval_seconds += time.perf_counter() - t0
-                marks.pop(0)
+            on_grid, at_end = bool(regular) and met >= regular[0], bool(ends) and met >= ends[0]
+            if not (on_grid or at_end):
+                return
+            t0 = time.perf_counter()
+            probe.measure(met, on_grid)  # once, however many marks this batch reached
+            while regular and met >= regular[0]:
+                regular.pop(0)
+            if at_end:
+                row = self.evaluate(stream)
+                progress.task_seconds.append(t0 - t_start - progress.eval_seconds - sum(progress.task_seconds))
+                while ends and met >= ends[0]:  # (a batch can end several tiny segments)
+                    progress.matrix.append(row)
+                    ends.pop(0)
+            progress.eval_seconds += time.perf_counter() - t0
 
         self.model.train()
         self.bar = tqdm(total=math.ceil(n / self.batch_size), disable=not self.progress_bar, file=sys.stderr,
@@ -376,7 +388,7 @@ class Trainer:
         self._check_parameters(stream.tasks[-1])
         result = self.result()
         result.online = {**probe.curve(), "ends": stream.ends, "eval_every": eval_every,
-                         "consolidate_every": consolidate_every}
+                         "consolidate_every": consolidate_every if scheduled else 0}
         return result
 
     def learn(self, x: Tensor, y: Tensor) -> Tensor:
@@ -563,6 +575,7 @@ class _Probe:
                                    .to(t.test.y.device)) for t in stream]
         self.seen = torch.zeros(len(stream), stream.n_outputs, dtype=torch.bool)
         self.samples: list[int] = []
+        self.regular: list[bool] = []
         self.anytime: list[float] = []
         self.tasks: list[list[float]] = []
 
@@ -573,7 +586,8 @@ class _Probe:
             self.met += len(idx)
 
     @torch.no_grad()
-    def measure(self, met: int) -> None:
+    def measure(self, met: int, regular: bool) -> None:
+        """Measure the curve's point after `met` samples; `regular`: a point of the `eval_every` grid."""
         trainer = self.trainer
         was_training = trainer.model.training
         trainer.model.eval()
@@ -583,7 +597,7 @@ class _Probe:
                 hits, ys = [], []
                 for x, y in held.batches(torch.arange(len(held), device=held.y.device).split(trainer.eval_batch_size)):
                     x, y = x.to(trainer.device), y.to(trainer.device)
-                    hits.append(trainer.predict(x, torch.full_like(y, task.id)).argmax(1) == y)
+                    hits.append(trainer.predict(x, torch.zeros_like(y)).argmax(1) == y)  # no task id
                     ys.append(y)
                 hit, y = torch.cat(hits).cpu(), torch.cat(ys).cpu()
                 per_task.append(float(hit.float().mean()))
@@ -592,11 +606,12 @@ class _Probe:
         finally:
             trainer.model.train(was_training)
         self.samples.append(met)
+        self.regular.append(regular)
         self.tasks.append(per_task)
         self.anytime.append(right / total if total else 0.0)
 
     def curve(self) -> dict[str, Any]:
-        return {"samples": self.samples, "anytime": self.anytime, "tasks": self.tasks}
+        return {"samples": self.samples, "regular": self.regular, "anytime": self.anytime, "tasks": self.tasks}
 
 
 def _concat(tasks: list[Task]) -> tuple[Split, Tensor]:

@@ -28,6 +28,7 @@ def test_retrieves_the_candidates_a_virtual_step_hurts_most():
     c = ll.memory.Samples(torch.randn(12, 6, generator=g), torch.randint(0, 4, (12,), generator=g),
                           torch.zeros(12, dtype=torch.long), None)
     x, y = torch.randn(10, 6, generator=g), torch.randint(0, 4, (10,), generator=g)
+    mir.memory.add(c.x, c.y, c.t)  # the candidates are 12 distinct stored samples
     before_params = [p.detach().clone() for p in trainer.model.parameters()]
     picked = mir.retrieve(c, x, y, torch.zeros_like(y))
     virtual = copy.deepcopy(trainer.model)  # the paper's virtual SGD step, by hand
@@ -72,3 +73,14 @@ def test_mir_replays_better_than_naive_on_an_online_stream(digits):
 def test_bad_sizes_are_config_errors():
     with pytest.raises(ConfigError, match="`candidates` of mir must be a whole number"):
         MIR(candidates=0)
+
+
+def test_a_small_memory_gives_each_stored_sample_at_most_once_before_repeats():
+    mir = MIR(buffer_size=40, replay_batch_size=3, candidates=12)
+    trainer = started(mir)
+    x, y = torch.randn(2, 6), torch.tensor([0, 1])
+    in_step(trainer, x, y, torch.zeros_like(y))
+    mir.memory.add(x, y, torch.zeros_like(y))  # 2 stored, 12 candidates drawn: 10 are repeats
+    picked = mir.retrieve(mir.memory.sample(12), torch.randn(10, 6), torch.randint(0, 4, (10,)),
+                          torch.zeros(10, dtype=torch.long))
+    assert {tuple(r.tolist()) for r in picked.x[:2]} == {tuple(r.tolist()) for r in x}  # both, before any repeat

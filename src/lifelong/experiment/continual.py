@@ -104,6 +104,8 @@ class RunConfig:
         for name in ONLINE_OPTIONS:
             if self.scenario != ONLINE and getattr(self, name) != getattr(RunConfig, name):
                 raise ConfigError(f"`{name}` is for online streams: add `scenario` online, or leave it out", name)
+        if self.scenario == ONLINE:
+            self.check_online()
         if not self.strategy:
             raise ConfigError("no strategy given: set `strategy` to a name (see `lifelong list`)", "strategy")
         for spec in self.strategy:
@@ -131,6 +133,20 @@ class RunConfig:
         for spec in self.strategy:  # its options, and the optimiser's settings with it (`momentum`, ...)
             resolve_optimizer(make_strategy(spec, self.strategy_options, self.shared_options()), self.optimizer,
                               self.lr, self.momentum, self.weight_decay)
+
+    def check_online(self) -> None:
+        """Refuse the options an online run cannot honour: more than one pass, mid-stream states, and a
+        consolidation schedule that no strategy of the run follows."""
+        if self.epochs != 1:
+            raise ConfigError(f"an online stream is met once: leave `epochs` out (got {self.epochs})", "epochs")
+        if self.checkpoint_every:
+            raise ConfigError("an online fit is not saved mid-stream (`resume` learns it again): leave "
+                              "`checkpoint_every` out", "checkpoint_every")
+        timed = [e.name for e in STRATEGIES if getattr(e.factory, "scheduled", False)]
+        parts = {name for spec in self.strategy for name in spec.split("+")}
+        if self.consolidate_every and not parts & set(timed):
+            raise ConfigError(f"`consolidate_every` sets when {', '.join(timed)} consolidate, and the run has none of "
+                              "them: leave it out", "consolidate_every")
 
     def unused_options(self) -> list[str]:
         """The strategies of `strategy_options` that no strategy of the run is or composes."""
@@ -343,7 +359,8 @@ class RunExperiment(Experiment):
         kind = (f"online, task-free (from {first['stream']['info']['online']['base']}-incremental), batch "
                 f"{c.batch_size}" if "online" in first else f"{first['scenario']}-incremental")
         return (f"{c.benchmark}: {kind}, {first['stream']['n_tasks']} tasks, model {c.model}, "
-                f"{c.epochs} epoch(s), {optimizers}, seeds {c.seed}..{c.seed + c.seeds - 1}; accuracies in %"
+                + ("one pass" if c.scenario == ONLINE else f"{c.epochs} epoch(s)")
+                + f", {optimizers}, seeds {c.seed}..{c.seed + c.seeds - 1}; accuracies in %"
                 + (f" on {c.validation:g} of the training data held out (not the test split)" if c.validation else ""))
 
     def table(self, records: list[Record]) -> tuple[list[str], list[list[str]]]:

@@ -12,8 +12,11 @@ their loss,
     s(x, y) = l(f_θv(x), y) - l(f_θ(x), y),
 
 and the k highest-scoring candidates join B_n for the real step on B_n ∪ B_k (the same step as ER's on
-B_n ∪ B_M, `replay`); B_n then enters the memory (reservoir sampling). The scores use the per-sample
-cross-entropy, as the paper; α is the optimiser's learning rate (its first parameter group's).
+B_n ∪ B_M, `replay`: one mean over the joined batch, where the authors' code adds the two batches' mean
+losses); B_n then enters the memory (reservoir sampling). The scores use the per-sample cross-entropy, as
+the paper, with the model in training mode, as the authors' code (a BatchNorm model's running statistics
+see the candidates); α is the optimiser's learning rate (its first parameter group's). While the memory
+holds fewer than C samples, the candidates are all of them (the repeats are never preferred).
 
 Hyper-parameters: `buffer_size` (500), `replay_batch_size` k (10: as many replayed as incoming samples in
 the usual online batch of 10, as in the paper's experiments), `candidates` C (50, five times k). Task-free
@@ -74,5 +77,6 @@ class MIR(Replay):
             virtual = {n: p if g is None else p - lr * g for (n, p), g in zip(named.items(), grads)}
             before = F.cross_entropy(mask(model(c.x), c.t), c.y, reduction="none")
             after = F.cross_entropy(mask(functional_call(model, virtual, (c.x,)), c.t), c.y, reduction="none")
-            top = (after - before).topk(min(self.replay_batch_size, len(c.y))).indices
+            repeat = torch.arange(len(c.y), device=c.y.device) >= self.memory.size  # (a memory holding < C)
+            top = (after - before).masked_fill(repeat, -torch.inf).topk(min(self.replay_batch_size, len(c.y))).indices
         return each(c, lambda v: v[top])
