@@ -55,7 +55,10 @@ def start(folder: Path, token: str, options: list[str]) -> tuple[subprocess.Pope
 
 
 def client(url: str, token: str, x: np.ndarray, y: np.ndarray, batch: int, until: float, seed: int,
-           learn: list[float], predict: list[float]) -> None:
+           learn: list[float], predict: list[float], refused: list[int], errors: list[str]) -> None:
+    """One client's loop; a /learn refused while the learner is behind (503 with Retry-After: --max-pending)
+    waits as told and counts in `refused`, any other failure ends the client and is kept in `errors` (the
+    main thread raises it: an exception in a thread would only be printed)."""
     rng = np.random.default_rng(seed)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         while time.perf_counter() < until:
@@ -63,9 +66,15 @@ def client(url: str, token: str, x: np.ndarray, y: np.ndarray, batch: int, until
             t0 = time.perf_counter()
             r = c.post("/learn", json={"x": x[idx].tolist(), "y": y[idx].tolist()})
             t1 = time.perf_counter()
+            if r.status_code == 503 and "retry-after" in r.headers:
+                refused.append(1)
+                time.sleep(float(r.headers["retry-after"]))
+                continue
             p = c.post("/predict", json={"x": x[idx[:1]].tolist()})
             t2 = time.perf_counter()
-            assert r.status_code == 200 and p.status_code == 200, (r.text, p.text)
+            if r.status_code != 200 or p.status_code != 200:
+                errors.append(f"/learn {r.status_code} {r.text[:200]}; /predict {p.status_code} {p.text[:200]}")
+                return
             learn.append(t1 - t0)
             predict.append(t2 - t1)
 
@@ -79,15 +88,19 @@ def phase(url: str, token: str, n: int, seconds: float, batch: int, x: np.ndarra
         time.sleep(0.1)
     learn: list[float] = []
     predict: list[float] = []
+    refused: list[int] = []
+    errors: list[str] = []
     until = time.perf_counter() + seconds
-    threads = [threading.Thread(target=client, args=(url, token, x, y, batch, until, i, learn, predict))
-               for i in range(n)]
+    threads = [threading.Thread(target=client, args=(url, token, x, y, batch, until, i, learn, predict, refused,
+                                                     errors)) for i in range(n)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"a client failed: {errors[0]}")
     after = status(url, token)
     ms = 1000 * np.array(predict)
     lms = 1000 * np.array(learn)
@@ -96,7 +109,7 @@ def phase(url: str, token: str, n: int, seconds: float, batch: int, x: np.ndarra
             "pending": after["batches_logged"] - after["batches_learned"],
             "learn_p50": float(np.percentile(lms, 50)), "learn_p99": float(np.percentile(lms, 99)),
             "predict_p50": float(np.percentile(ms, 50)), "predict_p99": float(np.percentile(ms, 99)),
-            "requests": 2 * len(learn)}
+            "requests": 2 * len(learn), "refused": len(refused)}
 
 
 def main() -> None:
@@ -125,6 +138,8 @@ def main() -> None:
                 print(f"| {n} | {r['acked_per_s']:.0f} | {r['learned_per_s']:.0f} | {r['pending']:.0f} | "
                       f"{r['learn_p50']:.1f} / {r['learn_p99']:.1f} | "
                       f"{r['predict_p50']:.1f} / {r['predict_p99']:.1f} |", flush=True)
+                if r["refused"]:
+                    print(f"  ({r['refused']:.0f} /learn refused with 503: the learner was --max-pending behind)")
             print(f"load average {os.getloadavg()[0]:.1f}")
         finally:
             proc.send_signal(signal.SIGTERM)

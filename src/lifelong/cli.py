@@ -227,7 +227,7 @@ def parser() -> Parser:
 CONTROL = ("command", "config", "out", "overwrite", "resume", "json", "threads", "tensorboard",
            "nproc")  # not config keys
 SERVING = ("state", "host", "port", "token_file", "read_token_file", "max_batch", "max_bytes", "checkpoint_every",
-           "holdout", "replay_log", "out", "threads")  # `serve`'s options that are not the learner's (ServeConfig)
+           "max_pending", "holdout", "replay_log", "out", "threads")  # `serve`'s, not the learner's (ServeConfig)
 
 
 def _add_serve(sub: Any, run: dict[str, Any]) -> None:
@@ -249,6 +249,8 @@ def _add_serve(sub: Any, run: dict[str, Any]) -> None:
     p.add_argument("--max-batch", type=int, default=1024, metavar="N", help="most rows per request (default 1024)")
     p.add_argument("--max-bytes", type=int, default=16 * 2**20, metavar="N", help="largest request body in bytes "
                    "(default 16 MiB)")
+    p.add_argument("--max-pending", type=int, default=1000, metavar="N", help="answer /learn 503 (Retry-After) while "
+                   "the log is N batches ahead of the learner (default 1000)")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="save the learner's whole state "
                    "every N samples learnt (default 1000; 0: only at a clean stop); a restart replays the log after it")
     p.add_argument("--holdout", type=Path, metavar="FILE", help=".npz with arrays x and y: /status gives the anytime "

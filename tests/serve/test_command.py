@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import torch
 
 from lifelong import checkpoint, models
 from lifelong.cli import main, parser
+from lifelong.errors import ConfigError
+from lifelong.serve.command import token as read_token
 from lifelong.serve.config import read, resolve
 from lifelong.serve.learner import Learner
 
@@ -50,10 +53,13 @@ def test_mistakes_are_one_line_and_store_nothing(tmp_path, capsys, token, monkey
                    "holds a learner with `strategy_options`")
     (tmp_path / "short").write_text("abc\n")
     one_line_error(capsys, ["serve", "--state", str(new), "--token-file", str(tmp_path / "short")],
-                   "at least 16 characters")
+                   "the token of --token-file (or LIFELONG_TOKEN) must be at least 16 characters")
+    one_line_error(capsys, ["serve", "--state", str(new), "--read-token-file", str(tmp_path / "short")],
+                   "the token of --read-token-file (or LIFELONG_READ_TOKEN) must be at least 16 characters")
+    one_line_error(capsys, ["serve", "--state", str(new), "--max-pending", "0"], "--max-pending must be a whole")
     (tmp_path / "same").write_text(token)
     one_line_error(capsys, ["serve", "--state", str(new), "--read-token-file", str(tmp_path / "same")],
-                   "must differ")
+                   "the read-only token (--read-token-file) must differ")
     monkeypatch.delenv("LIFELONG_TOKEN")
     one_line_error(capsys, ["serve", "--state", str(new)], "needs a bearer token: give --token-file (a file")
     one_line_error(capsys, ["serve", "--replay-log", str(tmp_path / "old")], "has learnt nothing yet")
@@ -82,6 +88,48 @@ def test_replay_log_audits_the_newest_state_and_tries_another_strategy(tmp_path,
     said = capsys.readouterr().out
     assert "with naive" in said and "audit:" not in said, said
     one_line_error(capsys, ["serve", "--replay-log", str(folder), "--inputs", "5"], "holds batches of --inputs [4]")
+
+
+def test_token_errors_name_their_argument(tmp_path, monkeypatch):
+    (tmp_path / "short").write_text("abc\n")
+    monkeypatch.setenv("LIFELONG_READ_TOKEN", "short")
+    for path, env, argument in ((tmp_path / "short", "LIFELONG_TOKEN", "token_file"),
+                                (None, "LIFELONG_READ_TOKEN", "read_token_file"),
+                                (tmp_path / "absent", "LIFELONG_TOKEN", "token_file")):
+        with pytest.raises(ConfigError) as err:
+            read_token(path, env, argument, True)
+        assert err.value.argument == argument and f"`{argument}`" in str(err.value), err.value
+
+
+def tree(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file and folder under `folder`: its bytes (b"" for a folder), mtime and mode."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns,
+                                         p.stat().st_mode) for p in [folder, *folder.rglob("*")]}
+
+
+def test_replay_log_of_a_read_only_copy_changes_nothing(tmp_path, capsys):
+    """An audit (`--replay-log`) of a copy whose files and folders are read-only works and leaves every file
+    as it was (no schema or pragma written, no write-ahead file made: bytes, mtimes and the listing)."""
+    folder = tmp_path / "state"
+    resolve(folder, {"strategy": "replay", "hidden": [8], "inputs": [4], "classes": 3, "buffer_size": 10})
+    fill(folder, 5)
+    learner = Learner(folder, read(folder), checkpoint_every=0, serving=False)
+    run_until(learner, 5)
+    learner.save()
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    paths = sorted([copy, *copy.rglob("*")], key=lambda p: -len(p.parts))
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        before = tree(copy)
+        assert main(["serve", "--replay-log", str(copy)]) == 0
+        assert tree(copy) == before
+    finally:
+        for path in reversed(paths):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    said = capsys.readouterr().out
+    assert "replayed 5 batches" in said and "equals the state" in said, said
 
 
 def test_the_commands_of_docs_serve_md_parse():

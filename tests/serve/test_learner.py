@@ -95,8 +95,10 @@ def test_stored_options_are_kept_and_conflicts_refused(tmp_path):
 
 
 def test_predictions_while_learning_come_from_whole_published_models(tmp_path):
-    """A prediction made while the worker learns and publishes (each publication slowed down, parameter
-    by parameter) equals the output of the model after some whole batch, never of a mix of two."""
+    """A prediction made while the worker learns and publishes (each publication slowed down, before it
+    takes the lock and parameter by parameter) equals the output of the model after the whole batch it
+    names (never of a mix of two), and that batch is at least the one `seq` said was learnt before it was
+    asked (so a /learn?wait=true that answered "learnt" is followed by predictions with that batch)."""
     resolve(tmp_path, {"strategy": "replay", "hidden": [8], "inputs": [4], "classes": 3, "optimizer": "sgd",
                        "lr": 0.5})
     fill(tmp_path, 12)
@@ -119,13 +121,22 @@ def test_predictions_while_learning_come_from_whole_published_models(tmp_path):
             time.sleep(0.002)
 
     learner.shadow.model.load_state_dict = slow_copy
+    write = learner.gate.write
+
+    def slow_write():  # noqa: ANN202 - a publication also waits a moment before it takes the lock
+        time.sleep(0.005)
+        return write()
+
+    learner.gate.write = slow_write
     seen = []
     worker = threading.Thread(target=learner.run)
     worker.start()
     while learner.seq < 12 and learner.failure is None:
-        seen.append(learner.predict(probe)[1])
+        learnt = learner.seq
+        _, probs, seq = learner.predict(probe)
+        seen.append((learnt, seq, probs))
     learner.stop()
     worker.join()
     assert learner.failure is None and len(whole) == 13 and len(seen) > 12
-    assert all(s in whole for s in seen)
-    assert seen[-1] in whole[-2:]
+    assert all(seq >= learnt and probs == whole[seq] for learnt, seq, probs in seen), [s[:2] for s in seen]
+    assert seen[-1][1] >= 11 and learner.predict(probe)[1:] == (whole[12], 12)

@@ -5,8 +5,10 @@ Every request but `GET /health` passes `Guard` first, which looks at nothing but
 401; with the read-only token, only `/predict` and `/status` (403 elsewhere); a declared body over the
 limit, 413. Then `/learn` reads the body (at most `max_bytes`, even without a Content-Length), checks it
 (`inputs.check`: any fault is a 4xx with a one-line reason, and nothing is logged) and commits the batch
-to the log before it answers; the learner's worker learns it in sequence order. `/predict` answers from
-the copy of the model the worker published after its last batch.
+to the log before it answers; the learner's worker learns it in sequence order. While the log is
+`max_pending` batches ahead of the learner, `/learn` answers 503 with Retry-After and logs nothing.
+`/predict` answers from the copy of the model the worker published after its last batch. Bodies are
+parsed and checked in the thread pool, never on the event loop (which keeps `/health` answering).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ Send = Callable[[Message], Awaitable[None]]
 READ_ONLY = ("/predict", "/status")  # what the read-only token may ask
 ROUTES = ("/learn", "/predict", "/status", "/metrics", "/health", "/docs", "/openapi.json")
 WAIT_SECONDS = 60.0  # the longest a `/learn?wait=true` waits for its batch to be learnt
+RETRY_SECONDS = 1  # the Retry-After of a /learn refused while the learner is behind
 
 
 class Service:
@@ -47,8 +50,9 @@ class Service:
     limits, and the metrics."""
 
     def __init__(self, folder: Path, learner: Learner, token: str, read_token: str | None,
-                 max_rows: int = 1024, max_bytes: int = 16 * 2**20) -> None:
+                 max_rows: int = 1024, max_bytes: int = 16 * 2**20, max_pending: int = 1000) -> None:
         self.folder, self.learner, self.max_rows, self.max_bytes = folder, learner, max_rows, max_bytes
+        self.max_pending = max_pending
         self.tokens = [(token.encode(), "write")] + ([(read_token.encode(), "read")] if read_token else [])
         self.log = Log(folder)
         self.accepting = threading.Lock()  # a batch's checks against the shape, and its append, as one
@@ -84,26 +88,53 @@ class Service:
                 found = role
         return found
 
-    def accept(self, x: Any, y: Any) -> int:
-        """Check a batch and commit it to the log; its sequence number. The first batch of a learner whose
-        shape is not given sets it (stored in the folder before the batch is logged)."""
-        if self.learner.failure is not None:
-            raise Refused(503, f"learning stopped ({self.learner.failure}): see the service's log, and restart it")
+    def accept(self, body: bytes, content_type: str) -> tuple[int, int]:
+        """Parse and check a batch and commit it to the log; its sequence number and rows. The first batch of
+        a learner whose shape is not given sets it (stored in the folder before the batch is logged)."""
+        self.refuse_if_stopped()
+        x, y = parse(body, content_type, True, self.max_bytes)
         config = self.learner.config
         xs, ys = check(x, y, shape(config), config.classes, self.max_rows)
+        assert ys is not None
         with self.accepting:
+            self.refuse_if_stopped()
+            pending = self.log.last - self.learner.seq
+            if pending >= self.max_pending:
+                raise Refused(503, f"the learner is {pending} batches behind the log (the limit, --max-pending): "
+                                   f"send again in {RETRY_SECONDS} s", {"Retry-After": str(RETRY_SECONDS)})
             if self.learner.config is not config:  # its shape was set meanwhile
                 config = self.learner.config
                 xs, ys = check(xs, ys, shape(config), config.classes, self.max_rows)
-            if not config.shaped:
                 assert ys is not None
-                given: dict[str, Any] = {"inputs": list(xs.shape[1:]), "classes": int(ys.max()) + 1}
-                config = resolve(self.folder, {k: v for k, v in given.items() if getattr(config, k) is None})
+            if not config.shaped:
+                given = {"inputs": list(xs.shape[1:]), "classes": int(ys.max()) + 1}
+                unset: dict[str, Any] = {k: v for k, v in given.items() if getattr(config, k) is None}
+                config = resolve(self.folder, unset)
+                if "classes" in unset:
+                    print(f"lifelong serve: classes taken from the first batch: {config.classes}; give --classes to "
+                          "allow more", file=sys.stderr, flush=True)
                 self.learner.reshape(config)
-            assert ys is not None
             seq = self.log.append(xs, ys)
         self.learner.wake.set()
-        return seq
+        return seq, len(ys)
+
+    def refuse_if_stopped(self) -> None:
+        if self.learner.failure is not None:
+            raise Refused(503, f"learning stopped ({self.learner.failure}): see docs/serve.md, 'A batch that breaks "
+                               "the learner'")
+
+    def predict(self, body: bytes, content_type: str) -> tuple[list[int], list[list[float]], int]:
+        """Parse and check the rows of a /predict body and predict them: labels, probabilities, and the last
+        batch the model that answered had learnt."""
+        x, _ = parse(body, content_type, False, self.max_bytes)
+        config = self.learner.config
+        xs, _ = check(x, None, shape(config), None, self.max_rows)
+        if self.learner.shadow is None and not config.shaped:
+            raise Refused(409, "the learner has no model yet: it is built on its first /learn batch (or at the start "
+                               "with --inputs and --classes)")
+        if self.learner.shadow is None:
+            raise Refused(503, "the learner is starting (building its model, loading its state): ask again in seconds")
+        return self.learner.predict(xs)
 
 
 def shape(config: ServeConfig) -> tuple[int, ...] | None:
@@ -232,7 +263,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(_: Request, err: Refused) -> JSONResponse:
-        return JSONResponse({"detail": err.reason}, err.status)
+        return JSONResponse({"detail": err.reason}, err.status, err.headers)
 
     @app.exception_handler(LifelongError)
     async def failed(_: Request, err: LifelongError) -> JSONResponse:  # the log cannot be written (disk full...)
@@ -241,32 +272,23 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/health", summary="liveness (no token)")
     async def health() -> JSONResponse:
         if learner.failure is not None:
-            return JSONResponse({"status": "learning stopped"}, 503)
+            return JSONResponse({"status": "learning stopped", "reason": learner.failure}, 503)
         return JSONResponse({"status": "ok"})
 
     @app.post("/learn", response_model=Learned, openapi_extra=body_doc(True),
               summary="log a batch of labelled samples (committed before the answer), learnt in order")
     async def learn(request: Request, wait: bool = False) -> Learned:
-        x, y = parse(await body(request, service.max_bytes), request.headers.get("content-type", ""), True,
-                     service.max_bytes)
-        seq = await run_in_threadpool(service.accept, x, y)
+        raw = await body(request, service.max_bytes)
+        seq, rows = await run_in_threadpool(service.accept, raw, request.headers.get("content-type", ""))
         learned = await run_in_threadpool(learner.wait, seq, WAIT_SECONDS) if wait else learner.seq >= seq
-        return Learned(seq=seq, rows=len(y), learned=learned)
+        return Learned(seq=seq, rows=rows, learned=learned)
 
     @app.post("/predict", response_model=Predicted, openapi_extra=body_doc(False),
               summary="labels and class probabilities from the last published model")
     async def predict(request: Request) -> Predicted:
-        x, _ = parse(await body(request, service.max_bytes), request.headers.get("content-type", ""), False,
-                     service.max_bytes)
-        config = learner.config
-        xs, _ = check(x, None, shape(config), None, service.max_rows)
-        if learner.shadow is None and not config.shaped:
-            raise Refused(409, "the learner has no model yet: it is built on its first /learn batch (or at the start "
-                               "with --inputs and --classes)")
-        if learner.shadow is None:
-            raise Refused(503, "the learner is starting (building its model, loading its state): ask again in seconds")
-        seq = learner.seq
-        labels, probabilities = await run_in_threadpool(learner.predict, xs)
+        raw = await body(request, service.max_bytes)
+        labels, probabilities, seq = await run_in_threadpool(service.predict, raw,
+                                                             request.headers.get("content-type", ""))
         return Predicted(labels=labels, probabilities=probabilities, seq=seq)
 
     @app.get("/status", response_model=Status, summary="counts, classes seen, strategy, anytime accuracy")

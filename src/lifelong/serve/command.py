@@ -27,24 +27,25 @@ TOKEN_ENV, READ_TOKEN_ENV = "LIFELONG_TOKEN", "LIFELONG_READ_TOKEN"
 MIN_TOKEN = 16  # characters: `python -c "import secrets; print(secrets.token_urlsafe(32))"` gives 43
 
 
-def token(path: Path | None, env: str, what: str, required: bool) -> str | None:
-    """The token in `path` (its first line), else in the variable `env`; a ConfigError if a required one
-    is missing or any is too short. Never printed."""
+def token(path: Path | None, env: str, argument: str, required: bool) -> str | None:
+    """The token in `path` (its first line), else in the variable `env`; a ConfigError naming `argument`
+    (token_file or read_token_file) if a required one is missing or any is too short. Never printed."""
     if path is not None:
         try:
             text = path.read_text().strip()
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read the {what} file {path}: {err}") from None
+            raise ConfigError(f"cannot read the `{argument}` {path}: {err}", argument) from None
     else:
         text = os.environ.get(env, "").strip()
     if not text:
         if required:
-            raise ConfigError(f"lifelong serve needs a bearer token: give `token_file` (a file holding it) or set "
-                              f"{env}", "token_file")
+            raise ConfigError(f"lifelong serve needs a bearer token: give `{argument}` (a file holding it) or set "
+                              f"{env}", argument)
         return None
     if len(text) < MIN_TOKEN or any(c.isspace() for c in text):
-        raise ConfigError(f"the {what} must be at least {MIN_TOKEN} characters without spaces: make one with python -c "
-                          "\"import secrets; print(secrets.token_urlsafe(32))\"")
+        raise ConfigError(f"the token of `{argument}` (or {env}) must be at least {MIN_TOKEN} characters without "
+                          "spaces: make one with python -c \"import secrets; print(secrets.token_urlsafe(32))\"",
+                          argument)
     return text
 
 
@@ -70,18 +71,18 @@ def main(args: argparse.Namespace, given: dict[str, Any]) -> int:
         return replay_log(args, given)
     if args.state is None:
         raise ConfigError("lifelong serve needs `state`: the folder of the learner's log, states and options", "state")
-    whole_numbers({"max_batch": args.max_batch, "max_bytes": args.max_bytes})
+    whole_numbers({"max_batch": args.max_batch, "max_bytes": args.max_bytes, "max_pending": args.max_pending})
     whole_numbers({"checkpoint_every": args.checkpoint_every}, least=0)
     if not 0 <= args.port < 2**16:
         raise ConfigError(f"`port` must be a port number from 0 to 65535, got {args.port}", "port")
     need("fastapi", "serve")
     uvicorn = need("uvicorn", "serve")
     from .app import Service, create_app
-    write_token = token(args.token_file, TOKEN_ENV, "token", True)
-    read_token = token(args.read_token_file, READ_TOKEN_ENV, "read-only token", False)
+    write_token = token(args.token_file, TOKEN_ENV, "token_file", True)
+    read_token = token(args.read_token_file, READ_TOKEN_ENV, "read_token_file", False)
     assert write_token is not None
     if read_token == write_token:
-        raise ConfigError("the read-only token must differ from the token")
+        raise ConfigError("the read-only token (`read_token_file`) must differ from the token", "read_token_file")
     folder: Path = args.state
     folder.mkdir(parents=True, exist_ok=True)
     with exclusive(folder):
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace, given: dict[str, Any]) -> int:
         if held_out is not None and config.inputs is None:  # the held-out set gives the input shape
             config = resolve(folder, {"inputs": list(held_out[0].shape[1:])})
         learner = Learner(folder, config, args.checkpoint_every, holdout=held_out)
-        service = Service(folder, learner, write_token, read_token, args.max_batch, args.max_bytes)
+        service = Service(folder, learner, write_token, read_token, args.max_batch, args.max_bytes, args.max_pending)
         shape = "x".join(map(str, config.inputs)) if config.inputs else "set by the first batch"
         print(f"lifelong serve: {config.strategy} learner in {folder} (inputs {shape}, classes "
               f"{config.classes or 'set by the first batch'}; {service.log.last} batches logged), on "

@@ -23,11 +23,12 @@ MAX_CLASSES = 100_000  # the most classes the first batch may set (a larger lear
 
 
 class Refused(Exception):
-    """A request refused: `status` (400, 413, 415, 422) and the one-line `reason`."""
+    """A request refused: `status` (400, 413, 415, 422; 503 from the service), the one-line `reason` and
+    any `headers` of the answer (Retry-After)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers = status, reason, headers
 
 
 def parse(body: bytes, content_type: str, labelled: bool, max_bytes: int) -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import random
 import sys
 import threading
@@ -33,7 +34,7 @@ from ..checkpoint import States, rng_state, set_rng_state, split_state, strip_pr
 from ..checkpoint import save as save_checkpoint
 from ..checkpointing import load_optimizer_state, optimizer_state
 from ..data import served
-from ..errors import ConfigError, LifelongError
+from ..errors import ConfigError, LifelongError, TrainingError
 from ..experiment.continual import make_strategy
 from ..models import build
 from ..strategies import check_scenario, overrides
@@ -118,13 +119,14 @@ class Learner:
         self.counts = torch.zeros(0, dtype=torch.long)  # samples learnt per class
         self.loss = float("nan")  # of the last step
         self.version = 0  # of the published copy
+        self.published_seq = 0  # the last batch the published copy has learnt
         self.gate = Gate()
         self.applied = threading.Condition()  # notified after each batch applied (`wait`)
         self.wake = threading.Event()  # set when a batch is logged or the shape becomes known
         self.stopping = threading.Event()
         self.failure: str | None = None
         self.holdout = holdout
-        self.accuracy: tuple[int, float | None] = (-1, None)  # (version, anytime accuracy) of the last measure
+        self.accuracy: tuple[tuple[int, int], float | None] = ((-1, -1), None)  # ((version, seq), accuracy) last
         self.on_batch: Callable[[int, float], None] = lambda rows, seconds: None  # the service's metrics
 
     # -- the worker ---------------------------------------------------------------------------------------
@@ -181,18 +183,27 @@ class Learner:
             self.shadow = shadow  # predictions begin once it holds the state loaded
 
     def apply(self, batch: Batch) -> None:
-        """Learn one logged batch, in steps of `batch_size` samples; then publish the copy, and save a state
-        if `checkpoint_every` samples have passed since the last."""
+        """Learn one logged batch, in steps of `batch_size` samples; then publish the copy (before `seq`
+        says the batch is learnt, so that whoever waited for it predicts with it), and save a state if
+        `checkpoint_every` samples have passed since the last. A non-finite loss or parameter raises a
+        TrainingError before anything is published or saved: the learner stops at the last good batch."""
         trainer = self.trainer
         assert trainer is not None
         t0 = time.perf_counter()
         x, y = torch.from_numpy(batch.x.copy()), torch.from_numpy(batch.y.copy())
         for i in range(0, len(y), self.config.batch_size):
-            loss = trainer.learn(x[i:i + self.config.batch_size], y[i:i + self.config.batch_size])
-        self.loss = float(loss)
+            loss = float(trainer.learn(x[i:i + self.config.batch_size], y[i:i + self.config.batch_size]))
+            if not math.isfinite(loss):
+                raise TrainingError(f"batch {batch.seq} made the loss non-finite ({loss}): learning stopped after "
+                                    f"batch {self.seq}; see docs/serve.md, 'A batch that breaks the learner'")
+        for name, p in trainer.model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingError(f"batch {batch.seq} made parameter {name} non-finite: learning stopped after "
+                                    f"batch {self.seq}; see docs/serve.md, 'A batch that breaks the learner'")
+        self.publish(seq=batch.seq)
+        self.loss = loss
         self.counts += torch.bincount(y, minlength=len(self.counts))
         self.seq = batch.seq
-        self.publish()
         if self.every and trainer.samples_seen - self.saved[1] >= self.every:
             self.save()
         self.on_batch(len(y), time.perf_counter() - t0)
@@ -263,9 +274,9 @@ class Learner:
 
     # -- predictions --------------------------------------------------------------------------------------
 
-    def publish(self, shadow: Trainer | None = None) -> None:
-        """Copy the model (and the strategy, where it predicts) into the copy predictions read (`shadow`, by
-        default the one they read now)."""
+    def publish(self, shadow: Trainer | None = None, seq: int | None = None) -> None:
+        """Copy the model (and the strategy, where it predicts), which has learnt batch `seq` (by default
+        `self.seq`), into the copy predictions read (`shadow`, by default the one they read now)."""
         shadow = shadow or self.shadow
         if shadow is None:
             return
@@ -278,21 +289,24 @@ class Learner:
             if state is not None:
                 shadow.strategy.load_state_dict(state)
             self.version += 1
+            self.published_seq = self.seq if seq is None else seq
 
-    def predict(self, x: np.ndarray) -> tuple[list[int], list[list[float]]]:
-        """Labels and class probabilities of `x` (float32 rows) from the published copy."""
+    def predict(self, x: np.ndarray) -> tuple[list[int], list[list[float]], int]:
+        """Labels and class probabilities of `x` (float32 rows) from the published copy, and the last batch
+        that copy has learnt."""
         if self.shadow is None:
             raise LifelongError("the learner is not built yet: it waits for its first batch")
         xs = torch.from_numpy(x)
         with self.gate.read(), torch.no_grad():
             logits = self.shadow.predict(xs, torch.zeros(len(xs), dtype=torch.long))
+            seq = self.published_seq
         probs = torch.softmax(logits.float(), 1)
-        return probs.argmax(1).tolist(), probs.tolist()
+        return probs.argmax(1).tolist(), probs.tolist(), seq
 
     def anytime_accuracy(self) -> float | None:
         """Accuracy of the published copy on the held-out samples of the classes learnt so far (None without
         a held-out set, or before any of its classes is learnt); measured once per published copy."""
-        version = self.version
+        version = (self.version, self.seq)  # the counts of a batch are added once it is published
         if self.holdout is None or self.shadow is None or self.accuracy[0] == version:
             return self.accuracy[1]
         x, y = self.holdout
@@ -300,7 +314,7 @@ class Learner:
         keep = (y < len(seen)) & seen[np.minimum(y, len(seen) - 1)]
         value = None
         if keep.any():
-            labels, _ = self.predict(x[keep])
+            labels = self.predict(x[keep])[0]
             value = float(np.mean(np.asarray(labels) == y[keep]))
         self.accuracy = (version, value)
         return value
@@ -316,7 +330,7 @@ def replay(folder: Path, config: ServeConfig, on_batch: Callable[[Learner], None
     learner = Learner(folder, config, checkpoint_every=0, serving=False)
     learner.trainer = make_trainer(config)
     learner.counts = torch.zeros(learner.trainer.stream.n_outputs, dtype=torch.long)
-    log = Log(folder)
+    log = Log(folder, read_only=True)
     try:
         while batches := learner.log_after(log, 64):
             for batch in batches:

@@ -41,26 +41,41 @@ class Batch:
 
 class Log:
     """The log in `folder`, opened (and made, if new) by this thread; `append` may be called from any
-    thread (one at a time, under the log's lock), the rest from the thread that opened it or under the lock."""
+    thread (one at a time, under the log's lock), the rest from the thread that opened it or under the lock.
+    With `read_only` (`--replay-log`), nothing is written to the folder: no schema, no pragma, no file made
+    (the database is read as immutable when no write-ahead file holds batches not yet checkpointed into it,
+    else SQLite's read-only mode, which reads that file)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, read_only: bool = False) -> None:
         self.path = folder / LOG_FILE
-        folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            if read_only:
+                self.db = self._open_read_only()
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, VERSION):
+            if version not in (0, VERSION) or (read_only and version != VERSION):
                 raise StorageError(f"{self.path} is a log of schema {version}, this lifelong reads {VERSION}: "
                                    "use the lifelong that wrote it")
-            self.db.execute(SCHEMA)
-            self.db.execute(f"PRAGMA user_version={VERSION}")
+            if not read_only:
+                self.db.execute(SCHEMA)
+                self.db.execute(f"PRAGMA user_version={VERSION}")
             self.last, self.samples = self.db.execute("SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(rows), 0) "
                                                       "FROM batches").fetchone()
         except sqlite3.Error as err:
             raise StorageError(f"cannot open the log {self.path}: {err}") from None
         self.lock = threading.Lock()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StorageError(f"there is no log {self.path}: give the `state` folder of a lifelong serve")
+        wal = self.path.with_name(self.path.name + "-wal")
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+        uri = f"{self.path.resolve().as_uri()}?{mode}"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
 
     def append(self, x: np.ndarray, y: np.ndarray) -> int:
         """Commit one batch (float32 inputs, int64 labels) durably; returns its sequence number."""

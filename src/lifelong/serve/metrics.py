@@ -5,6 +5,8 @@ client's text), so that no request can grow them."""
 from __future__ import annotations
 
 import bisect
+import math
+import numbers
 import threading
 from collections.abc import Callable, Iterable
 
@@ -19,21 +21,34 @@ def _labels(labels: Labels, extra: str = "") -> str:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
+def value_text(value: float) -> str:
+    """A sample value as Prometheus reads it exactly: an integer as one, a float by its shortest repr (all of
+    its digits), NaN and infinities by Prometheus's own names."""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
 class Counter:
     def __init__(self, name: str, help: str) -> None:  # noqa: A002 (Prometheus's word)
         self.name, self.help, self.values, self.lock = name, help, dict[Labels, float](), threading.Lock()
 
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
+    def inc(self, amount: float = 1, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
         with self.lock:
-            self.values[key] = self.values.get(key, 0.0) + amount
+            self.values[key] = self.values.get(key, 0) + amount
 
     def lines(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
         with self.lock:
             for key, value in sorted(self.values.items()):
-                yield f"{self.name}{_labels(key)} {value:g}"
+                yield f"{self.name}{_labels(key)} {value_text(value)}"
 
 
 class Histogram:
@@ -58,7 +73,7 @@ class Histogram:
                     running += n
                     le = f'le="{bound}"'
                     yield f"{self.name}_bucket{_labels(key, le)} {running}"
-                yield f"{self.name}_sum{_labels(key)} {total[0]:g}"
+                yield f"{self.name}_sum{_labels(key)} {value_text(total[0])}"
                 yield f"{self.name}_count{_labels(key)} {running}"
 
 
@@ -71,7 +86,7 @@ class Reading:
     def lines(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} {self.kind}"
-        yield f"{self.name} {self.read():g}"
+        yield f"{self.name} {value_text(self.read())}"
 
 
 def render(metrics: Iterable[Counter | Histogram | Reading]) -> str:

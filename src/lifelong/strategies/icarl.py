@@ -64,7 +64,7 @@ def herding(features: Tensor, labels: Tensor, classes: Tensor, m: int) -> tuple[
     total, taken, picks = torch.zeros_like(mu), ~real, []
     for k in range(1, min(m, width) + 1):
         w = mu - total / k  # |mu - (S + phi)/k|^2 = |w|^2 - 2 w.phi / k + |phi|^2 / k^2
-        cost = norms / k**2 - 2 / k * torch.bmm(phi, w[:, :, None]).squeeze(2)
+        cost = norms / k**2 - 2 / k * torch.bmm(w[:, None], phi.mT).squeeze(1)  # a row times phi^T: ~2x a column
         pick = cost.masked_fill(taken, torch.inf).argmin(1)
         picks.append(pick)
         taken[rows, pick] = True
