@@ -27,6 +27,7 @@ from .checkpoint import States
 from .configs import whole_numbers
 from .checkpointing import Callback, Checkpointing, Position, Progress
 from .data import OnlineStream, Split, Stream, Task, window
+from .data.stream import training_split
 from .errors import ConfigError, TrainingError
 from .evaluation import Result, accuracy_row, peak_rss_mb
 from .models.heads import grow_heads, output_layer
@@ -284,7 +285,7 @@ class Trainer:
             data = self.strategy.training_tasks(task, self.stream)
             grow_heads(self.model, [u for t in (task, *data) for u in t.units])
             what = f"task {task.id + 1}/{len(self.stream)}"
-            progress.losses.append(self.train(*_concat(data), self.epochs, what, main=True) if data else [])
+            progress.losses.append(self.train(*training_split(data), self.epochs, what, main=True) if data else [])
             self.strategy.after_task(task)
         finally:
             self.bar.close()
@@ -612,9 +613,3 @@ class _Probe:
 
     def curve(self) -> dict[str, Any]:
         return {"samples": self.samples, "regular": self.regular, "anytime": self.anytime, "tasks": self.tasks}
-
-
-def _concat(tasks: list[Task]) -> tuple[Split, Tensor]:
-    """The training splits of `tasks` as one split, with each sample's task id."""
-    train = tasks[0].train if len(tasks) == 1 else Split.cat([t.train for t in tasks])
-    return train, torch.cat([torch.full_like(t.train.y, t.id) for t in tasks])

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .stream import TASK_FREE, Split, Stream, Task
+from .stream import TASK_FREE, Split, Stream, Task, training_split
 
 
 @dataclass
@@ -46,9 +46,7 @@ class OnlineStream(Stream):
 
     def training_data(self) -> tuple[Split, Tensor]:
         """The concatenated training splits and each sample's task of origin (for the evaluation only)."""
-        tasks = self.tasks
-        train = tasks[0].train if len(tasks) == 1 else Split.cat([t.train for t in tasks])
-        return train, torch.cat([torch.full_like(t.train.y, t.id) for t in tasks])
+        return training_split(self.tasks)
 
 
 def online(stream: Stream, blurry: float = 0.0, drift: float = 0.0, seed: int = 0) -> OnlineStream:

@@ -258,6 +258,12 @@ class Stream:
         return logits.masked_fill(~keep, torch.finfo(logits.dtype).min)
 
 
+def training_split(tasks: Sequence[Task]) -> tuple[Split, Tensor]:
+    """The training splits of `tasks` as one split (in order), with each sample's task id."""
+    train = tasks[0].train if len(tasks) == 1 else Split.cat([t.train for t in tasks])
+    return train, torch.cat([torch.full_like(t.train.y, t.id) for t in tasks])
+
+
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Hold out `fraction` of each class (chosen with `seed`): returns (rest, held out)."""
     if not 0.0 < fraction < 1.0:
