@@ -17,12 +17,14 @@ install: $(BIN)/lifelong
 
 data:
 	sh scripts/fashion-mnist.sh
+	sh scripts/fortunes.sh || echo "fortunes is missing: split-fortunes will say how to install it"
 
 demo: install data
 	$(BIN)/lifelong run
 
 test: install lint
 	sh scripts/fashion-mnist.sh || echo "Fashion-MNIST is missing: the tests that need it are skipped"
+	sh scripts/fortunes.sh || echo "fortunes is missing: the tests that need it are skipped"
 	$(BIN)/python -m pytest
 
 lint: install

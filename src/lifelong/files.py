@@ -22,6 +22,16 @@ except ImportError:  # Windows: folders are not locked
     fcntl = None  # type: ignore[assignment]
 
 
+def cache_dir() -> Path:
+    """lifelong's cache folder: `$XDG_CACHE_HOME/lifelong`, by default ~/.cache/lifelong (where no home
+    directory is known, a `lifelong-cache` folder in the system's temporary folder)."""
+    try:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory
+        root = Path(tempfile.gettempdir()) / "lifelong-cache"
+    return root / "lifelong"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename it over `path`. A failed
     write (disk full, read-only folder) leaves `path` as it was and raises StorageError."""

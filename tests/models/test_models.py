@@ -184,7 +184,7 @@ def test_param_group_names() -> None:
 
 
 def test_registry_build() -> None:
-    assert set(MODELS.names()) == {"mlp", "cnn", "conv4", "resnet18"}
+    assert set(MODELS.names()) == {"mlp", "cnn", "conv4", "resnet18", "minilm", "bow"}
     assert all(entry.description for entry in MODELS)
     model = build("mlp", (1, 28, 28), 10)
     assert isinstance(model, Net) and model(torch.randn(2, 1, 28, 28)).shape == (2, 10)

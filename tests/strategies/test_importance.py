@@ -163,3 +163,28 @@ def test_a_layer_run_twice_takes_vmap_and_matches_the_per_sample_loop():
     loop = per_sample_loop(model, x, y)
     for n in got:
         assert torch.allclose(got[n] / len(x), loop[n], atol=1e-10), n
+
+
+class _Branchy(nn.Module):
+    """A model with data-dependent control flow, which torch.func's vmap refuses (as transformers' masks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 2), nn.LayerNorm(2)
+
+    def forward(self, x):
+        h = self.b(self.a(x))
+        return h * 2 if bool(x.sum() > 0) else h
+
+
+def test_grad_stats_fall_back_to_one_backward_per_sample_where_vmap_cannot_go():
+    torch.manual_seed(0)
+    model, x, y = _Branchy(), torch.randn(6, 3), torch.tensor([0, 1, 1, 0, 1, 0])
+
+    def ce(logits, labels, tasks):
+        return F.cross_entropy(logits, labels, reduction="none")
+
+    out = grad_stats(model, x, y, torch.zeros(6, dtype=torch.long), ce, "square", method="vmap")
+    for name, p in model.named_parameters():
+        expected = sum(torch.autograd.grad(ce(model(x[i:i + 1]), y[i:i + 1], None).sum(), p)[0] ** 2 for i in range(6))
+        torch.testing.assert_close(out[name], expected)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..registry import Registry
-from . import scenarios, sources
-from .stream import Dataset, Stream
+from . import scenarios, sources, text
+from .stream import Dataset, Stream, per_class
+from .text import Encoder
 
 BENCHMARKS = Registry("benchmark")
 
@@ -22,6 +24,7 @@ class Benchmark:
     kind: str  # "split", "permuted" or "rotated"
     n_tasks: int
     scenario: str
+    text: bool = False  # inputs are token ids (`data.text`): an `Encoder` may turn them into features
 
     def make(
         self,
@@ -30,11 +33,23 @@ class Benchmark:
         seed: int = 0,
         class_order: Sequence[int] | None = None,
         valid_fraction: float = 0.0,
+        encoder: Encoder | None = None,
+        subset: int | None = None,
     ) -> Stream:
+        """The stream; with `subset`, of `subset` training and test samples of every class (the same for every
+        seed); with `encoder` (text benchmarks), of the encoder's cached features of the texts."""
         if class_order is not None and self.kind != "split":
             raise ConfigError(f"`class_order` orders the classes of split benchmarks; this one is {self.kind} (every "
                               "task holds every class): leave it out", "class_order")
+        if encoder is not None and not self.text:
+            raise ConfigError("a text encoder's features were asked of a benchmark of images or signals: choose a "
+                              "text benchmark (`lifelong list`) or another model", "model")
         data, n, sc = self.load(), n_tasks or self.n_tasks, scenario or self.scenario
+        if subset is not None:
+            data = dataclasses.replace(data, train=data.train.subset(per_class(data.train, subset, 0, at_most=True)),
+                                       test=data.test.subset(per_class(data.test, subset, 0, at_most=True)))
+        if encoder is not None:
+            data = text.encoded(data, encoder)
         if self.kind == "split":
             return scenarios.split(data, n, sc, class_order, seed, valid_fraction)
         if self.kind == "permuted":
@@ -46,6 +61,12 @@ class Benchmark:
 _fmnist = functools.lru_cache(maxsize=1)(sources.fashion_mnist)
 _digits = functools.lru_cache(maxsize=1)(sources.digits)
 _mnist1d = functools.lru_cache(maxsize=1)(sources.mnist1d)
+
+
+@functools.lru_cache(maxsize=1)
+def _fortunes() -> Dataset:
+    return text.text_dataset(text.fortunes(), max_length=64)
+
 
 for _name, _bench, _what in [
     ("split-fmnist", Benchmark(_fmnist, "split", 5, "class"),
@@ -60,6 +81,9 @@ for _name, _bench, _what in [
      "scikit-learn 8x8 digits, 5 pixel permutations (domain-incremental by default)"),
     ("split-mnist1d", Benchmark(_mnist1d, "split", 5, "class"),
      "MNIST-1D (generated locally), 10 classes in 5 tasks of 2 (class-incremental by default)"),
+    ("split-fortunes", Benchmark(_fortunes, "split", 5, "class", text=True),
+     "Debian's fortunes, the 20 largest categories in 5 tasks of 4, token ids of up to 64 (extra text, apt "
+     "package fortunes; models minilm, bow: docs/text.md)"),
 ]:
     BENCHMARKS.register(_name, _what)(_bench)
 

@@ -18,8 +18,8 @@ import torch
 
 from ..errors import DataError
 from ..registry import Registry
-from . import sources
-from .benchmarks import _digits, _fmnist, _mnist1d
+from . import sources, text
+from .benchmarks import _digits, _fmnist, _fortunes, _mnist1d
 from .sources import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .stream import Dataset, Split
 
@@ -43,6 +43,9 @@ for _name, _entry, _what in [
                               {"scale": 1 / 16, "mean": [FASHION_MNIST_MEAN], "std": [FASHION_MNIST_STD]}),
      "the 8x8 digits resized to 20x20 on a black 28x28 canvas, on Fashion-MNIST's scale (held-out transfer tasks)"),
     ("mnist1d", NamedDataset(_mnist1d), "MNIST-1D signals of length 40, 4000/1000, 10 classes"),
+    ("bbc-news", NamedDataset(functools.lru_cache(maxsize=1)(lambda: text.text_dataset(text.bbc_news(), 128))),
+     "BBC News articles, token ids of up to 128, 1557/667, 5 topics (extra text; non-commercial research only)"),
+    ("fortunes", NamedDataset(_fortunes), "Debian's fortunes, token ids of up to 64, 8828/3785, 20 categories"),
 ]:
     DATASETS.register(_name, _what)(_entry)
 

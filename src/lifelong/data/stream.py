@@ -264,6 +264,21 @@ def training_split(tasks: Sequence[Task]) -> tuple[Split, Tensor]:
     return train, torch.cat([torch.full_like(t.train.y, t.id) for t in tasks])
 
 
+def per_class(split: Split, n: int | None, seed: int, at_most: bool = False) -> Tensor:
+    """Sorted indices of `n` samples of every class of `split`, drawn from `seed` (all of them for None). A
+    class with fewer samples is refused, or, with `at_most`, keeps all of its own."""
+    if n is None:
+        return torch.arange(len(split))
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in torch.unique(split.y).tolist():
+        idx = (split.y == c).nonzero().flatten()
+        if len(idx) < n and not at_most:
+            raise DataError(f"class {c} has {len(idx)} training samples, fewer than the {n} shots asked for")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:n]])
+    return torch.cat(picks).sort().values
+
+
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Hold out `fraction` of each class (chosen with `seed`): returns (rest, held out)."""
     if not 0.0 < fraction < 1.0:

@@ -4,6 +4,7 @@ mid-fit) -> records, a summary table, and a run folder (`write_run_dir`)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import warnings
@@ -18,8 +19,9 @@ from .. import distributed
 from ..checkpointing import Callback
 from ..configs import check_arguments, check_types, option, whole
 from ..data import BENCHMARKS, SCENARIOS, OnlineStream, Split, Stream, benchmark, online
+from ..data.text import Encoder, encoder_hash
 from ..errors import ConfigError
-from ..models import HEADS, MODELS, as_backbone, build, load_backbone, with_head
+from ..models import HEADS, MODELS, as_backbone, build, load_backbone, mlp, with_head
 from ..models import info as model_info
 from ..plots import plot_curves, plot_matrix, plot_online, save_png
 from ..runlog import write_csv, write_tensorboard
@@ -31,7 +33,8 @@ from ..vectorized import fit_together
 from ..results import RESULTS_SCHEMA
 from .base import Experiment, Record, begin_run, read_records, write_records
 
-FREEZE = ("none", "backbone")
+FREEZE = ("none", "backbone", "all", "lora")  # all = backbone; top-N (N layers) and lora: the text encoder minilm
+TEXT_MODELS = ("minilm", "bow")  # the models that read token ids (`data.text`)
 ONLINE = "online"  # the task-free scenario of `run` (`data.online`)
 ONLINE_OPTIONS = ("blurry", "drift", "eval_every", "eval_samples", "consolidate_every")
 SHARED_OPTIONS = ("buffer_size", "replay_batch_size")  # run options that set every strategy having them
@@ -62,7 +65,9 @@ class RunConfig:
     hidden: list[int] = option([400, 400], "hidden layer sizes of the mlp")
     backbone: str | None = option(None, "a saved model (`lifelong pretrain --out DIR`): start from its backbone with "
                                   "a fresh head instead of --model")
-    freeze: str = option("none", "backbone: train only the head", choices=list(FREEZE))
+    freeze: str = option("none", "backbone (or all): train only the head, on the features of a text encoder computed "
+                         "once and cached; top-N: train the top N layers of minilm and the head (the layers "
+                         "below run once, cached); lora: LoRA adapters of minilm (docs/text.md)")
     epochs: int = option(1, "epochs per task")
     batch_size: int = option(128, "mini-batch size")
     lr: float | None = option(None, f"learning rate (default: the strategy's, hat {HAT.default_optimizer[1]}, else "
@@ -87,6 +92,8 @@ class RunConfig:
     validation: float = option(0.0, "hold out this fraction of each task's training data and report accuracies on "
                                "it instead of the test split: for choosing hyper-parameters (default 0: evaluate on "
                                "test)", metavar="F")
+    subset: int | None = option(None, "keep N training and N test samples of every class (the same ones for every "
+                                "seed): smaller runs of costly models, e.g. minilm with trainable layers", metavar="N")
     vectorize: bool = option(False, "with --seeds N, train the N seeds' models as one batched model (naive, mlp, "
                              "linear head; about 1.2-1.3x faster training on one CPU thread): each seed keeps its own "
                              "initialisation, stream and batches, and its results equal those of its own run up to "
@@ -125,8 +132,19 @@ class RunConfig:
         # the Trainer checks epochs and batch_size too, but only once a fit starts: an --out folder is touched by then
         whole(self, "seeds", "n_tasks", "epochs", "batch_size", *SHARED_OPTIONS)
         whole(self, "checkpoint_every", least=0)
-        if self.freeze not in FREEZE:
-            raise ConfigError(f"unknown `freeze` {self.freeze!r}: choose one of {', '.join(FREEZE)}", "freeze")
+        whole(self, "subset")
+        if self.freeze not in FREEZE and not re.fullmatch(r"top-[1-9]\d*", self.freeze):
+            raise ConfigError(f"unknown `freeze` {self.freeze!r}: choose one of {', '.join(FREEZE)} or top-N (N "
+                              "layers, e.g. top-2)", "freeze")
+        if self.freeze not in ("none", "backbone", "all") and self.model != "minilm":
+            raise ConfigError(f"`freeze` {self.freeze} chooses layers of the minilm text encoder: set `model` to "
+                              "minilm, or `freeze` to none or backbone", "freeze")
+        text, reads_text = BENCHMARKS.get(self.benchmark).factory.text, self.model in TEXT_MODELS
+        if text != reads_text or (text and self.backbone is not None):
+            raise ConfigError(f"{self.benchmark} holds {'token ids' if text else 'images or signals'} and model "
+                              f"{self.model!r} reads {'token ids' if reads_text else 'images or signals'}: choose "
+                              + (f"`model` {' or '.join(TEXT_MODELS)} (docs/text.md)" if text else
+                                 "a text benchmark, or another `model`"), "model")
         if self.backbone is not None:
             model_info(self.backbone)  # a missing or foreign file fails before any training
         if any(not isinstance(h, int) or h < 1 for h in self.hidden):
@@ -209,11 +227,11 @@ def make_stream(config: RunConfig, seed: int) -> Stream:
     (stratified, drawn from the seed), which replaces its test split: a run for choosing
     hyper-parameters, whose accuracies never come from the test data."""
     scenario = None if config.scenario == ONLINE else config.scenario
-    stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario=scenario, seed=seed,
-                       class_order=config.class_order, valid_fraction=config.validation)
+    options = dict(n_tasks=config.n_tasks, seed=seed, class_order=config.class_order,
+                   valid_fraction=config.validation, subset=config.subset, encoder=text_encoder(config))
+    stream = benchmark(config.benchmark, scenario=scenario, **options)
     if config.scenario == ONLINE and stream.scenario == "task":  # no task id in an online stream
-        stream = benchmark(config.benchmark, n_tasks=config.n_tasks, scenario="class", seed=seed,
-                           class_order=config.class_order, valid_fraction=config.validation)
+        stream = benchmark(config.benchmark, scenario="class", **options)
     if config.validation:
         stream.tasks = [dataclasses.replace(t, test=cast(Split, t.valid), valid=None) for t in stream.tasks]
     return online(stream, config.blurry, config.drift, seed) if config.scenario == ONLINE else stream
@@ -322,14 +340,38 @@ def _finish(config: RunConfig, spec: str, seed: int, strategy: Strategy, trainer
     return rec
 
 
+def text_encoder(config: RunConfig) -> Encoder | None:
+    """What turns a text benchmark's token ids into the inputs the run trains on, computed once and cached
+    (`data.text.cached_features`): minilm's features with `freeze` all (or backbone), the states entering its
+    top N layers with top-N; None otherwise (token ids in). The encoder is built only if the cache misses."""
+    if config.model != "minilm" or config.freeze in ("none", "lora"):
+        return None
+    from ..models.text import MiniLM
+
+    frozen = config.freeze in ("all", "backbone")
+    encoder = functools.cache(lambda: MiniLM(0, freeze="all" if frozen else config.freeze))
+    if frozen:  # MiniLM's default pooling: the mean of the real tokens' states, L2-normalised
+        return Encoder(lambda ids: encoder().encode(ids), {"encoder": encoder_hash(), "pooling": "mean+l2"})
+    return Encoder(lambda ids: encoder().encode_below(ids), {"encoder": encoder_hash(), "states": config.freeze})
+
+
 def make_model(config: RunConfig, stream: Stream, device: torch.device) -> torch.nn.Module:
-    """The run's model for `stream` (`model` and `hidden`, or the saved `backbone`) with its `head`."""
+    """The run's model for `stream` (`model` and `hidden`, or the saved `backbone`) with its `head`. For
+    minilm with a frozen encoder, a linear head on its cached features (`text_encoder`); with top-N, the
+    encoder whose top N layers train, on the cached states below them."""
     try:
-        model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
-                          if config.backbone is None else
-                          load_backbone(config.backbone, stream.input_shape, stream.n_outputs, device),
-                          config.head)
-        as_backbone(model, "run").freeze_backbone(config.freeze == "backbone")
+        if config.model == "minilm" and config.freeze in ("all", "backbone"):
+            model = with_head(mlp(math.prod(stream.input_shape), stream.n_outputs, ()), config.head)
+        elif config.model == "minilm":
+            from ..models.text import MiniLM
+
+            model = with_head(MiniLM(stream.n_outputs, freeze=config.freeze), config.head)
+        else:
+            model = with_head(build(config.model, stream.input_shape, stream.n_outputs, tuple(config.hidden))
+                              if config.backbone is None else
+                              load_backbone(config.backbone, stream.input_shape, stream.n_outputs, device),
+                              config.head)
+        as_backbone(model, "run").freeze_backbone(config.freeze in ("backbone", "all"))
     except ValueError as err:
         raise ConfigError(f"model {config.model!r} does not fit {config.benchmark}: {err}") from None
     except (RuntimeError, MemoryError) as err:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +26,19 @@ from torch import nn
 
 from ..configs import check_types, option, whole
 from ..data import Dataset, dataset
+from ..data.text import Encoder, encoded, encoder_hash
 from ..errors import ConfigError
 from ..models import MODELS, info, load
 from ..plots import plot_learning_curve, save_png
 from ..tables import curve_rows
-from ..transfer.curve import ON_FEATURES, TRANSFER_METHODS, few_shot, fit_method, source_mean
+from ..data.stream import per_class
+from ..transfer.curve import ON_FEATURES, TRANSFER_METHODS, fit_method, source_mean
 from ..transfer.features import cache, fit_head, transfer_cut
 from ..transfer.pretrain import pretrain
 from .base import Experiment, Record, Unit
 
 SCHEMA = "lifelong.transfer/1"
+PRETRAINED = "minilm"  # a source model that comes pretrained: no `source` data set
 RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seconds")
 
 
@@ -42,13 +46,17 @@ RECORD_KEYS = ("method", "source", "target", "shots", "seed", "acc", "train_seco
 class CurveConfig:
     """Everything a `lifelong transfer` needs; field names are the CLI options and YAML config keys."""
 
-    source: str = option("fmnist:0-4", "data set to pretrain on")
+    source: str | None = option(None, "data set to pretrain on (default fmnist:0-4); none for a model that comes "
+                                "pretrained (minilm)")
     target: str = option("fmnist:5-9", "target data set")
     shots: list[int | None] = option([1, 5, 10, 50, None], "labelled target samples per class; all: the whole "
                                      "training split")
     method: list[str] = option(["scratch", "features", "finetune", "l2sp"],
                                f"comma-separated, from {', '.join(TRANSFER_METHODS)}")
-    model: str = option("cnn", "source model")
+    model: str = option("cnn", "source model (minilm: the pretrained text encoder, for a text target such as bbc-news; "
+                        "its scratch baseline is the bag-of-words model bow: docs/text.md)")
+    freeze: str | None = option(None, "minilm: the layers that the fine-tuning methods train, top-N (default top-2) "
+                                "or all (the encoder frozen); the layers below run once, their states cached")
     hidden: list[int] = option([400, 400], "hidden layer sizes of the mlp")
     backbone: str | None = option(None, "a saved model (`lifelong pretrain`) used for every seed instead of "
                                   "pretraining")
@@ -79,20 +87,46 @@ class CurveConfig:
         whole(self, "source_epochs", "epochs", "steps", "batch_size", "seeds", "draws")
         if self.backbone is None:
             MODELS.get(self.model)
+        if self.model == PRETRAINED:
+            if self.source is not None or self.backbone is not None:
+                raise ConfigError(f"{PRETRAINED} comes pretrained: leave out `source` and `backbone`", "source")
+            if self.freeze not in (None, "all") and not re.fullmatch(r"top-[1-6]", self.freeze):
+                raise ConfigError(f"`freeze` takes top-N (N 1 to 6) or all, got {self.freeze!r}", "freeze")
+            if "ncm" in self.method:
+                raise ConfigError(f"ncm centres features with the source data's mean, which {PRETRAINED} does not "
+                                  "come with: leave out ncm", "method")
+        elif self.freeze is not None:
+            raise ConfigError(f"`freeze` chooses the trained layers of {PRETRAINED}: leave it out for {self.model}",
+                              "freeze")
+
+    @property
+    def source_name(self) -> str:
+        """The data set the source model is pretrained on (`source`, by default fmnist:0-4)."""
+        return self.source or "fmnist:0-4"
 
 
-def _source(config: CurveConfig, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def _source(config: CurveConfig, seed: int, target: Dataset) -> tuple[nn.Module, dict[str, Any]]:
+    if config.model == PRETRAINED:  # its scratch baseline: the bag of words on the same token ids
+        from ..models.text import MiniLM
+
+        return MiniLM(target.num_classes, freeze=config.freeze or "top-2"), {
+            "source": "all-MiniLM-L6-v2", "pretrained": True,
+            "architecture": {"model": "bow", "input_shape": list(target.input_shape), "hidden": config.hidden}}
     if config.backbone is not None:
         return load(config.backbone, config.device), info(config.backbone)
-    return pretrain(config.source, config.model, hidden=config.hidden, seed=seed, epochs=config.source_epochs,
+    return pretrain(config.source_name, config.model, hidden=config.hidden, seed=seed, epochs=config.source_epochs,
                     lr=config.lr, batch_size=config.batch_size, device=config.device)
 
 
 def _target(config: CurveConfig) -> Dataset:
     """The target data set, checked against the source model's input shape."""
     target = dataset(config.target)
+    if config.model == PRETRAINED:
+        if target.train.inputs().is_floating_point() or len(target.input_shape) != 1:
+            raise ConfigError(f"{PRETRAINED} reads token ids: choose a text `target` (bbc-news, fortunes)", "target")
+        return target
     shape = tuple(info(config.backbone)["architecture"]["input_shape"]) if config.backbone is not None \
-        else dataset(config.source).input_shape
+        else dataset(config.source_name).input_shape
     if shape != target.input_shape:
         raise ConfigError(f"the source model takes inputs of shape {shape}, {config.target} has {target.input_shape}: "
                           "choose a `source` and `target` of the same shape", "target")
@@ -108,12 +142,17 @@ def learning_curve(config: CurveConfig, on_record: Callable[[dict[str, Any]], No
 def seed_curve(config: CurveConfig, target: Dataset, seed: int) -> Iterator[dict[str, Any]]:
     """The records of one seed: a source model (pretrained with `seed`, or the saved backbone), then
     every (shots, method)."""
-    source, meta = _source(config, seed)
+    source, meta = _source(config, seed, target)
+    ids = target  # scratch reads token ids; the others the states below the encoder's trained layers, cached
+    if meta.get("pretrained"):
+        encoder: Any = source  # a models.text.MiniLM
+        target = encoded(target, Encoder(encoder.encode_below, {"encoder": encoder_hash(),
+                                                                "states": f"below {encoder.cut}"}))
     cut = transfer_cut(source, config.feature_cut)
     cached = cache(source, target, cut=cut) if set(ON_FEATURES) & set(config.method) else None
     centre = source_mean(source, meta, cut, seed) if "ncm" in config.method else None
     for shots in config.shots:
-        draws = [few_shot(target.train, shots, seed + 1000 * d) for d in range(config.draws if shots else 1)]
+        draws = [per_class(target.train, shots, seed + 1000 * d) for d in range(config.draws if shots else 1)]
         n = len(draws[0])
         epochs = max(config.epochs, math.ceil(config.steps / math.ceil(n / config.batch_size)))
         train: dict[str, Any] = dict(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed,
@@ -133,7 +172,7 @@ def seed_curve(config: CurveConfig, target: Dataset, seed: int) -> Iterator[dict
                                                head=ON_FEATURES[method], centre=centre, **train)
                     fits.append((acc, seconds))
                 else:
-                    fits.append(fit_method(method, source, meta, target, idx, train))
+                    fits.append(fit_method(method, source, meta, ids if method == "scratch" else target, idx, train))
             rec["accs"] = [acc for acc, _ in fits]
             rec["acc"] = sum(rec["accs"]) / len(fits)
             rec["train_seconds"] = sum(seconds for _, seconds in fits) / len(fits)

@@ -70,6 +70,27 @@ def _resnet18(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int
     return resnet18(n_outputs, in_channels=input_shape[0], small_input=True)
 
 
+@MODELS.register("minilm", "all-MiniLM-L6-v2 sentence encoder (6 layers, 384 features, mean-pooled), for token ids "
+                 "(L,); extra `text`")
+def _minilm(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
+    from .text import MiniLM, token_length  # transformers only where a MiniLM is built
+
+    length = token_length(input_shape, "minilm")
+    model = MiniLM(n_outputs)
+    if length > model.max_length:
+        raise ConfigError(f"minilm reads at most {model.max_length} tokens, got max_length {length}", "max_length")
+    return model
+
+
+@MODELS.register("bow", "bag of words: mean token embedding + `hidden` ReLU MLP, trained from scratch, for token ids "
+                 "(L,); extra `text`")
+def _bow(input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)) -> nn.Module:
+    from .text import BagOfWords, token_length
+
+    token_length(input_shape, "bow")
+    return BagOfWords(n_outputs, hidden)
+
+
 def build(
     name: str, input_shape: tuple[int, ...], n_outputs: int, hidden: Sequence[int] = (400, 400)
 ) -> nn.Module:

@@ -162,8 +162,27 @@ def grad_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Obj
             sl = slice(i, i + chunk)
             w = None if weights is None else weights[sl]
             if layers is None or not _layer_stats(model, layers, x[sl], y[sl], t[sl], objective, stat, w, out, names):
-                _vmap_stats(model, x[sl], y[sl], t[sl], objective, stat, w, out)
+                try:
+                    _vmap_stats(model, x[sl], y[sl], t[sl], objective, stat, w, out)
+                except RuntimeError as err:  # vmap refuses data-dependent control flow (e.g. transformers' masks)
+                    if "vmap" not in str(err):
+                        raise
+                    _loop_stats(model, x[sl], y[sl], t[sl], objective, stat, w, out)
     return out
+
+
+def _loop_stats(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, objective: Objective, stat: str,
+                weights: Tensor | None, out: dict[str, Tensor]) -> None:
+    """`_vmap_stats` by one backward pass per sample, for models that torch.func cannot batch (slower, the
+    same sums up to rounding)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    s = STATS[stat]
+    with torch.enable_grad():
+        for i in range(len(x)):
+            loss = objective(model(x[i : i + 1]), y[i : i + 1], t[i : i + 1]).sum()
+            for (name, _), g in zip(named, torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)):
+                if g is not None:
+                    out[name] += s(g) if weights is None else s(g) * weights[i]
 
 
 def fisher_sums(model: nn.Module, x: Tensor, y: Tensor, t: Tensor, mask: Callable[[Tensor, Tensor], Tensor],

@@ -3,7 +3,8 @@ L2-SP, LP-FT), feature extraction with cached features, the methods of learning 
 adaptation. `lifelong transfer`, `adapt` and `pretrain` run them: `lifelong.experiment`."""
 
 from . import adaptation
-from .curve import TRANSFER_METHODS, few_shot, fit_method
+from ..data.stream import per_class as few_shot  # k labelled samples per class, drawn from a seed
+from .curve import TRANSFER_METHODS, fit_method
 from .distill import Distill, distill
 from .features import Probe, cache, feature_extraction, fit_head
 from .finetune import FineTuner, finetune

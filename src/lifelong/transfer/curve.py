@@ -1,5 +1,5 @@
 """The methods of transfer learning curves (`TRANSFER_METHODS`): draw a few labelled target samples per
-class (`few_shot`), fit one method on them from a pretrained source model (`fit_method`; the methods on
+class (`data.stream.per_class`), fit one method on them from a pretrained source model (`fit_method`; the methods on
 cached features are `features.fit_head`'s heads, `ON_FEATURES`), and SimpleShot's centre
 (`source_mean`). `lifelong transfer` runs them over shots and seeds: `lifelong.experiment.transfer`.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import Dataset, Split, dataset
-from ..errors import ConfigError, DataError
+from ..data import Dataset, dataset
+from ..errors import ConfigError
 from ..models import build, extract
 from .features import extract_sharded
 from .finetune import finetune
@@ -38,20 +38,6 @@ TRANSFER_METHODS = {
 }
 # methods on cached features: their head
 ON_FEATURES = {"features": "linear", "probe": "logistic", "probe-l2n": "l2n", "ncm": "ncm"}
-
-
-def few_shot(split: Split, shots: int | None, seed: int) -> Tensor:
-    """Indices of `shots` samples of every class of `split` (all of them for None), drawn from `seed`."""
-    if shots is None:
-        return torch.arange(len(split))
-    g = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in torch.unique(split.y).tolist():
-        idx = (split.y == c).nonzero().flatten()
-        if len(idx) < shots:
-            raise DataError(f"class {c} has {len(idx)} training samples, fewer than the {shots} shots asked for")
-        picks.append(idx[torch.randperm(len(idx), generator=g)[:shots]])
-    return torch.cat(picks).sort().values
 
 
 def source_mean(model: nn.Module, meta: dict[str, Any], cut: int, seed: int, n: int = 5000) -> Tensor:
