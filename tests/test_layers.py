@@ -23,7 +23,7 @@ RANKS = {
     "models": 2, "memory": 2,
     "strategies": 3, "evaluation": 3, "checkpointing": 3,
     "training": 4, "vectorized": 4,
-    "transfer": 5, "meta": 5,
+    "transfer": 5, "meta": 5, "rl": 5,
     "experiment": 6, "serve": 6, "suite": 6, "runlog": 6, "report": 6,
     "cli": 7, "__main__": 7,
     "__init__": 8,  # `ll.models` and the like load the public subpackages on first use

@@ -1,5 +1,5 @@
-"""Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `bench`, `tune`, `serve`, `report` and `list`.
-A thin front over the library: each computing command is an `Experiment` (`experiment.EXPERIMENTS`)
+"""Command line: `lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `rl`, `bench`, `tune`, `serve`, `report`
+and `list`. A thin front over the library: each computing command is an `Experiment` (`experiment.EXPERIMENTS`)
 whose config dataclass gives its options (`configs.option_specs`); nothing else lives here. The parser
 and `list` come from `catalog` (a cache of them), and PyTorch is imported only by the commands that
 compute, so `--help`, `list`, `report` and a mistyped option answer at once."""
@@ -200,7 +200,7 @@ def parser() -> Parser:
     specs = commands()["commands"]
     _add_experiment(sub, "run", specs["run"])
     sub.add_parser("list", help="list benchmarks, scenarios, strategies and models")
-    for name in ("pretrain", "transfer", "meta", "adapt"):
+    for name in ("pretrain", "transfer", "meta", "adapt", "rl"):
         _add_experiment(sub, name, specs[name])
     p_bench = sub.add_parser("bench", help="run a suite (a grid of points of any command, x seeds) from a YAML file")
     p_bench.add_argument("suite", type=Path, help="suite file, e.g. suites/smoke.yaml (format: lifelong.suite)")
@@ -421,7 +421,7 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-cmd_run = cmd_pretrain = cmd_transfer = cmd_meta = cmd_adapt = execute
+cmd_run = cmd_pretrain = cmd_transfer = cmd_meta = cmd_adapt = cmd_rl = execute
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ results.json of a versioned schema), resumable per unit. One module per command:
     adapt       `lifelong adapt`     AdaptConfig, AdaptExperiment, run_adaptation, grid_scores
     meta        `lifelong meta`      MetaConfig, MetaExperiment, run_meta, make_learner, write_meta_dir
     pretrain    `lifelong pretrain`  PretrainConfig, PretrainExperiment
+    rl          `lifelong rl`        RLConfig, RLExperiment (continual reinforcement learning, extra `rl`)
 
 `commands.EXPERIMENTS` lists them by command name. The CLI is a thin front over these; Python users can
 call them too. Imports point down only: this package uses `training`, `transfer`, `meta` and below,

@@ -1,4 +1,4 @@
-"""The experiment of each command that computes (`lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`),
+"""The experiment of each command that computes (`lifelong run`, `pretrain`, `transfer`, `meta`, `adapt`, `rl`),
 by command name: the CLI and suites look them up here."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from .base import Experiment
 from .continual import RunExperiment
 from .meta import MetaExperiment
 from .pretrain import PretrainExperiment
+from .rl import RLExperiment
 from .transfer import TransferExperiment
 
 EXPERIMENTS: dict[str, type[Experiment]] = {e.command: e for e in (
-    RunExperiment, PretrainExperiment, TransferExperiment, MetaExperiment, AdaptExperiment)}
+    RunExperiment, PretrainExperiment, TransferExperiment, MetaExperiment, AdaptExperiment, RLExperiment)}
 SCHEMAS = {e.schema: e for e in EXPERIMENTS.values()}
 
 
