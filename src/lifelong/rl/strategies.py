@@ -107,8 +107,10 @@ class MultiHead(RLStrategy):
 @RL_STRATEGIES.register("replay", "reservoir replay: SAC's buffer kept across tasks, written by reservoir "
                         "sampling (off-policy only)")
 class Replay(RLStrategy):
-    """size: the buffer's capacity in transitions (default 1,000,000: every transition of short sequences is
-    kept, Continual World's "perfect memory"; smaller, a uniform reservoir sample of all tasks' transitions)."""
+    """Reservoir replay (Rolnick et al. 2019; Vitter 1985, Algorithm R: the n-th transition replaces a random
+    slot with probability size / n), as Continual World's "perfect memory" baseline. size: the buffer's capacity
+    in transitions (default 1,000,000: every transition of short sequences is kept; smaller, a uniform
+    reservoir sample of all tasks' transitions)."""
 
     name = "replay"
     algos = frozenset({"sac"})
@@ -171,7 +173,9 @@ class Penalty(RLStrategy):
 
 @RL_STRATEGIES.register("l2", "L2 pull of the actor to its weights after the last task")
 class L2(Penalty):
-    """lam: λ (default 1; Continual World sweeps 1e-2..1e5 for its own scale)."""
+    """L2 to the previous tasks' actor weights, the uniform-importance baseline of Kirkpatrick et al. 2017 (eq. 3
+    with F = 1): L_t + λ/2 Σ_i (θ_i − θ*_i)². lam: λ (default 1; Continual World sweeps 1e-2..1e5 for its own
+    scale)."""
 
     name = "l2"
 
@@ -185,7 +189,9 @@ class L2(Penalty):
 
 @RL_STRATEGIES.register("ewc", "EWC on the actor: Fisher of the policy's action distribution on the task's states")
 class EWC(Penalty):
-    """EWC (Kirkpatrick et al. 2017) as Continual World applies it to the actor. lam: λ (default 100)."""
+    """EWC (Kirkpatrick et al. 2017, eq. 3) as Continual World applies it to the actor: L_t + λ/2 Σ_i F_i
+    (θ_i − θ*_i)², F the diagonal Fisher of the policy's action distribution on the finished task's states.
+    lam: λ (default 100)."""
 
     name = "ewc"
     keep_old_anchors = True
@@ -199,7 +205,8 @@ class EWC(Penalty):
 
 @RL_STRATEGIES.register("online-ewc", "online EWC on the actor: one running Fisher with decay gamma, one anchor")
 class OnlineEWC(EWC):
-    """Online EWC (Schwarz et al. 2018). lam: λ (default 100); gamma: the running Fisher's decay (default 1)."""
+    """Online EWC (Schwarz et al. 2018, eq. 8): one penalty around the latest weights with the running
+    Fisher F ← γ F + F_t. lam: λ (default 100); gamma: the running Fisher's decay (default 1)."""
 
     name = "online-ewc"
     keep_old_anchors = False
@@ -213,7 +220,9 @@ class OnlineEWC(EWC):
 
 @RL_STRATEGIES.register("mas", "MAS on the actor: sensitivity of its output's squared norm on the task's states")
 class MAS(Penalty):
-    """Memory Aware Synapses (Aljundi et al. 2018) on the actor's output (the task's head). lam: λ (default 1)."""
+    """Memory Aware Synapses (Aljundi et al. 2018, eqs. 2-4): Ω_i = mean over the task's states of
+    |∂‖f(x)‖²₂/∂θ_i|, f the actor's output (the task's head), and the penalty λ Σ_i Ω_i (θ_i − θ*_i)².
+    lam: λ (default 1)."""
 
     name = "mas"
 
